@@ -1,0 +1,530 @@
+"""Validate a TaxDome export against the landing contract and split every file into staged and rejected rows.
+
+Pure: raw string frames in, typed frames and quarantine rows out. Checks are vectorized; only the rows that
+fail get a Python-formatted reason, so a clean million-row file costs a few array operations.
+
+Rules, in the order they are decided (a file's references point only to files validated before it):
+- each value parses as its kind (money with at most 2 decimals, ISO dates, enumerations, booleans);
+  required values are present; amounts respect their sign (SPEC §3);
+- a key seen earlier in the same file is a duplicate: the first occurrence is kept;
+- references resolve inside the export (invoice → account, line → invoice, application → payment and
+  invoice, refund → payment); a row whose parent was rejected is rejected too, naming the parent;
+- an invoice line with rate and quantity has amount = rate × quantity rounded half up to the cent;
+- an invoice's total = sum of its line amounts + tax_amount, and every one of its lines is valid;
+- a processing fee is not above its payment; refunds of a payment do not add up to more than it;
+- a payout's gross − fee = net, and every payment it lists is in the export.
+Invariant for every file: rows read = rows staged + rows rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from taxdome_qbo.core import parsing
+from taxdome_qbo.core.export_contract import (
+    ACCOUNTS,
+    INVOICE_LINES,
+    INVOICES,
+    PAYMENT_APPLICATIONS,
+    PAYMENTS,
+    PAYOUTS,
+    REFUNDS,
+    Column,
+    ExportFile,
+    Kind,
+    enum_lookup,
+    header_mapping,
+)
+
+REJECTED_COLUMNS = ("source_file", "source_line", "reason", "raw")
+
+
+@dataclass(frozen=True)
+class MalformedRow:
+    """A record the CSV reader could not split into the header's fields."""
+
+    line: int
+    text: str
+    field_count: int
+
+
+@dataclass
+class RawFile:
+    """One export file as read: every cell as text, with the line each record starts on (header = 1)."""
+
+    export_file: ExportFile
+    table: pa.Table
+    source_lines: np.ndarray
+    malformed: list[MalformedRow] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return self.table.num_rows + len(self.malformed)
+
+
+@dataclass
+class ValidatedFile:
+    export_file: ExportFile
+    staged: pd.DataFrame
+    rejected: pd.DataFrame
+    rows_read: int
+
+
+def _cents_text(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+class _FileCheck:
+    """The working state of one file: its typed columns and the reasons accumulated per row."""
+
+    def __init__(self, raw: RawFile):
+        self.raw = raw
+        self.spec = raw.export_file
+        self.size = raw.table.num_rows
+        self.reasons: list[str | None] = [None] * self.size
+        mapping = header_mapping(self.spec, raw.table.column_names)
+        self.header_of = {canonical: header for header, canonical in mapping.items()}
+        self.text: dict[str, pa.ChunkedArray] = {}
+        self.values: dict[str, pa.ChunkedArray] = {}
+        for column in self.spec.columns:
+            self._parse(column)
+
+    # -- reasons ---------------------------------------------------------------------------------------
+    def reject(self, mask: np.ndarray | pa.ChunkedArray, message: Callable[[int], str]) -> None:
+        if isinstance(mask, pa.ChunkedArray):
+            mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        for row in np.flatnonzero(mask):
+            text = message(int(row))
+            current = self.reasons[row]
+            if current is None:
+                self.reasons[row] = text
+            elif text not in current.split("; "):
+                self.reasons[row] = f"{current}; {text}"
+
+    def rejected_mask(self) -> np.ndarray:
+        return np.fromiter((r is not None for r in self.reasons), dtype=bool, count=self.size)
+
+    def valid_mask(self) -> np.ndarray:
+        return ~self.rejected_mask()
+
+    def line(self, row: int) -> int:
+        return int(self.raw.source_lines[row])
+
+    def cell(self, name: str, row: int) -> str | None:
+        return self.text[name][row].as_py()
+
+    def value(self, name: str, row: int):
+        return self.values[name][row].as_py()
+
+    # -- parsing ---------------------------------------------------------------------------------------
+    def _parse(self, column: Column) -> None:
+        header = self.header_of.get(column.name)
+        if header is None:
+            text = pa.chunked_array([pa.nulls(self.size, pa.string())])
+        else:
+            text = parsing.clean_text(self.raw.table.column(header))
+        if column.default is not None:
+            text = pc.fill_null(text, column.default)
+        self.text[column.name] = text
+
+        if column.required:
+            self.reject(pc.is_null(text), lambda row, c=column: f"{c.name} is missing")
+
+        parsed = self._parse_kind(column, text)
+        self.values[column.name] = parsed.values
+        self.reject(parsed.invalid, lambda row, c=column: self._invalid_message(c, row))
+        if column.kind is Kind.MONEY and column.min_cents is not None:
+            below = pc.less(parsed.values, column.min_cents)
+            self.reject(below, lambda row, c=column: self._below_minimum_message(c, row))
+
+    def _parse_kind(self, column: Column, text: pa.ChunkedArray) -> parsing.Parsed:
+        match column.kind:
+            case Kind.MONEY:
+                return parsing.parse_money(text)
+            case Kind.QUANTITY:
+                return parsing.parse_quantity(text)
+            case Kind.DATE:
+                return parsing.parse_date(text)
+            case Kind.TIMESTAMP:
+                return parsing.parse_timestamp(text)
+            case Kind.BOOL:
+                return parsing.parse_bool(text)
+            case Kind.POSITIVE_INT:
+                return parsing.parse_positive_int(text)
+            case Kind.ENUM:
+                return parsing.parse_enum(text, enum_lookup(column))
+            case Kind.CURRENCY:
+                return parsing.parse_currency(text)
+            case Kind.ID_LIST:
+                return parsing.parse_id_list(text)
+            case _:
+                return parsing.Parsed(text, np.zeros(self.size, dtype=bool))
+
+    def _invalid_message(self, column: Column, row: int) -> str:
+        value = self.cell(column.name, row)
+        expected = {
+            Kind.MONEY: "an amount with at most 2 decimals, like 1250.00",
+            Kind.QUANTITY: f"a quantity with at most 4 decimals, up to {parsing.MAX_QUANTITY}",
+            Kind.DATE: "a date written YYYY-MM-DD",
+            Kind.TIMESTAMP: "an ISO 8601 date and time",
+            Kind.BOOL: "true or false",
+            Kind.POSITIVE_INT: "a whole number from 1",
+            Kind.CURRENCY: "a three-letter currency code",
+            Kind.ENUM: "one of " + ", ".join(column.values),
+        }[column.kind]
+        return f"{column.name} '{value}' is not {expected}"
+
+    def _below_minimum_message(self, column: Column, row: int) -> str:
+        amount = _cents_text(self.value(column.name, row))
+        if column.min_cents == 0:
+            return f"{column.name} {amount} is negative"
+        return f"{column.name} {amount} must be greater than zero"
+
+    # -- structural checks -----------------------------------------------------------------------------
+    def reject_duplicate_keys(self) -> None:
+        keys = pd.DataFrame({name: self.text[name].to_pandas() for name in self.spec.key})
+        complete = keys.notna().all(axis=1).to_numpy()
+        duplicated = keys.duplicated(keep="first").to_numpy() & complete
+        if not duplicated.any():
+            return
+        first_line = {}
+        for row in np.flatnonzero(complete & ~duplicated):
+            first_line.setdefault(tuple(keys.iloc[row]), self.line(int(row)))
+        key_label = " + ".join(self.spec.key)
+
+        def message(row: int) -> str:
+            key = tuple(keys.iloc[row])
+            return f"duplicate {key_label} {' / '.join(key)} (kept the first, at line {first_line[key]})"
+
+        self.reject(duplicated, message)
+
+    def reject_unresolved(self, column: str, parent: _ValidatedKeys, parent_label: str) -> None:
+        """Reject rows whose reference is unknown or points to a rejected row, naming which."""
+        values = self.text[column]
+        unresolved = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=parent.valid_keys)))
+
+        def message(row: int) -> str:
+            key = self.cell(column, row)
+            where = parent.rejected_at.get(key)
+            if where is not None:
+                return f"{parent_label} {key} was rejected ({where})"
+            return f"{parent_label} {key} is not in {parent.filename}"
+
+        self.reject(unresolved, message)
+
+    def resolve_account_names(self, accounts: _ValidatedKeys, names_to_ids: dict[str, str]) -> None:
+        """TaxDome's list exports carry the client's name in `Client`; map a name that is not an id to its id."""
+        values = self.text["account_id"]
+        unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=accounts.valid_keys)))
+        rows = np.flatnonzero(pc.fill_null(unknown, False).to_numpy(zero_copy_only=False))
+        replaced = [
+            (int(r), names_to_ids[name])
+            for r in rows
+            if (name := self.cell("account_id", int(r))) in names_to_ids
+        ]
+        if replaced:
+            as_list = values.to_pylist()
+            for row, account_id in replaced:
+                as_list[row] = account_id
+            self.text["account_id"] = self.values["account_id"] = pa.chunked_array(
+                [pa.array(as_list, pa.string())]
+            )
+
+    # -- results ---------------------------------------------------------------------------------------
+    def result(self) -> ValidatedFile:
+        valid = self.valid_mask()
+        staged = self._staged_frame(valid)
+        rejected = self._rejected_frame(~valid)
+        return ValidatedFile(self.spec, staged, rejected, self.raw.rows_read)
+
+    def _staged_frame(self, valid: np.ndarray) -> pd.DataFrame:
+        keep = pa.array(valid)
+        columns = {}
+        for column in self.spec.columns:
+            values = self.values[column.name].filter(keep)
+            if column.kind is Kind.QUANTITY:
+                values = parsing.format_quantity(values)
+            columns[column.stored_name] = _to_pandas(values)
+        staged = pd.DataFrame(columns)
+        staged["_row_hash"] = pd.util.hash_pandas_object(staged, index=False).to_numpy().view(np.int64)
+        return staged
+
+    def _rejected_frame(self, rejected: np.ndarray) -> pd.DataFrame:
+        rows = np.flatnonzero(rejected)
+        records = self.raw.table.take(pa.array(rows, pa.int64())).to_pylist()
+        out = [
+            (
+                self.spec.filename,
+                self.line(int(row)),
+                self.reasons[row],
+                json.dumps(record, ensure_ascii=False),
+            )
+            for row, record in zip(rows, records)
+        ]
+        width = self.raw.table.num_columns
+        out.extend(
+            (
+                self.spec.filename,
+                bad.line,
+                f"the row has {bad.field_count} fields but the header has {width}",
+                json.dumps({"_unparsed_line": bad.text}, ensure_ascii=False),
+            )
+            for bad in self.raw.malformed
+        )
+        frame = pd.DataFrame(out, columns=list(REJECTED_COLUMNS))
+        return frame.astype({"source_line": "int64"}).sort_values(
+            "source_line", kind="stable", ignore_index=True
+        )
+
+
+def _to_pandas(values: pa.ChunkedArray) -> pd.Series:
+    if pa.types.is_integer(values.type):
+        return pd.Series(pd.array(values.to_pandas(types_mapper=pd.ArrowDtype), dtype="Int64"))
+    if pa.types.is_boolean(values.type):
+        return pd.Series(pd.array(values.to_pandas(types_mapper=pd.ArrowDtype), dtype="boolean"))
+    if pa.types.is_timestamp(values.type):
+        return pd.Series(values.to_pandas(), dtype="datetime64[us, UTC]")
+    return pd.Series(values.to_pandas(), dtype="str")
+
+
+@dataclass(frozen=True)
+class _ValidatedKeys:
+    """What children need from a parent file: its valid keys and where its rejected keys were."""
+
+    filename: str
+    valid_keys: pa.Array
+    rejected_at: dict[str, str]
+
+
+def _keys_of(check: _FileCheck, key: str) -> _ValidatedKeys:
+    valid = check.valid_mask()
+    keys = check.text[key]
+    valid_keys = pc.unique(pc.drop_null(keys.filter(pa.array(valid))))
+    rejected_at = {}
+    for row in np.flatnonzero(~valid):
+        value = check.cell(key, int(row))
+        if value is not None and value not in rejected_at:
+            rejected_at[value] = f"{check.spec.filename} line {check.line(int(row))}"
+    return _ValidatedKeys(check.spec.filename, valid_keys, rejected_at)
+
+
+def _ints(values: pa.ChunkedArray) -> np.ndarray:
+    """Nullable int64 -> numpy int64 with nulls as 0 (callers mask nulls themselves)."""
+    return pc.fill_null(values, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _check_line_amounts(lines: _FileCheck) -> None:
+    rate, quantity = lines.values["rate"], lines.values["quantity"]
+    both = pc.and_(pc.is_valid(rate), pc.is_valid(quantity)).to_numpy(zero_copy_only=False)
+    too_large = both & (np.abs(_ints(rate)) > parsing.MAX_RATE_CENTS)
+    lines.reject(
+        too_large, lambda row: f"rate {lines.cell('rate', row)} is too large to multiply by a quantity"
+    )
+    expected = parsing.round_half_up_product(np.where(too_large, 0, _ints(rate)), _ints(quantity))
+    amount = lines.values["amount"]
+    mismatch = (
+        both & ~too_large & pc.is_valid(amount).to_numpy(zero_copy_only=False) & (_ints(amount) != expected)
+    )
+    lines.reject(
+        mismatch,
+        lambda row: (
+            f"amount {lines.cell('amount', row)} is not rate {lines.cell('rate', row)} × quantity "
+            f"{lines.cell('quantity', row)} = {_cents_text(int(expected[row]))}"
+        ),
+    )
+
+
+def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
+    """Total = lines + tax over the invoice's lines; an invoice with a rejected or missing line is rejected."""
+    line_frame = pd.DataFrame(
+        {
+            "invoice_id": lines.text["invoice_id"].to_pandas(),
+            "amount": _ints(lines.values["amount"]),
+            "valid": lines.valid_mask(),
+            "line": lines.raw.source_lines,
+            "line_no": lines.text["line_no"].to_pandas(),
+        }
+    )
+    line_frame = line_frame[line_frame["invoice_id"].notna()]
+    sums = line_frame[line_frame["valid"]].groupby("invoice_id", sort=False)["amount"].sum()
+    first_bad = line_frame[~line_frame["valid"]].groupby("invoice_id", sort=False)["line"].min()
+
+    invoice_ids = invoices.text["invoice_id"].to_pandas()
+    candidates = invoices.valid_mask()
+    has_lines = invoice_ids.isin(sums.index).to_numpy()
+    has_bad_line = invoice_ids.isin(first_bad.index).to_numpy()
+    tax = _ints(invoices.values["tax_amount"])
+    total = _ints(invoices.values["total"])
+    sums_exact = invoice_ids.map(sums).fillna(0).to_numpy(dtype=np.int64)
+
+    invoices.reject(
+        candidates & has_bad_line,
+        lambda row: f"its invoice_lines.csv line {int(first_bad[invoice_ids.iloc[row]])} was rejected",
+    )
+    invoices.reject(
+        candidates & ~has_bad_line & ~has_lines, lambda row: "it has no lines in invoice_lines.csv"
+    )
+    mismatch = candidates & ~has_bad_line & has_lines & (sums_exact + tax != total)
+    invoices.reject(
+        mismatch,
+        lambda row: (
+            f"total {_cents_text(int(total[row]))} is not lines {_cents_text(int(sums_exact[row]))} "
+            f"+ tax {_cents_text(int(tax[row]))} = {_cents_text(int(sums_exact[row] + tax[row]))}"
+        ),
+    )
+
+
+def _check_refund_totals(refunds: _FileCheck, payments: _FileCheck) -> None:
+    """A refund matches its payment's account; refunds of a payment, in date order, never exceed it."""
+    payment_ids = payments.text["payment_id"].to_pandas()
+    valid_payments = payments.valid_mask()
+    amount_of = pd.Series(_ints(payments.values["amount"])[valid_payments], index=payment_ids[valid_payments])
+    account_of = pd.Series(
+        payments.text["account_id"].to_pandas()[valid_payments].to_numpy(), index=payment_ids[valid_payments]
+    )
+
+    frame = pd.DataFrame(
+        {
+            "payment_id": refunds.text["payment_id"].to_pandas(),
+            "account_id": refunds.text["account_id"].to_pandas(),
+            "date": refunds.text["refund_date"].to_pandas(),
+            "amount": _ints(refunds.values["amount"]),
+            "valid": refunds.valid_mask(),
+        }
+    )
+    frame["payment_amount"] = frame["payment_id"].map(amount_of)
+    frame["payment_account"] = frame["payment_id"].map(account_of)
+    wrong_account = (
+        frame["valid"] & frame["payment_account"].notna() & (frame["account_id"] != frame["payment_account"])
+    ).to_numpy()
+    refunds.reject(
+        wrong_account,
+        lambda row: (
+            f"account {frame.at[row, 'account_id']} differs from the account "
+            f"{frame.at[row, 'payment_account']} of payment {frame.at[row, 'payment_id']}"
+        ),
+    )
+    eligible = frame[frame["valid"] & ~wrong_account & frame["payment_amount"].notna()]
+    ordered = eligible.sort_values(["payment_id", "date"], kind="stable")
+    running = ordered.groupby("payment_id", sort=False)["amount"].cumsum()
+    over = running > ordered["payment_amount"]
+    over_rows = np.zeros(len(frame), dtype=bool)
+    over_rows[over[over].index.to_numpy()] = True
+    refunds.reject(
+        over_rows,
+        lambda row: (
+            f"refunds of payment {frame.at[row, 'payment_id']} would reach {_cents_text(int(running[row]))}, "
+            f"above the payment's {_cents_text(int(frame.at[row, 'payment_amount']))}"
+        ),
+    )
+
+
+def _check_payouts(payouts: _FileCheck, payments: _ValidatedKeys) -> None:
+    gross, fee, net = (_ints(payouts.values[c]) for c in ("gross", "fee", "net"))
+    present = np.logical_and.reduce(
+        [pc.is_valid(payouts.values[c]).to_numpy(zero_copy_only=False) for c in ("gross", "fee", "net")]
+    )
+    payouts.reject(
+        present & (gross - fee != net),
+        lambda row: (
+            f"gross {_cents_text(int(gross[row]))} − fee {_cents_text(int(fee[row]))} = "
+            f"{_cents_text(int(gross[row] - fee[row]))}, not net {_cents_text(int(net[row]))}"
+        ),
+    )
+    known = set(payments.valid_keys.to_pylist())
+    listed = payouts.values["payment_ids"].to_pylist()
+    missing = {row: [p for p in ids.split(";") if p not in known] for row, ids in enumerate(listed) if ids}
+    payouts.reject(
+        np.array([bool(missing.get(row)) for row in range(payouts.size)], dtype=bool),
+        lambda row: (
+            "it lists payments not staged from this export: "
+            + ", ".join(missing[row][:5])
+            + (f" and {len(missing[row]) - 5} more" if len(missing[row]) > 5 else "")
+        ),
+    )
+
+
+def _account_names_to_ids(accounts: _FileCheck) -> dict[str, str]:
+    """Names that belong to exactly one valid account."""
+    valid = accounts.valid_mask()
+    frame = pd.DataFrame(
+        {"name": accounts.text["account_name"].to_pandas(), "id": accounts.text["account_id"].to_pandas()}
+    )[valid]
+    unique = frame.drop_duplicates("name", keep=False)
+    return dict(zip(unique["name"], unique["id"]))
+
+
+def validate_export(raw_files: dict[str, RawFile]) -> dict[str, ValidatedFile]:
+    """Validate every file of an export; files missing from `raw_files` (optional ones) are skipped."""
+    checks = {name: _FileCheck(raw) for name, raw in raw_files.items()}
+    for check in checks.values():
+        check.reject_duplicate_keys()
+
+    def keys(spec: ExportFile, key: str) -> _ValidatedKeys:
+        return _keys_of(checks[spec.name], key)
+
+    accounts = keys(ACCOUNTS, "account_id")
+    names_to_ids = _account_names_to_ids(checks[ACCOUNTS.name])
+    for spec in (INVOICES, PAYMENTS, REFUNDS):
+        checks[spec.name].resolve_account_names(accounts, names_to_ids)
+    checks[INVOICES.name].reject_unresolved("account_id", accounts, "account")
+    checks[INVOICE_LINES.name].reject_unresolved("invoice_id", keys(INVOICES, "invoice_id"), "invoice")
+    _check_line_amounts(checks[INVOICE_LINES.name])
+    _check_invoice_totals(checks[INVOICES.name], checks[INVOICE_LINES.name])
+    # Lines of invoices rejected just above follow them out.
+    checks[INVOICE_LINES.name].reject_unresolved("invoice_id", keys(INVOICES, "invoice_id"), "invoice")
+
+    payments = checks[PAYMENTS.name]
+    payments.reject_unresolved("account_id", accounts, "account")
+    fee, amount = _ints(payments.values["processing_fee"]), _ints(payments.values["amount"])
+    payments.reject(
+        payments.valid_mask() & (fee > amount),
+        lambda row: (
+            f"processing_fee {_cents_text(int(fee[row]))} is above the amount {_cents_text(int(amount[row]))}"
+        ),
+    )
+
+    applications = checks[PAYMENT_APPLICATIONS.name]
+    applications.reject_unresolved("payment_id", keys(PAYMENTS, "payment_id"), "payment")
+    applications.reject_unresolved("invoice_id", keys(INVOICES, "invoice_id"), "invoice")
+    _check_application_accounts(applications, checks[PAYMENTS.name], checks[INVOICES.name])
+
+    checks[REFUNDS.name].reject_unresolved("payment_id", keys(PAYMENTS, "payment_id"), "payment")
+    checks[REFUNDS.name].reject_unresolved("account_id", accounts, "account")
+    _check_refund_totals(checks[REFUNDS.name], checks[PAYMENTS.name])
+
+    if PAYOUTS.name in checks:
+        _check_payouts(checks[PAYOUTS.name], keys(PAYMENTS, "payment_id"))
+    return {name: check.result() for name, check in checks.items()}
+
+
+def _check_application_accounts(applications: _FileCheck, payments: _FileCheck, invoices: _FileCheck) -> None:
+    """A payment pays only its own account's invoices."""
+
+    def account_by(check: _FileCheck, key: str) -> pd.Series:
+        valid = check.valid_mask()
+        return pd.Series(
+            check.text["account_id"].to_pandas()[valid].to_numpy(),
+            index=check.text[key].to_pandas()[valid].to_numpy(),
+        )
+
+    payment_account = applications.text["payment_id"].to_pandas().map(account_by(payments, "payment_id"))
+    invoice_account = applications.text["invoice_id"].to_pandas().map(account_by(invoices, "invoice_id"))
+    differs = (
+        payment_account.notna() & invoice_account.notna() & (payment_account != invoice_account)
+    ).to_numpy()
+    applications.reject(
+        differs & applications.valid_mask(),
+        lambda row: (
+            f"payment {applications.cell('payment_id', row)} of account {payment_account.iloc[row]} "
+            f"cannot pay invoice {applications.cell('invoice_id', row)} of account {invoice_account.iloc[row]}"
+        ),
+    )

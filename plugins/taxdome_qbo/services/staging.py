@@ -1,0 +1,363 @@
+"""Stage one TaxDome export into the warehouse: read, validate, and upsert every file in one transaction.
+
+Idempotent by construction: each staged row carries a hash of its values, and only rows that are new or
+whose hash changed are written, so loading the same export twice writes nothing the second time (the
+batch itself is still recorded). A row older than the staged one (by `updated_at`) never overwrites it.
+For invoices and payments present in the export, lines and applications that the export no longer lists
+are removed, so an edited invoice does not keep a deleted line.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from taxdome_qbo.core.export_contract import (
+    EXPORT_FILES,
+    INVOICE_LINES,
+    INVOICES,
+    PAYMENT_APPLICATIONS,
+    PAYMENTS,
+)
+from taxdome_qbo.core.validation import ValidatedFile, validate_export
+from taxdome_qbo.services import warehouse
+from taxdome_qbo.services.export_reader import ExportLocation, read_export
+
+log = logging.getLogger(__name__)
+
+WRITE_CHUNK_ROWS = 100_000
+# Children whose set of rows is owned by a parent present in the same export.
+_OWNED_CHILDREN = {
+    INVOICE_LINES.name: (INVOICES.name, "invoice_id"),
+    PAYMENT_APPLICATIONS.name: (PAYMENTS.name, "payment_id"),
+}
+
+
+@dataclass
+class FileCounts:
+    source_file: str
+    rows_read: int = 0
+    rows_staged: int = 0
+    rows_rejected: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_superseded: int = 0
+    rows_removed: int = 0
+
+
+@dataclass
+class StageResult:
+    """The receipt of one load: small enough for XCom."""
+
+    batch_id: str
+    export_location: str
+    export_name: str
+    export_fingerprint: str
+    files: list[FileCounts] = field(default_factory=list)
+
+    def total(self, counter: str) -> int:
+        return sum(getattr(f, counter) for f in self.files)
+
+    def as_xcom(self) -> dict:
+        return {
+            "batch_id": self.batch_id,
+            "export_location": self.export_location,
+            "export_name": self.export_name,
+            "rows_read": self.total("rows_read"),
+            "rows_staged": self.total("rows_staged"),
+            "rows_rejected": self.total("rows_rejected"),
+            "rows_inserted": self.total("rows_inserted"),
+            "rows_updated": self.total("rows_updated"),
+            "files": {
+                f.source_file: {"staged": f.rows_staged, "rejected": f.rows_rejected} for f in self.files
+            },
+        }
+
+
+def stage_export(
+    engine: Engine,
+    location: ExportLocation,
+    *,
+    export_name: str | None = None,
+    dag_run_id: str | None = None,
+) -> StageResult:
+    """Load the export at `location`; on any failure nothing is staged and the batch is marked failed."""
+    warehouse.create_schema(engine)
+    batch_id = uuid.uuid4().hex
+    started = datetime.now(UTC)
+    name = export_name or str(location).rstrip("/").rsplit("/", 1)[-1]
+    with engine.begin() as conn:
+        conn.execute(
+            warehouse.export_batches.insert().values(
+                batch_id=batch_id,
+                export_location=str(location),
+                export_name=name,
+                dag_run_id=dag_run_id,
+                status="running",
+                started_at=started,
+            )
+        )
+    try:
+        raw = read_export(location)
+        validated = validate_export(raw.files)
+        result = StageResult(batch_id, str(location), name, raw.fingerprint)
+        with engine.begin() as conn:
+            _claim_writer_lock(conn, batch_id)
+            staged_parents: dict[str, pd.DataFrame] = {}
+            for export_file in EXPORT_FILES:
+                if export_file.name not in validated:
+                    continue
+                counts = _merge_file(conn, validated[export_file.name], batch_id, started, staged_parents)
+                _quarantine(conn, validated[export_file.name], raw.fingerprint, batch_id, started)
+                result.files.append(counts)
+                log.info("staged %s: %s", export_file.filename, counts)
+            _finish_batch(conn, result, raw.bytes_read)
+        return result
+    except Exception as exc:
+        with engine.begin() as conn:
+            conn.execute(
+                warehouse.export_batches.update()
+                .where(warehouse.export_batches.c.batch_id == batch_id)
+                .values(
+                    status="failed",
+                    finished_at=datetime.now(UTC),
+                    error=f"{type(exc).__name__}: {exc}"[:4000],
+                )
+            )
+        raise
+
+
+def _claim_writer_lock(conn: Connection, batch_id: str) -> None:
+    """Serialize loads so the new/changed/unchanged split read below stays true until commit.
+
+    SQLite takes its write lock at the first write; PostgreSQL needs an explicit lock on every table.
+    """
+    conn.execute(
+        warehouse.export_batches.update()
+        .where(warehouse.export_batches.c.batch_id == batch_id)
+        .values(status="loading")
+    )
+    if conn.dialect.name == "postgresql":
+        for table in warehouse.STAGING_TABLES.values():
+            conn.execute(
+                sa.text(
+                    f"LOCK TABLE {conn.dialect.identifier_preparer.format_table(table)} "
+                    "IN SHARE ROW EXCLUSIVE MODE"
+                )
+            )
+
+
+def _existing(conn: Connection, table: sa.Table, key: tuple[str, ...], version: str | None) -> pd.DataFrame:
+    columns = [table.c[k] for k in key] + [table.c._row_hash] + ([table.c[version]] if version else [])
+    rows = conn.execute(sa.select(*columns)).all()
+    frame = pd.DataFrame(rows, columns=[*key, "_existing_hash", *(["_existing_version"] if version else [])])
+    for k in key:
+        if table.c[k].type.python_type is int:
+            frame[k] = frame[k].astype("Int64")
+        else:
+            frame[k] = frame[k].astype("str")
+    if version:
+        frame["_existing_version"] = pd.to_datetime(frame["_existing_version"], utc=True)
+    return frame
+
+
+def _merge_file(
+    conn: Connection,
+    validated: ValidatedFile,
+    batch_id: str,
+    loaded_at: datetime,
+    staged_parents: dict[str, pd.DataFrame],
+) -> FileCounts:
+    spec = validated.export_file
+    table = warehouse.STAGING_TABLES[spec.name]
+    staged = validated.staged
+    counts = FileCounts(
+        spec.filename,
+        rows_read=validated.rows_read,
+        rows_staged=len(staged),
+        rows_rejected=len(validated.rejected),
+    )
+    key = list(spec.key)
+    existing = _existing(conn, table, spec.key, spec.version_column)
+    joined = staged.merge(existing, on=key, how="left", validate="one_to_one", copy=False)
+    is_new = joined["_existing_hash"].isna().to_numpy()
+    existing_hash = joined["_existing_hash"].fillna(0).astype("int64").to_numpy()
+    unchanged = ~is_new & (existing_hash == joined["_row_hash"].to_numpy())
+    superseded = np.zeros(len(joined), dtype=bool)
+    if spec.version_column:
+        incoming_version = joined[spec.version_column]
+        superseded = (
+            ~is_new & ~unchanged & (incoming_version < joined["_existing_version"]).fillna(False)
+        ).to_numpy()
+    to_write = is_new | (~unchanged & ~superseded)
+    counts.rows_inserted = int(is_new.sum())
+    counts.rows_updated = int((to_write & ~is_new).sum())
+    counts.rows_unchanged = int(unchanged.sum())
+    counts.rows_superseded = int(superseded.sum())
+
+    rows = staged[to_write]
+    if len(rows):
+        rows = rows.assign(_batch_id=batch_id, _loaded_at=pd.Timestamp(loaded_at))
+        _upsert(conn, table, key, rows)
+    staged_parents[spec.name] = staged.loc[~superseded, key]
+    if spec.name in _OWNED_CHILDREN:
+        counts.rows_removed = _prune_children(conn, table, spec.name, staged, existing, staged_parents)
+    return counts
+
+
+def _prune_children(
+    conn: Connection,
+    table: sa.Table,
+    name: str,
+    staged: pd.DataFrame,
+    existing: pd.DataFrame,
+    staged_parents: dict[str, pd.DataFrame],
+) -> int:
+    """Delete children of re-exported parents that the export no longer lists (e.g. a removed line)."""
+    parent_name, parent_key = _OWNED_CHILDREN[name]
+    parents = staged_parents.get(parent_name)
+    if parents is None or existing.empty:
+        return 0
+    key = [c for c in existing.columns if not c.startswith("_existing")]
+    owned = existing[existing[parent_key].isin(parents[parent_key])]
+    still_listed = (
+        owned.merge(staged[key], on=key, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    )
+    gone = owned.loc[~still_listed, key]
+    if gone.empty:
+        return 0
+    condition = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
+    conn.execute(
+        table.delete().where(condition),
+        [{f"key_{k}": v for k, v in zip(key, row, strict=True)} for row in gone.itertuples(index=False)],
+    )
+    return len(gone)
+
+
+def _chunks(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), WRITE_CHUNK_ROWS):
+        yield frame.iloc[start : start + WRITE_CHUNK_ROWS]
+
+
+def _upsert(conn: Connection, table: sa.Table, key: list[str], rows: pd.DataFrame) -> None:
+    columns = [c.name for c in table.columns]
+    if conn.dialect.name == "postgresql":
+        _upsert_postgres(conn, table, key, rows[columns])
+    else:
+        _upsert_sqlite(conn, table, key, rows[columns])
+
+
+def _upsert_statement(dialect_insert, table: sa.Table, key: list[str], source=None):
+    insert = dialect_insert(table)
+    if source is not None:
+        insert = insert.from_select([c.name for c in table.columns], source)
+    update = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in key}
+    return insert.on_conflict_do_update(index_elements=key, set_=update)
+
+
+def _sqlite_values(frame: pd.DataFrame) -> list[tuple]:
+    """Python values as SQLite stores them (SQLAlchemy's own formats, so ORM reads see the same)."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            text = pc.strftime(pa.array(series), format="%Y-%m-%d %H:%M:%S")  # %S carries the microseconds
+            columns.append(text.to_pylist())
+        else:
+            columns.append(pa.array(series, from_pandas=True).to_pylist())
+    return list(zip(*columns, strict=True))
+
+
+def _upsert_sqlite(conn: Connection, table: sa.Table, key: list[str], rows: pd.DataFrame) -> None:
+    statement = str(_upsert_statement(sqlite.insert, table, key).compile(dialect=conn.dialect))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for chunk in _chunks(rows):
+            cursor.executemany(statement, _sqlite_values(chunk))
+    finally:
+        cursor.close()
+
+
+def _upsert_postgres(conn: Connection, table: sa.Table, key: list[str], rows: pd.DataFrame) -> None:
+    """COPY into a temporary table, then one INSERT … ON CONFLICT: the fastest exact path into PostgreSQL."""
+    scratch = sa.Table(
+        f"tmp_{table.name}",
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in table.columns),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    scratch.create(conn)
+    preparer = conn.dialect.identifier_preparer
+    copy_sql = (
+        f"COPY {preparer.format_table(scratch)} ({', '.join(preparer.quote(c.name) for c in scratch.columns)}) "
+        "FROM STDIN (FORMAT csv)"
+    )
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(copy_sql) as copy:
+            for chunk in _chunks(rows):
+                buffer = io.BytesIO()
+                pa_csv.write_csv(
+                    pa.Table.from_pandas(chunk, preserve_index=False),
+                    buffer,
+                    pa_csv.WriteOptions(include_header=False),
+                )
+                copy.write(buffer.getvalue())
+    finally:
+        cursor.close()
+    conn.execute(_upsert_statement(postgresql.insert, table, key, sa.select(scratch)))
+    scratch.drop(conn)
+
+
+def _quarantine(
+    conn: Connection, validated: ValidatedFile, fingerprint: str, batch_id: str, at: datetime
+) -> None:
+    """Record rejected rows once per export: a reload of the same export adds nothing."""
+    rejected = validated.rejected
+    if rejected.empty:
+        return
+    table = warehouse.rejected_rows
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    records = rejected.assign(export_fingerprint=fingerprint, _batch_id=batch_id, _loaded_at=at).to_dict(
+        "records"
+    )
+    for start in range(0, len(records), WRITE_CHUNK_ROWS):
+        conn.execute(insert.on_conflict_do_nothing(), records[start : start + WRITE_CHUNK_ROWS])
+
+
+def _finish_batch(conn: Connection, result: StageResult, bytes_read: int) -> None:
+    conn.execute(
+        warehouse.export_batch_files.insert(),
+        [{"batch_id": result.batch_id, **asdict(f)} for f in result.files],
+    )
+    conn.execute(
+        warehouse.export_batches.update()
+        .where(warehouse.export_batches.c.batch_id == result.batch_id)
+        .values(
+            status="succeeded",
+            finished_at=datetime.now(UTC),
+            export_fingerprint=result.export_fingerprint,
+            bytes_read=bytes_read,
+            rows_read=result.total("rows_read"),
+            rows_staged=result.total("rows_staged"),
+            rows_rejected=result.total("rows_rejected"),
+            rows_inserted=result.total("rows_inserted"),
+            rows_updated=result.total("rows_updated"),
+            rows_unchanged=result.total("rows_unchanged"),
+        )
+    )

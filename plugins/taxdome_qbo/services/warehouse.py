@@ -1,0 +1,147 @@
+"""The staging warehouse: its schema (SQLAlchemy Core metadata, created idempotently) and engine helpers.
+
+One schema serves SQLite (the embedded default) and PostgreSQL (production). Money is integer cents
+(`*_cents`, BIGINT) so neither database ever holds a float; quantities are NUMERIC on PostgreSQL and exact
+decimal text on SQLite, whose NUMERIC affinity would otherwise store 1.1 as a binary float.
+"""
+
+from __future__ import annotations
+
+import decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
+
+
+class DecimalText(sa.types.TypeDecorator):
+    """Exact decimals stored as text (SQLite)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else str(decimal.Decimal(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else decimal.Decimal(value)
+
+
+EXACT_QUANTITY = sa.Numeric(18, 4, asdecimal=True).with_variant(DecimalText(), "sqlite")
+UTC_TIMESTAMP = sa.DateTime(timezone=True)
+
+_COLUMN_TYPES: dict[Kind, sa.types.TypeEngine] = {
+    Kind.ID: sa.Text(),
+    Kind.TEXT: sa.Text(),
+    Kind.ENUM: sa.Text(),
+    Kind.CURRENCY: sa.String(3),
+    Kind.ID_LIST: sa.Text(),
+    Kind.MONEY: sa.BigInteger(),
+    Kind.QUANTITY: EXACT_QUANTITY,
+    Kind.DATE: sa.Date(),
+    Kind.TIMESTAMP: UTC_TIMESTAMP,
+    Kind.BOOL: sa.Boolean(create_constraint=False),
+    Kind.POSITIVE_INT: sa.Integer(),
+}
+
+LINEAGE_COLUMNS = ("_batch_id", "_loaded_at", "_row_hash")
+
+metadata = sa.MetaData()
+
+
+def _staging_table(export_file: ExportFile) -> sa.Table:
+    columns = [
+        sa.Column(
+            c.stored_name,
+            _COLUMN_TYPES[c.kind],
+            primary_key=c.name in export_file.key,
+            nullable=not (c.required or c.default is not None),
+        )
+        for c in export_file.columns
+    ]
+    return sa.Table(
+        export_file.table,
+        metadata,
+        *columns,
+        sa.Column("_batch_id", sa.String(32), nullable=False),
+        sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
+        sa.Column("_row_hash", sa.BigInteger, nullable=False),
+        comment=f"TaxDome {export_file.filename}: one row per {' + '.join(export_file.key)}, latest version wins",
+    )
+
+
+STAGING_TABLES: dict[str, sa.Table] = {f.name: _staging_table(f) for f in EXPORT_FILES}
+
+export_batches = sa.Table(
+    "taxdome_export_batches",
+    metadata,
+    sa.Column("batch_id", sa.String(32), primary_key=True),
+    sa.Column("export_location", sa.Text, nullable=False),
+    sa.Column("export_name", sa.Text, nullable=False),
+    sa.Column("export_fingerprint", sa.String(32)),
+    sa.Column("dag_run_id", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("finished_at", UTC_TIMESTAMP),
+    sa.Column("bytes_read", sa.BigInteger),
+    sa.Column("rows_read", sa.BigInteger),
+    sa.Column("rows_staged", sa.BigInteger),
+    sa.Column("rows_rejected", sa.BigInteger),
+    sa.Column("rows_inserted", sa.BigInteger),
+    sa.Column("rows_updated", sa.BigInteger),
+    sa.Column("rows_unchanged", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_taxdome_export_batches_location", "export_location", "status"),
+    comment="One row per load of an export: where it came from, when, and what it did",
+)
+
+export_batch_files = sa.Table(
+    "taxdome_export_batch_files",
+    metadata,
+    sa.Column("batch_id", sa.String(32), sa.ForeignKey(export_batches.c.batch_id), primary_key=True),
+    sa.Column("source_file", sa.Text, primary_key=True),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_staged", sa.BigInteger, nullable=False),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False),
+    sa.Column("rows_inserted", sa.BigInteger, nullable=False),
+    sa.Column("rows_updated", sa.BigInteger, nullable=False),
+    sa.Column("rows_unchanged", sa.BigInteger, nullable=False),
+    sa.Column("rows_superseded", sa.BigInteger, nullable=False),
+    sa.Column("rows_removed", sa.BigInteger, nullable=False),
+    comment="Per-file counts of a batch; rows_read = rows_staged + rows_rejected always",
+)
+
+rejected_rows = sa.Table(
+    "stg_taxdome__rejected",
+    metadata,
+    sa.Column("export_fingerprint", sa.String(32), primary_key=True),
+    sa.Column("source_file", sa.Text, primary_key=True),
+    sa.Column("source_line", sa.BigInteger, primary_key=True),
+    sa.Column("_batch_id", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
+    sa.Index("ix_stg_taxdome__rejected_batch", "_batch_id"),
+    comment="Quarantined export rows, with the reason and the row as read (JSON); kept once per export",
+)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every warehouse table that does not exist yet (safe to call on each run)."""
+    metadata.create_all(engine, checkfirst=True)
+
+
+def sqlite_engine(path: str) -> Engine:
+    """The embedded warehouse; WAL lets readers (reports, the UI) look while a load writes."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
