@@ -75,6 +75,7 @@ class ValidatedFile:
     staged: pd.DataFrame
     rejected: pd.DataFrame
     rows_read: int
+    keys_in_file: pd.DataFrame  # the key of every row read, staged or rejected (null where unparsable)
 
 
 def _cents_text(cents: int) -> str:
@@ -243,7 +244,8 @@ class _FileCheck:
         valid = self.valid_mask()
         staged = self._staged_frame(valid)
         rejected = self._rejected_frame(~valid)
-        return ValidatedFile(self.spec, staged, rejected, self.raw.rows_read)
+        keys = pd.DataFrame({k: _to_pandas(self.values[k]) for k in self.spec.key})
+        return ValidatedFile(self.spec, staged, rejected, self.raw.rows_read, keys)
 
     def _staged_frame(self, valid: np.ndarray) -> pd.DataFrame:
         keep = pa.array(valid)

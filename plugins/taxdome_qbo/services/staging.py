@@ -193,7 +193,7 @@ def _merge_file(
     )
     key = list(spec.key)
     existing = _existing(conn, table, spec.key, spec.version_column)
-    joined = staged.merge(existing, on=key, how="left", validate="one_to_one", copy=False)
+    joined = staged.merge(existing, on=key, how="left", validate="one_to_one")
     is_new = joined["_existing_hash"].isna().to_numpy()
     existing_hash = joined["_existing_hash"].fillna(0).astype("int64").to_numpy()
     unchanged = ~is_new & (existing_hash == joined["_row_hash"].to_numpy())
@@ -215,36 +215,34 @@ def _merge_file(
         _upsert(conn, table, key, rows)
     staged_parents[spec.name] = staged.loc[~superseded, key]
     if spec.name in _OWNED_CHILDREN:
-        counts.rows_removed = _prune_children(conn, table, spec.name, staged, existing, staged_parents)
+        counts.rows_removed = _prune_children(conn, table, validated, existing, staged_parents)
     return counts
 
 
 def _prune_children(
     conn: Connection,
     table: sa.Table,
-    name: str,
-    staged: pd.DataFrame,
+    validated: ValidatedFile,
     existing: pd.DataFrame,
     staged_parents: dict[str, pd.DataFrame],
 ) -> int:
-    """Delete children of re-exported parents that the export no longer lists (e.g. a removed line)."""
-    parent_name, parent_key = _OWNED_CHILDREN[name]
+    """Delete staged children of re-exported parents that the export no longer lists (e.g. a removed line).
+
+    A child row the export still lists but rejected is kept as last staged: it was not removed in TaxDome.
+    """
+    parent_name, parent_key = _OWNED_CHILDREN[validated.export_file.name]
     parents = staged_parents.get(parent_name)
     if parents is None or existing.empty:
         return 0
-    key = [c for c in existing.columns if not c.startswith("_existing")]
-    owned = existing[existing[parent_key].isin(parents[parent_key])]
-    still_listed = (
-        owned.merge(staged[key], on=key, how="left", indicator=True)["_merge"].eq("both").to_numpy()
-    )
-    gone = owned.loc[~still_listed, key]
+    key = list(validated.export_file.key)
+    owned = existing.loc[existing[parent_key].isin(parents[parent_key]), key]
+    listed = owned.merge(validated.keys_in_file.dropna().drop_duplicates(), on=key, how="left", indicator=True)
+    gone = owned[(listed["_merge"] == "left_only").to_numpy()]
     if gone.empty:
         return 0
     condition = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
-    conn.execute(
-        table.delete().where(condition),
-        [{f"key_{k}": v for k, v in zip(key, row, strict=True)} for row in gone.itertuples(index=False)],
-    )
+    parameters = [dict(zip((f"key_{k}" for k in key), row, strict=True)) for row in gone.astype(object).itertuples(index=False)]
+    conn.execute(table.delete().where(condition), parameters)
     return len(gone)
 
 

@@ -1,0 +1,107 @@
+"""
+### TaxDome → QuickBooks Online sync
+
+**What it does.** Loads TaxDome billing exports (CSV folders, SPEC §3) into the staging warehouse:
+`extract` finds the exports to load and checks their files and headers; `stage` validates every row and
+upserts it into the `stg_taxdome__*` tables, quarantining bad rows in `stg_taxdome__rejected` with a reason.
+Planning, the QuickBooks load and reconciliation join this DAG in later steps.
+
+**Which exports.** A manual run with `export_dir` loads that export (a local path or any object-store URL).
+Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
+(by folder name) first. `make demo` puts the generated demo export in the default landing folder.
+
+**Safe to re-run.** Staging is an upsert by TaxDome id with a row hash: re-loading an export changes no
+row, a newer export changes only what changed, and a row older than the staged one (by `updated_at`)
+never overwrites it. Each export loads in one transaction: a failed load stages nothing.
+
+**When it fails.**
+- *lacks required files / lacks required columns*: the export is incomplete; fix or remove the folder,
+  then clear the task. Retries will not help, so the task fails at once.
+- *firm settings*: a param or the `taxdome_qbo_settings` Variable has a bad value.
+- anything else (database unreachable, ...) is retried twice, then fails; clearing the task is safe.
+
+**Where to look.** `taxdome_export_batches` (one row per load), `taxdome_export_batch_files` (per-file
+counts: read = staged + rejected), `stg_taxdome__rejected` (each quarantined row, its line and reason).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from taxdome_qbo import dag_tasks
+
+NULLABLE_TEXT = ["null", "string"]
+NULLABLE_DATE = {"type": NULLABLE_TEXT, "format": "date"}
+
+DEFAULT_ARGS = {
+    "owner": "data-team",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+}
+
+
+def _setting(description: str, **schema) -> Param:
+    return Param(
+        None,
+        description=f"{description} Empty: the taxdome_qbo_settings Variable, then the default.",
+        **({"type": NULLABLE_TEXT} | schema),
+    )
+
+
+@dag(
+    dag_id="taxdome_qbo_sync",
+    schedule=os.environ.get("TAXDOME_QBO_SYNC_SCHEDULE", "@hourly"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["taxdome", "quickbooks", "finance"],
+    doc_md=__doc__,
+    params={
+        "export_dir": Param(None, type=NULLABLE_TEXT, description="One export folder to load (path or URL)."),
+        "landing_dir": Param(
+            None,
+            type=NULLABLE_TEXT,
+            description="Folder of exports, one sub-folder each. Empty: <AIRFLOW_HOME>/landing.",
+        ),
+        "account_scope": _setting(
+            "Accounts to sync: with_activity or all.", enum=[None, "with_activity", "all"]
+        ),
+        "sync_start_date": _setting(
+            "Sync date (YYYY-MM-DD): nothing dated before it syncs.", **NULLABLE_DATE
+        ),
+        "integration_date": _setting(
+            "Services created before it use the default sales item.", **NULLABLE_DATE
+        ),
+        "service_income_account": _setting("Income account of services created in TaxDome."),
+        "default_sales_item": _setting("QBO item for lines of services created before the integration."),
+        "tax_item": _setting("QBO item that carries sales tax."),
+        "deposit_to_account": _setting("Account payments are deposited to."),
+        "fee_expense_account": _setting("Expense account of processing fees."),
+        "fee_paid_from_account": _setting(
+            "Account processing fees are paid from (default: the deposit account)."
+        ),
+        "customer_type": _setting("Customer type of new customers."),
+        "sync_payments": _setting("Sync payments at all.", type=["null", "boolean"]),
+        "automated_sales_tax": _setting("QBO automated sales tax is on.", type=["null", "boolean"]),
+        "home_currency": _setting("The QBO company's home currency.", pattern="^[A-Z]{3}$"),
+    },
+)
+def taxdome_qbo_sync():
+    @task
+    def extract() -> list[str]:
+        return dag_tasks.resolve_exports(get_current_context()["params"])
+
+    @task
+    def stage(export_locations: list[str]) -> list[dict]:
+        return dag_tasks.stage_exports(export_locations, get_current_context()["run_id"])
+
+    stage(extract())
+
+
+taxdome_qbo_sync()

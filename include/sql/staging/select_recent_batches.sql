@@ -1,0 +1,16 @@
+-- The most recent staging batches, newest first: what was loaded, when, and with what outcome.
+-- Grain: one row per batch.
+SELECT
+    b.batch_id,
+    b.export_name,
+    b.export_location,
+    b.status,
+    b.started_at,
+    b.finished_at,
+    b.rows_read,
+    b.rows_staged,
+    b.rows_rejected,
+    b.error
+FROM taxdome_export_batches AS b
+ORDER BY b.started_at DESC
+LIMIT :batch_limit

@@ -1,0 +1,5 @@
+import sys
+
+from taxdome_qbo.cli import main
+
+sys.exit(main())

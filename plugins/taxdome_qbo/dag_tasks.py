@@ -1,0 +1,74 @@
+"""Bodies of the `taxdome_qbo_sync` tasks: resolve Airflow things (params, Variable, hooks, paths), call one
+service, return a small receipt. Nothing here holds business logic."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath, Variable
+from airflow.sdk.exceptions import AirflowFailException
+
+from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
+from taxdome_qbo.hooks.warehouse import WarehouseHook
+from taxdome_qbo.paths import default_landing_dir
+from taxdome_qbo.services.export_reader import ExportContractError, check_export
+from taxdome_qbo.services.landing import unloaded_exports
+from taxdome_qbo.services.staging import stage_export
+
+log = logging.getLogger(__name__)
+
+
+def firm_settings(params: dict[str, Any]) -> FirmSettings:
+    """Params over the Variable over the defaults; a bad value fails the run without retries."""
+    try:
+        return resolve_settings(Variable.get(SETTINGS_VARIABLE, default=None, deserialize_json=True), params)
+    except SettingsError as exc:
+        raise AirflowFailException(f"firm settings: {exc}") from exc
+
+
+def resolve_exports(params: dict[str, Any]) -> list[str]:
+    """The export named by `export_dir`, else every export of `landing_dir` not loaded yet (oldest first).
+
+    Each is checked for its required files and columns before anything is staged.
+    """
+    settings = firm_settings(params)
+    log.info("firm settings: %s", settings.as_json())
+    if params.get("export_dir"):
+        locations = [ObjectStoragePath(params["export_dir"])]
+    else:
+        landing = ObjectStoragePath(params.get("landing_dir") or str(default_landing_dir()))
+        locations = unloaded_exports(WarehouseHook().get_engine(), landing)
+        log.info("landing %s: %d export(s) to load", landing, len(locations))
+    for location in locations:
+        try:
+            check_export(location)
+        except ExportContractError as exc:
+            raise AirflowFailException(f"cannot load {location}: {exc}") from exc
+    return [str(location) for location in locations]
+
+
+def stage_exports(locations: list[str], run_id: str) -> list[dict[str, Any]]:
+    """Stage each export in order, one transaction each; returns one receipt (counts) per export."""
+    hook = WarehouseHook()
+    engine = hook.get_engine()
+    log.info("warehouse: %s", hook.describe())
+    receipts = []
+    for location in locations:
+        try:
+            result = stage_export(engine, ObjectStoragePath(location), dag_run_id=run_id)
+        except ExportContractError as exc:
+            raise AirflowFailException(f"cannot load {location}: {exc}") from exc
+        for counts in result.files:
+            log.info(
+                "%s: read %d = staged %d + rejected %d (inserted %d, updated %d, unchanged %d)",
+                counts.source_file,
+                counts.rows_read,
+                counts.rows_staged,
+                counts.rows_rejected,
+                counts.rows_inserted,
+                counts.rows_updated,
+                counts.rows_unchanged,
+            )
+        receipts.append(result.as_xcom())
+    return receipts

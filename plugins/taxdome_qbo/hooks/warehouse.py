@@ -1,0 +1,59 @@
+"""The staging warehouse as an Airflow hook: connection `warehouse_default`, or SQLite in the Airflow home."""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from sqlalchemy.engine import Engine
+
+from taxdome_qbo.paths import default_warehouse_path
+from taxdome_qbo.services import warehouse
+
+
+class WarehouseHook(BaseHook):
+    """Builds the SQLAlchemy engine of the staging warehouse.
+
+    The connection (`AIRFLOW_CONN_WAREHOUSE_DEFAULT`, JSON) is `postgres` (host, port, schema = database,
+    login, password; extra `search_path` to stage into a schema other than `public`) or `sqlite`
+    (host = the database file). Without the connection, the warehouse is `warehouse.db` in the Airflow home.
+
+    :param warehouse_conn_id: the connection id.
+    """
+
+    conn_name_attr = "warehouse_conn_id"
+    default_conn_name = "warehouse_default"
+    conn_type = "postgres"
+    hook_name = "TaxDome staging warehouse"
+
+    def __init__(self, warehouse_conn_id: str = default_conn_name, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def get_engine(self) -> Engine:
+        try:
+            conn = self.get_connection(self.warehouse_conn_id)
+        except AirflowNotFoundException:
+            path = default_warehouse_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return warehouse.sqlite_engine(str(path))
+        if conn.conn_type == "sqlite":
+            return warehouse.sqlite_engine(conn.host)
+        if conn.conn_type not in ("postgres", "postgresql"):
+            raise ValueError(
+                f"connection {self.warehouse_conn_id} has type {conn.conn_type!r}; the warehouse is postgres or sqlite"
+            )
+        return warehouse.postgres_engine(
+            host=conn.host,
+            port=conn.port,
+            database=conn.schema or "postgres",
+            user=conn.login,
+            password=conn.password,
+            search_path=conn.extra_dejson.get("search_path"),
+        )
+
+    def describe(self) -> str:
+        """Where the warehouse is, without credentials (for logs and summaries)."""
+        return self.get_engine().url.render_as_string(hide_password=True)
+
+    def get_conn(self) -> Engine:
+        return self.get_engine()

@@ -1,0 +1,64 @@
+"""Test set-up: an Airflow home of its own, nothing magic from the developer's environment, and the real
+databases (SQLite files and the PostgreSQL server on 127.0.0.1:5432, one throw-away schema per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ["AIRFLOW_HOME"] = str(REPO / ".airflow" / "pytest")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__LOAD_DEFAULT_CONNECTIONS"] = "False"
+for inherited in ("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", "AIRFLOW_CONN_WAREHOUSE_DEFAULT"):
+    os.environ.pop(inherited, None)
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from taxdome_qbo.services import warehouse  # noqa: E402
+
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "database": "test", "user": os.environ.get("PGUSER", "root")}
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    engine = warehouse.sqlite_engine(str(tmp_path / "warehouse.db"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_schema():
+    """A schema of its own on the real server, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    admin = warehouse.postgres_engine(**POSTGRES, password=None)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_schema):
+    engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=postgres_schema)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_engine(request):
+    """Every staging test runs on the embedded default and on the production database."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated metadata database (dag.test needs one); migrating an up-to-date one is a no-op."""
+    from airflow.utils import db
+
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    db.initdb()
