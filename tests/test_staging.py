@@ -12,40 +12,71 @@ from taxdome_qbo.services.export_reader import ExportContractError
 
 
 def table_rows(engine, name: str, *, lineage: bool = True) -> list[tuple]:
-    table = warehouse.STAGING_TABLES[name] if name in warehouse.STAGING_TABLES else warehouse.metadata.tables[name]
+    table = (
+        warehouse.STAGING_TABLES[name]
+        if name in warehouse.STAGING_TABLES
+        else warehouse.metadata.tables[name]
+    )
     columns = [c for c in table.columns if lineage or c.name not in warehouse.LINEAGE_COLUMNS]
     with engine.connect() as conn:
         return sorted(conn.execute(sa.select(*columns)).all(), key=repr)
 
 
 def counts_by_file(result) -> dict[str, tuple[int, int, int, int]]:
-    return {f.source_file: (f.rows_inserted, f.rows_updated, f.rows_unchanged, f.rows_removed) for f in result.files}
+    return {
+        f.source_file: (f.rows_inserted, f.rows_updated, f.rows_unchanged, f.rows_removed)
+        for f in result.files
+    }
 
 
 def test_staging_writes_typed_rows_and_records_the_batch(warehouse_engine, tmp_path):
-    result = staging.stage_export(warehouse_engine, write_export(tmp_path / "2026-01-10"), dag_run_id="manual__1")
+    result = staging.stage_export(
+        warehouse_engine, write_export(tmp_path / "2026-01-10"), dag_run_id="manual__1"
+    )
     assert result.total("rows_read") == result.total("rows_staged") == 16
     invoice_lines = table_rows(warehouse_engine, "invoice_lines", lineage=False)
-    assert ("I1", 2, "S2", "Bookkeeping", "Two hours and a quarter", 9500, pytest.approx(2.25), 21375, False) == (
-        invoice_lines[1]
-    )
+    assert (
+        "I1",
+        2,
+        "S2",
+        "Bookkeeping",
+        "Two hours and a quarter",
+        9500,
+        pytest.approx(2.25),
+        21375,
+        False,
+    ) == (invoice_lines[1])
     with warehouse_engine.connect() as conn:
         batch = conn.execute(warehouse.export_batches.select()).one()
-        quantity = conn.execute(sa.select(warehouse.STAGING_TABLES["invoice_lines"].c.quantity)).scalars().all()
+        quantity = (
+            conn.execute(sa.select(warehouse.STAGING_TABLES["invoice_lines"].c.quantity)).scalars().all()
+        )
     assert (batch.status, batch.export_name, batch.dag_run_id, batch.rows_staged) == (
-        "succeeded", "2026-01-10", "manual__1", 16)
+        "succeeded",
+        "2026-01-10",
+        "manual__1",
+        16,
+    )
     assert {str(q) for q in quantity} == {"1.0000", "2.2500"}  # exact decimals, not floats
 
 
 def test_reloading_the_same_export_changes_nothing(warehouse_engine, tmp_path):
-    export = write_export(tmp_path / "export", payments_csv=with_rows(
-        "payments.csv", "P3,A1,2026-01-09,abc,cash,none,,0,USD,true,,"))
+    export = write_export(
+        tmp_path / "export",
+        payments_csv=with_rows("payments.csv", "P3,A1,2026-01-09,abc,cash,none,,0,USD,true,,"),
+    )
     staging.stage_export(warehouse_engine, export)
-    snapshot = {name: table_rows(warehouse_engine, name) for name in [*warehouse.STAGING_TABLES, "stg_taxdome__rejected"]}
+    snapshot = {
+        name: table_rows(warehouse_engine, name)
+        for name in [*warehouse.STAGING_TABLES, "stg_taxdome__rejected"]
+    }
 
     again = staging.stage_export(warehouse_engine, export)
 
-    assert all(inserted == updated == removed == 0 for inserted, updated, _, removed in counts_by_file(again).values())
+    assert all(
+        inserted == updated == removed == 0
+        for inserted, updated, _, removed in counts_by_file(again).values()
+    )
     assert again.total("rows_unchanged") == again.total("rows_staged") == 16
     assert snapshot == {name: table_rows(warehouse_engine, name) for name in snapshot}
     with warehouse_engine.connect() as conn:
@@ -55,11 +86,16 @@ def test_reloading_the_same_export_changes_nothing(warehouse_engine, tmp_path):
 def test_a_newer_export_updates_changed_rows_and_drops_removed_lines(warehouse_engine, tmp_path):
     staging.stage_export(warehouse_engine, write_export(tmp_path / "1"))
     newer_invoices = replace_row(
-        "invoices.csv", "I1,", "I1,INV-0001,A1,2026-01-05,2026-02-04,Paid,USD,22.19,485.94,Revised,2026-01-20T09:00:00Z")
+        "invoices.csv",
+        "I1,",
+        "I1,INV-0001,A1,2026-01-05,2026-02-04,Paid,USD,22.19,485.94,Revised,2026-01-20T09:00:00Z",
+    )
     newer_lines = replace_row("invoice_lines.csv", "I1,3", "").replace("\n\n", "\n")
 
-    result = staging.stage_export(warehouse_engine, write_export(
-        tmp_path / "2", invoices_csv=newer_invoices, invoice_lines_csv=newer_lines))
+    result = staging.stage_export(
+        warehouse_engine,
+        write_export(tmp_path / "2", invoices_csv=newer_invoices, invoice_lines_csv=newer_lines),
+    )
 
     counts = counts_by_file(result)
     assert counts["invoices.csv"] == (0, 1, 1, 0)
@@ -68,11 +104,17 @@ def test_a_newer_export_updates_changed_rows_and_drops_removed_lines(warehouse_e
     lines = table_rows(warehouse_engine, "invoice_lines", lineage=False)
     assert [(r.invoice_id, r.line_no) for r in lines] == [("I1", 1), ("I1", 2), ("I2", 1)]
     invoice = {r.invoice_id: r for r in table_rows(warehouse_engine, "invoices")}["I1"]
-    assert (invoice.total_cents, invoice.description, invoice._batch_id) == (48594, "Revised", result.batch_id)
+    assert (invoice.total_cents, invoice.description, invoice._batch_id) == (
+        48594,
+        "Revised",
+        result.batch_id,
+    )
 
 
 def test_an_older_version_never_overwrites_a_newer_one(warehouse_engine, tmp_path):
-    newer = replace_row("accounts.csv", "A1,", "A1,O'Brien & Sons Ltd,Company,,,2026-03-01T00:00:00Z,false,auto,")
+    newer = replace_row(
+        "accounts.csv", "A1,", "A1,O'Brien & Sons Ltd,Company,,,2026-03-01T00:00:00Z,false,auto,"
+    )
     older = replace_row("accounts.csv", "A1,", "A1,O'Brien & Sons,Company,,,2026-02-01T00:00:00Z,false,auto,")
     staging.stage_export(warehouse_engine, write_export(tmp_path / "newer", accounts_csv=newer))
 
@@ -84,8 +126,10 @@ def test_an_older_version_never_overwrites_a_newer_one(warehouse_engine, tmp_pat
 
 
 def test_rejected_rows_are_quarantined_once_per_export(warehouse_engine, tmp_path):
-    export = write_export(tmp_path / "export", invoices_csv=with_rows(
-        "invoices.csv", "I3,INV-0003,A9,2026-01-06,,Unpaid,USD,,0.00,,"))
+    export = write_export(
+        tmp_path / "export",
+        invoices_csv=with_rows("invoices.csv", "I3,INV-0003,A9,2026-01-06,,Unpaid,USD,,0.00,,"),
+    )
     first = staging.stage_export(warehouse_engine, export)
     staging.stage_export(warehouse_engine, export)
     rejected = table_rows(warehouse_engine, "stg_taxdome__rejected")
@@ -114,7 +158,7 @@ def test_a_failure_in_the_middle_of_a_load_stages_nothing(warehouse_engine, tmp_
 
 
 def test_an_incomplete_export_fails_clearly_and_is_recorded(warehouse_engine, tmp_path):
-    with pytest.raises(ExportContractError, match="lacks required files: invoice_lines.csv"):
+    with pytest.raises(ExportContractError, match=r"lacks required files: invoice_lines\.csv"):
         staging.stage_export(warehouse_engine, write_export(tmp_path / "export", invoice_lines_csv=None))
     with warehouse_engine.connect() as conn:
         assert conn.execute(sa.select(warehouse.export_batches.c.status)).scalar_one() == "failed"

@@ -44,7 +44,7 @@ def resolve_exports(params: dict[str, Any]) -> list[str]:
         try:
             check_export(location)
         except ExportContractError as exc:
-            raise AirflowFailException(f"cannot load {location}: {exc}") from exc
+            raise AirflowFailException(f"export {location}: {exc}") from exc
     return [str(location) for location in locations]
 
 
@@ -58,7 +58,7 @@ def stage_exports(locations: list[str], run_id: str) -> list[dict[str, Any]]:
         try:
             result = stage_export(engine, ObjectStoragePath(location), dag_run_id=run_id)
         except ExportContractError as exc:
-            raise AirflowFailException(f"cannot load {location}: {exc}") from exc
+            raise AirflowFailException(f"export {location}: {exc}") from exc
         for counts in result.files:
             log.info(
                 "%s: read %d = staged %d + rejected %d (inserted %d, updated %d, unchanged %d)",

@@ -10,4 +10,4 @@ SELECT
     f.rows_unchanged
 FROM taxdome_export_batch_files AS f
 WHERE f.batch_id = :batch_id
-ORDER BY f.source_file
+ORDER BY f.source_file  -- callers re-order by the contract's file order

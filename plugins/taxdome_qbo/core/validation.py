@@ -207,10 +207,18 @@ class _FileCheck:
 
         self.reject(duplicated, message)
 
-    def reject_unresolved(self, column: str, parent: _ValidatedKeys, parent_label: str) -> None:
-        """Reject rows whose reference is unknown or points to a rejected row, naming which."""
+    def reject_unresolved(
+        self, column: str, parent: _ValidatedKeys, parent_label: str, *, still_valid_only: bool = False
+    ) -> None:
+        """Reject rows whose reference is unknown or points to a rejected row, naming which.
+
+        :param still_valid_only: leave rows already rejected alone (a second pass after the parent file lost
+            rows because of these very rows would otherwise blame the parent for the child's own fault).
+        """
         values = self.text[column]
         unresolved = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=parent.valid_keys)))
+        if still_valid_only:
+            unresolved = pc.and_(unresolved, pa.array(self.valid_mask()))
 
         def message(row: int) -> str:
             key = self.cell(column, row)
@@ -269,7 +277,7 @@ class _FileCheck:
                 self.reasons[row],
                 json.dumps(record, ensure_ascii=False),
             )
-            for row, record in zip(rows, records)
+            for row, record in zip(rows, records, strict=True)
         ]
         width = self.raw.table.num_columns
         out.extend(
@@ -461,7 +469,7 @@ def _account_names_to_ids(accounts: _FileCheck) -> dict[str, str]:
         {"name": accounts.text["account_name"].to_pandas(), "id": accounts.text["account_id"].to_pandas()}
     )[valid]
     unique = frame.drop_duplicates("name", keep=False)
-    return dict(zip(unique["name"], unique["id"]))
+    return dict(zip(unique["name"], unique["id"], strict=True))
 
 
 def validate_export(raw_files: dict[str, RawFile]) -> dict[str, ValidatedFile]:
@@ -482,7 +490,9 @@ def validate_export(raw_files: dict[str, RawFile]) -> dict[str, ValidatedFile]:
     _check_line_amounts(checks[INVOICE_LINES.name])
     _check_invoice_totals(checks[INVOICES.name], checks[INVOICE_LINES.name])
     # Lines of invoices rejected just above follow them out.
-    checks[INVOICE_LINES.name].reject_unresolved("invoice_id", keys(INVOICES, "invoice_id"), "invoice")
+    checks[INVOICE_LINES.name].reject_unresolved(
+        "invoice_id", keys(INVOICES, "invoice_id"), "invoice", still_valid_only=True
+    )
 
     payments = checks[PAYMENTS.name]
     payments.reject_unresolved("account_id", accounts, "account")

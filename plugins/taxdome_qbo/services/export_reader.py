@@ -152,7 +152,7 @@ def check_export(location: ExportLocation) -> None:
     missing = missing_required_files(location)
     if missing:
         raise ExportContractError(
-            f"the export at {location} lacks required files: {', '.join(missing)} "
+            f"lacks required files: {', '.join(missing)} "
             f"(an export needs {', '.join(f.filename for f in EXPORT_FILES if f.required)})"
         )
     for export_file in EXPORT_FILES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -57,6 +58,7 @@ class FileCounts:
     rows_unchanged: int = 0
     rows_superseded: int = 0
     rows_removed: int = 0
+    write_seconds: float = 0.0
 
 
 @dataclass
@@ -68,6 +70,7 @@ class StageResult:
     export_name: str
     export_fingerprint: str
     files: list[FileCounts] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # read, validate, write
 
     def total(self, counter: str) -> int:
         return sum(getattr(f, counter) for f in self.files)
@@ -112,20 +115,27 @@ def stage_export(
             )
         )
     try:
+        clock = time.perf_counter()
         raw = read_export(location)
+        read_done = time.perf_counter()
         validated = validate_export(raw.files)
+        validate_done = time.perf_counter()
         result = StageResult(batch_id, str(location), name, raw.fingerprint)
+        result.seconds = {"read": read_done - clock, "validate": validate_done - read_done}
         with engine.begin() as conn:
             _claim_writer_lock(conn, batch_id)
             staged_parents: dict[str, pd.DataFrame] = {}
             for export_file in EXPORT_FILES:
                 if export_file.name not in validated:
                     continue
+                file_started = time.perf_counter()
                 counts = _merge_file(conn, validated[export_file.name], batch_id, started, staged_parents)
                 _quarantine(conn, validated[export_file.name], raw.fingerprint, batch_id, started)
+                counts.write_seconds = time.perf_counter() - file_started
                 result.files.append(counts)
                 log.info("staged %s: %s", export_file.filename, counts)
             _finish_batch(conn, result, raw.bytes_read)
+        result.seconds["write"] = time.perf_counter() - validate_done
         return result
     except Exception as exc:
         with engine.begin() as conn:
@@ -236,12 +246,17 @@ def _prune_children(
         return 0
     key = list(validated.export_file.key)
     owned = existing.loc[existing[parent_key].isin(parents[parent_key]), key]
-    listed = owned.merge(validated.keys_in_file.dropna().drop_duplicates(), on=key, how="left", indicator=True)
+    listed = owned.merge(
+        validated.keys_in_file.dropna().drop_duplicates(), on=key, how="left", indicator=True
+    )
     gone = owned[(listed["_merge"] == "left_only").to_numpy()]
     if gone.empty:
         return 0
     condition = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
-    parameters = [dict(zip((f"key_{k}" for k in key), row, strict=True)) for row in gone.astype(object).itertuples(index=False)]
+    parameters = [
+        dict(zip((f"key_{k}" for k in key), row, strict=True))
+        for row in gone.astype(object).itertuples(index=False)
+    ]
     conn.execute(table.delete().where(condition), parameters)
     return len(gone)
 
@@ -339,9 +354,13 @@ def _quarantine(
 
 
 def _finish_batch(conn: Connection, result: StageResult, bytes_read: int) -> None:
+    columns = set(warehouse.export_batch_files.c.keys())
     conn.execute(
         warehouse.export_batch_files.insert(),
-        [{"batch_id": result.batch_id, **asdict(f)} for f in result.files],
+        [
+            {"batch_id": result.batch_id, **{k: v for k, v in asdict(f).items() if k in columns}}
+            for f in result.files
+        ],
     )
     conn.execute(
         warehouse.export_batches.update()

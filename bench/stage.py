@@ -1,0 +1,123 @@
+"""Staging benchmark: a generated export of about 1,000,000 invoices staged on SQLite and on PostgreSQL.
+
+Targets on the 2-core reference machine: the whole export staged in at most 120 s on each database,
+peak RSS at most 3 GB. Each database runs in a process of its own so its peak memory is its own.
+
+    make bench                                   # 100,000 accounts ≈ 1M invoices
+    .venv/bin/python bench/stage.py --accounts 10000 --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from taxdome_qbo.demo import generate_export
+from taxdome_qbo.services import warehouse
+from taxdome_qbo.services.staging import stage_export
+
+OUT = Path(__file__).resolve().parent / "out"
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "database": "test", "user": "root", "password": None}
+BENCH_SCHEMA = "bench_stage"
+
+
+def engine_for(backend: str) -> sa.Engine:
+    if backend == "sqlite":
+        path = OUT / "bench-warehouse.db"
+        for leftover in OUT.glob("bench-warehouse.db*"):
+            leftover.unlink()
+        return warehouse.sqlite_engine(str(path))
+    admin = warehouse.postgres_engine(**POSTGRES)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
+    admin.dispose()
+    return warehouse.postgres_engine(**POSTGRES, search_path=BENCH_SCHEMA)
+
+
+def run_one(backend: str, export: Path) -> dict:
+    engine = engine_for(backend)
+    started = time.perf_counter()
+    result = stage_export(engine, export)
+    elapsed = time.perf_counter() - started
+    reload_started = time.perf_counter()
+    reload = stage_export(engine, export)
+    reload_elapsed = time.perf_counter() - reload_started
+    assert reload.total("rows_inserted") == reload.total("rows_updated") == 0
+    return {
+        "backend": backend,
+        "seconds": round(elapsed, 1),
+        "phases": {k: round(v, 1) for k, v in result.seconds.items()},
+        "reload_seconds": round(reload_elapsed, 1),
+        "rows": result.total("rows_read"),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "files": [
+            {"file": f.source_file, "rows": f.rows_read, "write_seconds": round(f.write_seconds, 2)}
+            for f in result.files
+        ],
+    }
+
+
+def ensure_export(accounts: int, seed: int) -> tuple[Path, float | None]:
+    export = OUT / f"export-{accounts}-accounts-seed-{seed}"
+    if (export / "_generator_manifest.json").exists():
+        return export, None
+    partial = export.with_suffix(".partial")
+    started = time.perf_counter()
+    generate_export(partial, accounts=accounts, seed=seed)
+    partial.rename(export)
+    return export, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
+    parser.add_argument("--run-one", nargs=2, metavar=("BACKEND", "EXPORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_one:
+        print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
+        return 0
+
+    OUT.mkdir(exist_ok=True)
+    export, generate_seconds = ensure_export(args.accounts, args.seed)
+    manifest = json.loads((export / "_generator_manifest.json").read_text())
+    size_mb = sum(p.stat().st_size for p in export.glob("*.csv")) / 2**20
+    generated = f"generated in {generate_seconds:.0f} s" if generate_seconds else "reused"
+    print(f"export {export.name}: {size_mb:.0f} MB, {generated}; rows per file: {manifest['counts']}")
+    for backend in args.backends:
+        output = subprocess.run(
+            [sys.executable, __file__, "--run-one", backend, str(export)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        run = json.loads(output.strip().splitlines()[-1])
+        verdict = "OK" if run["seconds"] <= 120 and run["peak_rss_mb"] <= 3072 else "OVER TARGET"
+        print(
+            f"\n{backend}: {run['rows']:,} rows staged in {run['seconds']} s "
+            f"({run['rows'] / run['seconds']:,.0f} rows/s; read {run['phases']['read']} s, "
+            f"validate {run['phases']['validate']} s, write {run['phases']['write']} s), "
+            f"peak RSS {run['peak_rss_mb']} MB, reload of the same export {run['reload_seconds']} s  [{verdict}]"
+        )
+        for f in run["files"]:
+            rate = f["rows"] / f["write_seconds"] if f["write_seconds"] else float("inf")
+            print(
+                f"  {f['file']:<26} {f['rows']:>10,} rows  write {f['write_seconds']:>6} s  {rate:>12,.0f} rows/s"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""DAG policy: every DAG parses, retries, is tagged, runs one at a time, and declares its firm-setting params."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from taxdome_qbo.core.settings import SETTING_NAMES
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def test_dags_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "taxdome_qbo_sync" in dagbag.dag_ids
+
+
+def test_every_dag_follows_the_policy(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.tags, dag.dag_id
+        assert dag.max_active_runs == 1, dag.dag_id
+        assert dag.catchup is False, dag.dag_id
+        assert dag.doc_md and "When it fails" in dag.doc_md, dag.dag_id
+        for task in dag.tasks:
+            assert task.retries >= 2, f"{dag.dag_id}.{task.task_id}"
+
+
+def test_sync_dag_declares_the_settings_and_export_params(dagbag):
+    dag = dagbag.dags["taxdome_qbo_sync"]
+    assert set(SETTING_NAMES) | {"export_dir", "landing_dir"} == set(dag.params)
+    assert all(dag.params[name] is None for name in SETTING_NAMES)  # unset: the Variable then defaults decide
+    assert [t.task_id for t in dag.topological_sort()][:2] == ["extract", "stage"]
+
+
+def test_sync_dag_runs_hourly_unless_configured(dagbag):
+    timetable = dagbag.dags["taxdome_qbo_sync"].timetable
+    assert timetable.expression in ("@hourly", "0 * * * *")
+
+
+def test_parsing_does_no_io(monkeypatch):
+    """A DAG file that touched the warehouse or an export at parse time would fail here or be slow."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", '{"conn_type": "postgres", "host": "192.0.2.1"}')
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert bag.import_errors == {}
+    assert time.perf_counter() - started < 10
