@@ -107,8 +107,8 @@ def main() -> int:
         verdict = "OK" if run["seconds"] <= 120 and run["peak_rss_mb"] <= 3072 else "OVER TARGET"
         print(
             f"\n{backend}: {run['rows']:,} rows staged in {run['seconds']} s "
-            f"({run['rows'] / run['seconds']:,.0f} rows/s; read {run['phases']['read']} s, "
-            f"validate {run['phases']['validate']} s, write {run['phases']['write']} s), "
+            f"({run['rows'] / run['seconds']:,.0f} rows/s; read and validate {run['phases']['read_and_validate']} s, "
+            f"write {run['phases']['write']} s), "
             f"peak RSS {run['peak_rss_mb']} MB, reload of the same export {run['reload_seconds']} s  [{verdict}]"
         )
         for f in run["files"]:

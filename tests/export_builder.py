@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from taxdome_qbo.core.validation import ValidatedFile, validate_export
+from taxdome_qbo.services.export_reader import ExportReader
+
 BASE_EXPORT = {
     "accounts.csv": """account_id,account_name,account_type,email,created_at,updated_at,archived,qbo_sync,qbo_customer_name
 A1,O'Brien & Sons,Company,ob@example.com,2025-03-01T10:00:00Z,2026-01-02T10:00:00Z,false,auto,
@@ -66,3 +69,8 @@ def replace_row(name: str, old_start: str, new_row: str) -> str:
     replaced = [new_row if line.startswith(old_start) else line for line in lines]
     assert replaced != lines, f"no row of {name} starts with {old_start!r}"
     return "\n".join(replaced) + "\n"
+
+
+def validate_folder(folder: Path) -> dict[str, ValidatedFile]:
+    """Every file of the export at `folder`, validated, by file name (without .csv)."""
+    return {v.export_file.name: v for v in validate_export(ExportReader(folder).read)}

@@ -140,14 +140,14 @@ def test_rejected_rows_are_quarantined_once_per_export(warehouse_engine, tmp_pat
 
 def test_a_failure_in_the_middle_of_a_load_stages_nothing(warehouse_engine, tmp_path, monkeypatch):
     export = write_export(tmp_path / "export")
-    real_quarantine = staging._quarantine
+    real_merge = staging._merge_file
 
     def fail_on_payments(conn, validated, *args):
-        if validated.export_file.name == "payments":
+        if validated.export_file.name == "payments":  # after accounts, services, invoices and lines
             raise RuntimeError("disk full")
-        return real_quarantine(conn, validated, *args)
+        return real_merge(conn, validated, *args)
 
-    monkeypatch.setattr(staging, "_quarantine", fail_on_payments)
+    monkeypatch.setattr(staging, "_merge_file", fail_on_payments)
     with pytest.raises(RuntimeError, match="disk full"):
         staging.stage_export(warehouse_engine, export)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from export_builder import BASE_EXPORT, replace_row, with_rows, write_export
+from export_builder import BASE_EXPORT, replace_row, validate_folder, with_rows, write_export
 
-from taxdome_qbo.core.validation import validate_export
-from taxdome_qbo.services.export_reader import ExportContractError, read_export
+from taxdome_qbo.services.export_reader import ExportContractError, ExportReader
 
 
 def validated(tmp_path, **changes):
-    result = validate_export(read_export(write_export(tmp_path / "export", **changes)).files)
+    result = validate_folder(write_export(tmp_path / "export", **changes))
     for file in result.values():
         assert file.rows_read == len(file.staged) + len(file.rejected), file.export_file.filename
     return result
@@ -355,18 +354,18 @@ def test_line_numbers_stay_exact_with_blank_lines_and_quoted_newlines(tmp_path):
 
 def test_a_missing_required_file_fails_the_load(tmp_path):
     with pytest.raises(ExportContractError, match=r"lacks required files: refunds\.csv"):
-        read_export(write_export(tmp_path / "export", refunds_csv=None))
+        ExportReader(write_export(tmp_path / "export", refunds_csv=None))
 
 
 def test_payouts_are_optional(tmp_path):
-    result = validate_export(read_export(write_export(tmp_path / "export", payouts_csv=None)).files)
+    result = validate_folder(write_export(tmp_path / "export", payouts_csv=None))
     assert "payouts" not in result
 
 
 def test_a_header_without_a_required_column_fails_the_load(tmp_path):
     invoices = BASE_EXPORT["invoices.csv"].replace(",total,", ",grand_sum,")
     with pytest.raises(ExportContractError, match=r"invoices.csv lacks required columns: total \(or amount"):
-        read_export(write_export(tmp_path / "export", invoices_csv=invoices))
+        ExportReader(write_export(tmp_path / "export", invoices_csv=invoices))
 
 
 def test_a_file_that_is_not_utf8_fails_the_load(tmp_path):
@@ -375,4 +374,4 @@ def test_a_file_that_is_not_utf8_fails_the_load(tmp_path):
         BASE_EXPORT["accounts.csv"].encode() + "A3,Ren\xe9,Individual,,,,false,auto,\n".encode("latin-1")
     )
     with pytest.raises(ExportContractError, match=r"accounts\.csv is not UTF-8 text"):
-        read_export(folder)
+        validate_folder(folder)

@@ -19,7 +19,7 @@ Invariant for every file: rows read = rows staged + rows rejected.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +36,7 @@ from taxdome_qbo.core.export_contract import (
     PAYMENTS,
     PAYOUTS,
     REFUNDS,
+    SERVICES,
     Column,
     ExportFile,
     Kind,
@@ -90,7 +91,8 @@ class _FileCheck:
         self.raw = raw
         self.spec = raw.export_file
         self.size = raw.table.num_rows
-        self.reasons: list[str | None] = [None] * self.size
+        self.reasons: dict[int, str] = {}
+        self._rejected = np.zeros(self.size, dtype=bool)
         mapping = header_mapping(self.spec, raw.table.column_names)
         self.header_of = {canonical: header for header, canonical in mapping.items()}
         self.text: dict[str, pa.ChunkedArray] = {}
@@ -103,18 +105,17 @@ class _FileCheck:
         if isinstance(mask, pa.ChunkedArray):
             mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
         for row in np.flatnonzero(mask):
-            text = message(int(row))
-            current = self.reasons[row]
+            row = int(row)
+            text = message(row)
+            current = self.reasons.get(row)
             if current is None:
                 self.reasons[row] = text
+                self._rejected[row] = True
             elif text not in current.split("; "):
                 self.reasons[row] = f"{current}; {text}"
 
-    def rejected_mask(self) -> np.ndarray:
-        return np.fromiter((r is not None for r in self.reasons), dtype=bool, count=self.size)
-
     def valid_mask(self) -> np.ndarray:
-        return ~self.rejected_mask()
+        return ~self._rejected
 
     def line(self, row: int) -> int:
         return int(self.raw.source_lines[row])
@@ -274,7 +275,7 @@ class _FileCheck:
             (
                 self.spec.filename,
                 self.line(int(row)),
-                self.reasons[row],
+                self.reasons[int(row)],
                 json.dumps(record, ensure_ascii=False),
             )
             for row, record in zip(rows, records, strict=True)
@@ -331,6 +332,11 @@ def _ints(values: pa.ChunkedArray) -> np.ndarray:
     return pc.fill_null(values, 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+def _is_in(values: pa.ChunkedArray, keys: pd.Index) -> np.ndarray:
+    found = pc.is_in(values, value_set=pa.array(keys.to_numpy(dtype=object), pa.string()))
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
 def _check_line_amounts(lines: _FileCheck) -> None:
     rate, quantity = lines.values["rate"], lines.values["quantity"]
     both = pc.and_(pc.is_valid(rate), pc.is_valid(quantity)).to_numpy(zero_copy_only=False)
@@ -369,8 +375,8 @@ def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
 
     invoice_ids = invoices.text["invoice_id"].to_pandas()
     candidates = invoices.valid_mask()
-    has_lines = invoice_ids.isin(sums.index).to_numpy()
-    has_bad_line = invoice_ids.isin(first_bad.index).to_numpy()
+    has_lines = _is_in(invoices.text["invoice_id"], sums.index)
+    has_bad_line = _is_in(invoices.text["invoice_id"], first_bad.index)
     tax = _ints(invoices.values["tax_amount"])
     total = _ints(invoices.values["total"])
     sums_exact = invoice_ids.map(sums).fillna(0).to_numpy(dtype=np.int64)
@@ -392,15 +398,8 @@ def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
     )
 
 
-def _check_refund_totals(refunds: _FileCheck, payments: _FileCheck) -> None:
+def _check_refund_totals(refunds: _FileCheck, payments: _ParentLookup) -> None:
     """A refund matches its payment's account; refunds of a payment, in date order, never exceed it."""
-    payment_ids = payments.text["payment_id"].to_pandas()
-    valid_payments = payments.valid_mask()
-    amount_of = pd.Series(_ints(payments.values["amount"])[valid_payments], index=payment_ids[valid_payments])
-    account_of = pd.Series(
-        payments.text["account_id"].to_pandas()[valid_payments].to_numpy(), index=payment_ids[valid_payments]
-    )
-
     frame = pd.DataFrame(
         {
             "payment_id": refunds.text["payment_id"].to_pandas(),
@@ -410,8 +409,8 @@ def _check_refund_totals(refunds: _FileCheck, payments: _FileCheck) -> None:
             "valid": refunds.valid_mask(),
         }
     )
-    frame["payment_amount"] = frame["payment_id"].map(amount_of)
-    frame["payment_account"] = frame["payment_id"].map(account_of)
+    frame["payment_amount"] = frame["payment_id"].map(payments.amount)
+    frame["payment_account"] = frame["payment_id"].map(payments.account)
     wrong_account = (
         frame["valid"] & frame["payment_account"].notna() & (frame["account_id"] != frame["payment_account"])
     ).to_numpy()
@@ -472,64 +471,29 @@ def _account_names_to_ids(accounts: _FileCheck) -> dict[str, str]:
     return dict(zip(unique["name"], unique["id"], strict=True))
 
 
-def validate_export(raw_files: dict[str, RawFile]) -> dict[str, ValidatedFile]:
-    """Validate every file of an export; files missing from `raw_files` (optional ones) are skipped."""
-    checks = {name: _FileCheck(raw) for name, raw in raw_files.items()}
-    for check in checks.values():
-        check.reject_duplicate_keys()
+@dataclass(frozen=True)
+class _ParentLookup:
+    """What later files need of a validated parent file, kept once its working state is dropped."""
 
-    def keys(spec: ExportFile, key: str) -> _ValidatedKeys:
-        return _keys_of(checks[spec.name], key)
-
-    accounts = keys(ACCOUNTS, "account_id")
-    names_to_ids = _account_names_to_ids(checks[ACCOUNTS.name])
-    for spec in (INVOICES, PAYMENTS, REFUNDS):
-        checks[spec.name].resolve_account_names(accounts, names_to_ids)
-    checks[INVOICES.name].reject_unresolved("account_id", accounts, "account")
-    checks[INVOICE_LINES.name].reject_unresolved("invoice_id", keys(INVOICES, "invoice_id"), "invoice")
-    _check_line_amounts(checks[INVOICE_LINES.name])
-    _check_invoice_totals(checks[INVOICES.name], checks[INVOICE_LINES.name])
-    # Lines of invoices rejected just above follow them out.
-    checks[INVOICE_LINES.name].reject_unresolved(
-        "invoice_id", keys(INVOICES, "invoice_id"), "invoice", still_valid_only=True
-    )
-
-    payments = checks[PAYMENTS.name]
-    payments.reject_unresolved("account_id", accounts, "account")
-    fee, amount = _ints(payments.values["processing_fee"]), _ints(payments.values["amount"])
-    payments.reject(
-        payments.valid_mask() & (fee > amount),
-        lambda row: (
-            f"processing_fee {_cents_text(int(fee[row]))} is above the amount {_cents_text(int(amount[row]))}"
-        ),
-    )
-
-    applications = checks[PAYMENT_APPLICATIONS.name]
-    applications.reject_unresolved("payment_id", keys(PAYMENTS, "payment_id"), "payment")
-    applications.reject_unresolved("invoice_id", keys(INVOICES, "invoice_id"), "invoice")
-    _check_application_accounts(applications, checks[PAYMENTS.name], checks[INVOICES.name])
-
-    checks[REFUNDS.name].reject_unresolved("payment_id", keys(PAYMENTS, "payment_id"), "payment")
-    checks[REFUNDS.name].reject_unresolved("account_id", accounts, "account")
-    _check_refund_totals(checks[REFUNDS.name], checks[PAYMENTS.name])
-
-    if PAYOUTS.name in checks:
-        _check_payouts(checks[PAYOUTS.name], keys(PAYMENTS, "payment_id"))
-    return {name: check.result() for name, check in checks.items()}
+    keys: _ValidatedKeys
+    account: pd.Series  # key -> account_id, valid rows only
+    amount: pd.Series | None = None  # key -> cents, valid rows only
 
 
-def _check_application_accounts(applications: _FileCheck, payments: _FileCheck, invoices: _FileCheck) -> None:
+def _lookup_of(check: _FileCheck, key: str, amount_column: str | None = None) -> _ParentLookup:
+    valid = check.valid_mask()
+    keys = check.text[key].to_pandas().to_numpy()[valid]
+    account = pd.Series(check.text["account_id"].to_pandas().to_numpy()[valid], index=keys)
+    amount = pd.Series(_ints(check.values[amount_column])[valid], index=keys) if amount_column else None
+    return _ParentLookup(_keys_of(check, key), account, amount)
+
+
+def _check_application_accounts(
+    applications: _FileCheck, payments: _ParentLookup, invoices: _ParentLookup
+) -> None:
     """A payment pays only its own account's invoices."""
-
-    def account_by(check: _FileCheck, key: str) -> pd.Series:
-        valid = check.valid_mask()
-        return pd.Series(
-            check.text["account_id"].to_pandas()[valid].to_numpy(),
-            index=check.text[key].to_pandas()[valid].to_numpy(),
-        )
-
-    payment_account = applications.text["payment_id"].to_pandas().map(account_by(payments, "payment_id"))
-    invoice_account = applications.text["invoice_id"].to_pandas().map(account_by(invoices, "invoice_id"))
+    payment_account = applications.text["payment_id"].to_pandas().map(payments.account)
+    invoice_account = applications.text["invoice_id"].to_pandas().map(invoices.account)
     differs = (
         payment_account.notna() & invoice_account.notna() & (payment_account != invoice_account)
     ).to_numpy()
@@ -540,3 +504,77 @@ def _check_application_accounts(applications: _FileCheck, payments: _FileCheck, 
             f"cannot pay invoice {applications.cell('invoice_id', row)} of account {invoice_account.iloc[row]}"
         ),
     )
+
+
+def _check_fees(payments: _FileCheck) -> None:
+    fee, amount = _ints(payments.values["processing_fee"]), _ints(payments.values["amount"])
+    payments.reject(
+        payments.valid_mask() & (fee > amount),
+        lambda row: (
+            f"processing_fee {_cents_text(int(fee[row]))} is above the amount {_cents_text(int(amount[row]))}"
+        ),
+    )
+
+
+def validate_export(read: Callable[[ExportFile], RawFile | None]) -> Iterator[ValidatedFile]:
+    """Validate an export file by file, yielding each file (in contract order) as soon as it is final.
+
+    `read` returns a file as read, or None for an optional file that is absent. Each file is read when the
+    pipeline reaches it and its working state is dropped once later files no longer need it, so at most
+    an invoice file and its lines are held in full at a time, whatever the size of the export.
+    """
+
+    def check(export_file: ExportFile) -> _FileCheck:
+        file_check = _FileCheck(read(export_file))
+        file_check.reject_duplicate_keys()
+        return file_check
+
+    accounts = check(ACCOUNTS)
+    account_keys = _keys_of(accounts, "account_id")
+    names_to_ids = _account_names_to_ids(accounts)
+    yield accounts.result()
+    del accounts
+    yield check(SERVICES).result()
+
+    invoices = check(INVOICES)
+    invoices.resolve_account_names(account_keys, names_to_ids)
+    invoices.reject_unresolved("account_id", account_keys, "account")
+    lines = check(INVOICE_LINES)
+    lines.reject_unresolved("invoice_id", _keys_of(invoices, "invoice_id"), "invoice")
+    _check_line_amounts(lines)
+    _check_invoice_totals(invoices, lines)
+    invoice_lookup = _lookup_of(invoices, "invoice_id")
+    # Lines of invoices rejected just above follow them out.
+    lines.reject_unresolved("invoice_id", invoice_lookup.keys, "invoice", still_valid_only=True)
+    yield invoices.result()
+    yield lines.result()
+    del invoices, lines
+
+    payments = check(PAYMENTS)
+    payments.resolve_account_names(account_keys, names_to_ids)
+    payments.reject_unresolved("account_id", account_keys, "account")
+    _check_fees(payments)
+    payment_lookup = _lookup_of(payments, "payment_id", amount_column="amount")
+    yield payments.result()
+    del payments
+
+    applications = check(PAYMENT_APPLICATIONS)
+    applications.reject_unresolved("payment_id", payment_lookup.keys, "payment")
+    applications.reject_unresolved("invoice_id", invoice_lookup.keys, "invoice")
+    _check_application_accounts(applications, payment_lookup, invoice_lookup)
+    yield applications.result()
+    del applications, invoice_lookup
+
+    refunds = check(REFUNDS)
+    refunds.resolve_account_names(account_keys, names_to_ids)
+    refunds.reject_unresolved("payment_id", payment_lookup.keys, "payment")
+    refunds.reject_unresolved("account_id", account_keys, "account")
+    _check_refund_totals(refunds, payment_lookup)
+    yield refunds.result()
+    del refunds
+
+    if (raw_payouts := read(PAYOUTS)) is not None:
+        payouts = _FileCheck(raw_payouts)
+        payouts.reject_duplicate_keys()
+        _check_payouts(payouts, payment_lookup.keys)
+        yield payouts.result()

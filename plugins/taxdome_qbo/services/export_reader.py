@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -35,13 +34,6 @@ class ExportLocation(Protocol):
     def __truediv__(self, name: str) -> ExportLocation: ...
     def exists(self) -> bool: ...
     def read_bytes(self) -> bytes: ...
-
-
-@dataclass
-class RawExport:
-    files: dict[str, RawFile]
-    fingerprint: str
-    bytes_read: int
 
 
 def _header(data: bytes, export_file: ExportFile) -> list[str]:
@@ -163,18 +155,29 @@ def check_export(location: ExportLocation) -> None:
             check_header(export_file, _header(first_chunk.removeprefix(_BOM), export_file))
 
 
-def read_export(location: ExportLocation) -> RawExport:
-    check_export(location)
-    digest = hashlib.blake2b(digest_size=16)
-    files: dict[str, RawFile] = {}
-    total = 0
-    for export_file in EXPORT_FILES:
-        path = location / export_file.filename
+class ExportReader:
+    """Reads the files of one export on demand, so that only the files being validated are in memory.
+
+    Construction checks the whole export (required files, headers) before anything is read in full.
+    `fingerprint` identifies the export by content (file names and bytes), once every file was read.
+    """
+
+    def __init__(self, location: ExportLocation):
+        check_export(location)
+        self.location = location
+        self.bytes_read = 0
+        self._digest = hashlib.blake2b(digest_size=16)
+
+    def read(self, export_file: ExportFile) -> RawFile | None:
+        path = self.location / export_file.filename
         if not path.exists():
-            continue
+            return None
         data = path.read_bytes()
-        total += len(data)
-        digest.update(export_file.filename.encode() + b"\0" + len(data).to_bytes(8, "big"))
-        digest.update(data)
-        files[export_file.name] = read_export_file(export_file, data)
-    return RawExport(files, digest.hexdigest(), total)
+        self.bytes_read += len(data)
+        self._digest.update(export_file.filename.encode() + b"\0" + len(data).to_bytes(8, "big"))
+        self._digest.update(data)
+        return read_export_file(export_file, data)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._digest.hexdigest()

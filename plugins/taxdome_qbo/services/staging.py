@@ -27,7 +27,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.export_contract import (
-    EXPORT_FILES,
     INVOICE_LINES,
     INVOICES,
     PAYMENT_APPLICATIONS,
@@ -35,7 +34,7 @@ from taxdome_qbo.core.export_contract import (
 )
 from taxdome_qbo.core.validation import ValidatedFile, validate_export
 from taxdome_qbo.services import warehouse
-from taxdome_qbo.services.export_reader import ExportLocation, read_export
+from taxdome_qbo.services.export_reader import ExportLocation, ExportReader
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class StageResult:
     export_name: str
     export_fingerprint: str
     files: list[FileCounts] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # read, validate, write
+    seconds: dict[str, float] = field(default_factory=dict)  # read_and_validate, write
 
     def total(self, counter: str) -> int:
         return sum(getattr(f, counter) for f in self.files)
@@ -115,27 +114,11 @@ def stage_export(
             )
         )
     try:
-        clock = time.perf_counter()
-        raw = read_export(location)
-        read_done = time.perf_counter()
-        validated = validate_export(raw.files)
-        validate_done = time.perf_counter()
-        result = StageResult(batch_id, str(location), name, raw.fingerprint)
-        result.seconds = {"read": read_done - clock, "validate": validate_done - read_done}
+        reader = ExportReader(location)
         with engine.begin() as conn:
             _claim_writer_lock(conn, batch_id)
-            staged_parents: dict[str, pd.DataFrame] = {}
-            for export_file in EXPORT_FILES:
-                if export_file.name not in validated:
-                    continue
-                file_started = time.perf_counter()
-                counts = _merge_file(conn, validated[export_file.name], batch_id, started, staged_parents)
-                _quarantine(conn, validated[export_file.name], raw.fingerprint, batch_id, started)
-                counts.write_seconds = time.perf_counter() - file_started
-                result.files.append(counts)
-                log.info("staged %s: %s", export_file.filename, counts)
-            _finish_batch(conn, result, raw.bytes_read)
-        result.seconds["write"] = time.perf_counter() - validate_done
+            result = _stage_files(conn, reader, StageResult(batch_id, str(location), name, ""), started)
+            _finish_batch(conn, result, reader.bytes_read)
         return result
     except Exception as exc:
         with engine.begin() as conn:
@@ -149,6 +132,31 @@ def stage_export(
                 )
             )
         raise
+
+
+def _stage_files(conn: Connection, reader: ExportReader, result: StageResult, loaded_at: datetime) -> StageResult:
+    """Validate and merge file after file inside the load's transaction (one validated file in memory at a time)."""
+    staged_parents: dict[str, pd.DataFrame] = {}
+    rejected: list[ValidatedFile] = []
+    result.seconds = {"read_and_validate": 0.0, "write": 0.0}
+    files = validate_export(reader.read)
+    while True:
+        clock = time.perf_counter()
+        validated = next(files, None)
+        result.seconds["read_and_validate"] += time.perf_counter() - clock
+        if validated is None:
+            break
+        clock = time.perf_counter()
+        counts = _merge_file(conn, validated, result.batch_id, loaded_at, staged_parents)
+        counts.write_seconds = time.perf_counter() - clock
+        result.seconds["write"] += counts.write_seconds
+        result.files.append(counts)
+        rejected.append(validated.rejected)
+        log.info("staged %s: %s", validated.export_file.filename, counts)
+    # Quarantine is keyed by the export's content, known once every file was read.
+    result.export_fingerprint = reader.fingerprint
+    _quarantine(conn, pd.concat(rejected, ignore_index=True), reader.fingerprint, result.batch_id, loaded_at)
+    return result
 
 
 def _claim_writer_lock(conn: Connection, batch_id: str) -> None:
@@ -171,18 +179,27 @@ def _claim_writer_lock(conn: Connection, batch_id: str) -> None:
             )
 
 
-def _existing(conn: Connection, table: sa.Table, key: tuple[str, ...], version: str | None) -> pd.DataFrame:
-    columns = [table.c[k] for k in key] + [table.c._row_hash] + ([table.c[version]] if version else [])
-    rows = conn.execute(sa.select(*columns)).all()
-    frame = pd.DataFrame(rows, columns=[*key, "_existing_hash", *(["_existing_version"] if version else [])])
+def _existing(conn: Connection, table: sa.Table, key: tuple[str, ...]) -> pd.DataFrame:
+    """Key and row hash of every staged row, fetched raw (no per-row type processing: millions of rows)."""
+    select = sa.select(*(table.c[k] for k in key), table.c._row_hash)
+    rows = conn.exec_driver_sql(str(select.compile(dialect=conn.dialect))).fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=[*key, "_existing_hash"], coerce_float=False)
+    del rows
     for k in key:
-        if table.c[k].type.python_type is int:
-            frame[k] = frame[k].astype("Int64")
-        else:
-            frame[k] = frame[k].astype("str")
-    if version:
-        frame["_existing_version"] = pd.to_datetime(frame["_existing_version"], utc=True)
+        frame[k] = frame[k].astype("Int64" if table.c[k].type.python_type is int else "str")
+    frame["_existing_hash"] = frame["_existing_hash"].astype("int64")
     return frame
+
+
+def _staged_versions(conn: Connection, table: sa.Table, key: str, version: str, ids: pd.Series) -> pd.Series:
+    """The stored version (e.g. updated_at, UTC) of the given ids; only asked for rows whose hash changed."""
+    wanted = sa.bindparam("ids", expanding=True)
+    statement = sa.select(table.c[key], table.c[version]).where(table.c[key].in_(wanted))
+    found = []
+    for start in range(0, len(ids), 5_000):
+        found.extend(conn.execute(statement, {"ids": ids.iloc[start : start + 5_000].tolist()}).all())
+    versions = pd.DataFrame(found, columns=[key, version])
+    return pd.Series(pd.to_datetime(versions[version], utc=True).to_numpy(), index=versions[key].astype("str"))
 
 
 def _merge_file(
@@ -202,18 +219,20 @@ def _merge_file(
         rows_rejected=len(validated.rejected),
     )
     key = list(spec.key)
-    existing = _existing(conn, table, spec.key, spec.version_column)
-    joined = staged.merge(existing, on=key, how="left", validate="one_to_one")
+    existing = _existing(conn, table, spec.key)
+    joined = staged[[*key, "_row_hash"]].merge(existing, on=key, how="left", validate="one_to_one")
     is_new = joined["_existing_hash"].isna().to_numpy()
     existing_hash = joined["_existing_hash"].fillna(0).astype("int64").to_numpy()
     unchanged = ~is_new & (existing_hash == joined["_row_hash"].to_numpy())
     superseded = np.zeros(len(joined), dtype=bool)
-    if spec.version_column:
-        incoming_version = joined[spec.version_column]
-        superseded = (
-            ~is_new & ~unchanged & (incoming_version < joined["_existing_version"]).fillna(False)
-        ).to_numpy()
-    to_write = is_new | (~unchanged & ~superseded)
+    changed = ~is_new & ~unchanged
+    if spec.version_column and changed.any():
+        (key_column,) = key
+        incoming = staged.loc[changed, [key_column, spec.version_column]]
+        stored = _staged_versions(conn, table, key_column, spec.version_column, incoming[key_column])
+        older = (incoming[spec.version_column] < incoming[key_column].map(stored)).fillna(False).to_numpy()
+        superseded[np.flatnonzero(changed)[older]] = True
+    to_write = is_new | (changed & ~superseded)
     counts.rows_inserted = int(is_new.sum())
     counts.rows_updated = int((to_write & ~is_new).sum())
     counts.rows_unchanged = int(unchanged.sum())
@@ -337,18 +356,13 @@ def _upsert_postgres(conn: Connection, table: sa.Table, key: list[str], rows: pd
     scratch.drop(conn)
 
 
-def _quarantine(
-    conn: Connection, validated: ValidatedFile, fingerprint: str, batch_id: str, at: datetime
-) -> None:
-    """Record rejected rows once per export: a reload of the same export adds nothing."""
-    rejected = validated.rejected
+def _quarantine(conn: Connection, rejected: pd.DataFrame, fingerprint: str, batch_id: str, at: datetime) -> None:
+    """Record rejected rows once per export content: a reload of the same export adds nothing."""
     if rejected.empty:
         return
     table = warehouse.rejected_rows
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    records = rejected.assign(export_fingerprint=fingerprint, _batch_id=batch_id, _loaded_at=at).to_dict(
-        "records"
-    )
+    records = rejected.assign(export_fingerprint=fingerprint, _batch_id=batch_id, _loaded_at=at).to_dict("records")
     for start in range(0, len(records), WRITE_CHUNK_ROWS):
         conn.execute(insert.on_conflict_do_nothing(), records[start : start + WRITE_CHUNK_ROWS])
 
