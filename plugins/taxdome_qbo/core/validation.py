@@ -481,10 +481,12 @@ class _ParentLookup:
 
 
 def _lookup_of(check: _FileCheck, key: str, amount_column: str | None = None) -> _ParentLookup:
-    valid = check.valid_mask()
-    keys = check.text[key].to_pandas().to_numpy()[valid]
-    account = pd.Series(check.text["account_id"].to_pandas().to_numpy()[valid], index=keys)
-    amount = pd.Series(_ints(check.values[amount_column])[valid], index=keys) if amount_column else None
+    valid = pa.array(check.valid_mask())
+    keys = pd.Index(check.text[key].filter(valid).to_pandas())
+    account = pd.Series(check.text["account_id"].filter(valid).to_pandas().to_numpy(), index=keys)
+    amount = (
+        pd.Series(_ints(check.values[amount_column].filter(valid)), index=keys) if amount_column else None
+    )
     return _ParentLookup(_keys_of(check, key), account, amount)
 
 
