@@ -20,6 +20,8 @@ DEMO_ACCOUNTS ?= 200
 DEMO_SEED ?= 42
 DEMO_BAD_ROWS ?= 0.01
 DEMO_EXPORT := $(AIRFLOW_HOME)/landing/2026-10-31T2359-demo
+EMULATOR_PORT ?= 8765
+EMULATOR_URL := http://127.0.0.1:$(EMULATOR_PORT)
 # The generated demo export spans 2025-01-01..2026-10-31; these settings make its scenarios meaningful.
 export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "integration_date": "2025-07-01"}
 
@@ -28,7 +30,7 @@ export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "in
 help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
-	@echo "make bench  - staging benchmark (1M invoices) on SQLite and PostgreSQL"
+	@echo "make bench  - staging benchmark (1M invoices, SQLite and PostgreSQL) and QBO emulator throughput"
 	@echo "make install | airflow-home | lint | format | clean"
 
 install: $(VENV)/.installed
@@ -53,11 +55,17 @@ $(DEMO_EXPORT)/accounts.csv: $(VENV)/.installed
 		--accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED) --bad-rows $(DEMO_BAD_ROWS)
 	@mv $(DEMO_EXPORT).partial $(DEMO_EXPORT)
 
+# The demo runs against the bundled QBO emulator (state kept in the Airflow home), stopped on the way out.
 demo: airflow-home $(DEMO_EXPORT)/accounts.csv
+	@$(BIN)/python -m qbo_emulator --host 127.0.0.1 --port $(EMULATOR_PORT) --db $(AIRFLOW_HOME)/qbo-emulator.db \
+		> $(AIRFLOW_HOME)/qbo-emulator.log 2>&1 & emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT; \
+	$(BIN)/python -c 'import sys; from qbo_emulator.testing import wait_until_answering; wait_until_answering(sys.argv[1])' \
+		$(EMULATOR_URL) || { cat $(AIRFLOW_HOME)/qbo-emulator.log; exit 1; }; \
+	echo "QBO emulator serving $(EMULATOR_URL) (state: $(AIRFLOW_HOME)/qbo-emulator.db)"; \
 	$(BIN)/airflow dags test taxdome_qbo_sync > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
-		|| (tail -80 $(AIRFLOW_HOME)/demo-run.log; echo "taxdome_qbo_sync failed; full log: $(AIRFLOW_HOME)/demo-run.log"; exit 1)
-	@echo "taxdome_qbo_sync succeeded (log: $(AIRFLOW_HOME)/demo-run.log)"
-	@$(BIN)/python -m taxdome_qbo staging-summary
+		|| { tail -80 $(AIRFLOW_HOME)/demo-run.log; echo "taxdome_qbo_sync failed; full log: $(AIRFLOW_HOME)/demo-run.log"; exit 1; }; \
+	echo "taxdome_qbo_sync succeeded (log: $(AIRFLOW_HOME)/demo-run.log)"; \
+	$(BIN)/python -m taxdome_qbo staging-summary
 
 lint: install
 	$(BIN)/ruff check .
@@ -72,6 +80,7 @@ test: airflow-home lint
 
 bench: install
 	$(BIN)/python bench/stage.py
+	$(BIN)/python bench/emulator.py
 
 clean:
 	rm -rf $(AIRFLOW_HOME) bench/out
