@@ -366,7 +366,6 @@ def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
             "amount": _ints(lines.values["amount"]),
             "valid": lines.valid_mask(),
             "line": lines.raw.source_lines,
-            "line_no": lines.text["line_no"].to_pandas(),
         }
     )
     line_frame = line_frame[line_frame["invoice_id"].notna()]
