@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MAX_MONEY_DIGITS = 12  # up to $999,999,999,999.99: far above any invoice, far below int64 overflow
 QUANTITY_SCALE = 10_000  # quantities keep 4 decimal places
 MAX_QUANTITY = 100_000
 MAX_RATE_CENTS = 1_000_000_000  # rate × quantity then stays inside int64 (1e9 × 1e9 = 1e18)
 
-_MONEY = r"^(?P<sign>-?)\$?(?P<sign2>-?)(?P<whole>\d{1,12})(?:\.(?P<frac>\d{1,2}))?$"
-_MONEY_WITH_THOUSANDS = r"^-?\$?-?\d{1,3}(,\d{3})+(\.\d+)?$"
+# Up to 12 whole digits ($999,999,999,999.99): far above any invoice, far below int64 overflow in cents.
+_MONEY = r"^(?P<sign>-?)\$?(?P<whole>\d{1,12})(?:\.(?P<frac>\d{1,2}))?$"
+_MONEY_WITH_THOUSANDS = r"^(-\$?|\$-?)?\d{1,3}(,\d{3})+(\.\d+)?$"
 _QUANTITY = r"^(?P<sign>-?)(?P<whole>\d{1,6})(?:\.(?P<frac>\d{1,4}))?$"
 _POSITIVE_INT = r"^\d{1,9}$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -52,8 +52,6 @@ def _signed_scaled(match: pa.ChunkedArray, scale_digits: int) -> pa.ChunkedArray
     frac = pc.cast(pc.if_else(pc.equal(frac_text, ""), "0" * scale_digits, frac_text), pa.int64())
     magnitude = pc.add(pc.multiply(whole, 10**scale_digits), frac)
     negative = pc.equal(pc.struct_field(match, "sign"), "-")
-    if "sign2" in [f.name for f in match.type]:
-        negative = pc.or_(negative, pc.equal(pc.struct_field(match, "sign2"), "-"))
     return pc.if_else(pc.and_(pc.is_valid(match), negative), pc.negate(magnitude), magnitude)
 
 
@@ -61,7 +59,8 @@ def parse_money(values: pa.ChunkedArray) -> Parsed:
     """'1,234.50', '$12', '-3.5' -> cents. More than 2 decimals is an error, not a rounding."""
     grouped = pc.match_substring_regex(values, _MONEY_WITH_THOUSANDS)
     ungrouped = pc.if_else(grouped, pc.replace_substring(values, ",", ""), values)
-    match = pc.extract_regex(ungrouped, _MONEY)
+    sign_first = pc.replace_substring_regex(ungrouped, r"^\$-", "-")  # "$-4.10" is "-$4.10"
+    match = pc.extract_regex(sign_first, _MONEY)
     cents = _signed_scaled(match, 2)
     return Parsed(cents, _invalid(values, cents))
 
