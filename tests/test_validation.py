@@ -375,3 +375,22 @@ def test_a_file_that_is_not_utf8_fails_the_load(tmp_path):
     )
     with pytest.raises(ExportContractError, match=r"accounts\.csv is not UTF-8 text"):
         validate_folder(folder)
+
+
+def test_files_with_a_header_and_no_rows_are_valid(tmp_path):
+    empty = {
+        name.replace(".csv", "_csv"): text.splitlines()[0] + "\n"
+        for name, text in BASE_EXPORT.items()
+        if name not in ("accounts.csv", "services.csv")
+    }
+    result = validated(tmp_path, **empty)
+    assert {name: len(file.staged) for name, file in result.items()} == {
+        "accounts": 2,
+        "services": 2,
+        "invoices": 0,
+        "invoice_lines": 0,
+        "payments": 0,
+        "payment_applications": 0,
+        "refunds": 0,
+        "payouts": 0,
+    }

@@ -360,6 +360,8 @@ def _check_line_amounts(lines: _FileCheck) -> None:
 
 def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
     """Total = lines + tax over the invoice's lines; an invoice with a rejected or missing line is rejected."""
+    if invoices.size == 0:
+        return
     line_frame = pd.DataFrame(
         {
             "invoice_id": lines.text["invoice_id"].to_pandas(),
@@ -399,6 +401,8 @@ def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
 
 def _check_refund_totals(refunds: _FileCheck, payments: _ParentLookup) -> None:
     """A refund matches its payment's account; refunds of a payment, in date order, never exceed it."""
+    if refunds.size == 0:
+        return
     frame = pd.DataFrame(
         {
             "payment_id": refunds.text["payment_id"].to_pandas(),
@@ -493,6 +497,8 @@ def _check_application_accounts(
     applications: _FileCheck, payments: _ParentLookup, invoices: _ParentLookup
 ) -> None:
     """A payment pays only its own account's invoices."""
+    if applications.size == 0:
+        return
     payment_account = applications.text["payment_id"].to_pandas().map(payments.account)
     invoice_account = applications.text["invoice_id"].to_pandas().map(invoices.account)
     differs = (

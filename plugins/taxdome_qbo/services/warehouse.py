@@ -128,6 +128,67 @@ rejected_rows = sa.Table(
 )
 
 
+qbo_oauth_tokens = sa.Table(
+    "qbo_oauth_tokens",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("refresh_token", sa.Text, nullable=False),
+    sa.Column("access_token", sa.Text),
+    sa.Column("access_token_expires_at", UTC_TIMESTAMP),
+    sa.Column("refreshed_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # connected | disconnected
+    comment="OAuth tokens per QBO company; the newest refresh token always wins over the connection's",
+)
+
+qbo_sync_state = sa.Table(
+    "qbo_sync_state",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("taxdome_kind", sa.String(24), primary_key=True),
+    sa.Column("taxdome_id", sa.Text, primary_key=True),
+    sa.Column("qbo_entity", sa.String(24)),
+    sa.Column("qbo_id", sa.String(32)),
+    sa.Column("sync_token", sa.String(16)),
+    sa.Column("payload_hash", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("last_request_id", sa.String(50)),
+    sa.Column("updated_at", UTC_TIMESTAMP, nullable=False),
+    comment="What QBO holds for each TaxDome object of a company, as the loader last recorded it",
+)
+
+sync_plan = sa.Table(
+    "sync_plan",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("taxdome_kind", sa.String(24), nullable=False),
+    sa.Column("taxdome_id", sa.Text, nullable=False),
+    sa.Column("qbo_entity", sa.String(24), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    comment="One row per planned QBO operation of a run, in execution order (seq)",
+)
+
+sync_object_status = sa.Table(
+    "sync_object_status",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("taxdome_kind", sa.String(24), primary_key=True),
+    sa.Column("taxdome_id", sa.Text, primary_key=True),
+    sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("qbo_entity", sa.String(24)),
+    sa.Column("qbo_id", sa.String(32)),
+    comment="The plan's verdict for every staged TaxDome object: synced, not_synced, skipped, failed, do_not_sync",
+)
+
+
 def create_schema(engine: Engine) -> None:
     """Create every warehouse table that does not exist yet (safe to call on each run)."""
     metadata.create_all(engine, checkfirst=True)

@@ -1,0 +1,1011 @@
+"""The sync planner: TaxDome's QuickBooks rules (SPEC §2, R1-R16) applied to the staged export.
+
+Pure: staged frames + firm settings + QBO reference data + sync state in, a plan out. The plan is every QBO
+write needed, in execution order, each with its reason, and a status with a reason for every staged TaxDome
+object (account, service, invoice, payment, refund). Nothing here talks to QBO or a database.
+
+References between objects are symbolic (`@account:A1`): the loader resolves them through the sync state as
+objects get their QBO ids. Because payloads never carry the QBO id of a TaxDome object, a payload's hash only
+changes when the TaxDome data does, so a re-plan after a successful sync plans nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import pandas as pd
+
+from taxdome_qbo.core.qbo_reference import QboReference
+from taxdome_qbo.core.settings import FirmSettings
+
+OPERATION_COLUMNS = (
+    "seq",
+    "taxdome_kind",
+    "taxdome_id",
+    "qbo_entity",
+    "action",
+    "amount_cents",
+    "payload",
+    "payload_hash",
+    "reason",
+)
+STATUS_COLUMNS = ("taxdome_kind", "taxdome_id", "status", "reason", "qbo_entity", "qbo_id")
+STATE_COLUMNS = ("taxdome_kind", "taxdome_id", "qbo_entity", "qbo_id", "sync_token", "payload_hash", "status")
+
+SYNCED, NOT_SYNCED, SKIPPED, FAILED, DO_NOT_SYNC = "synced", "not_synced", "skipped", "failed", "do_not_sync"
+REAL_MONEY_METHODS = frozenset({"card", "ach", "cash", "check", "bank_transfer", "other"})
+WAITING_INVOICE_STATUSES = frozenset({"Draft", "Scheduled"})
+MAX_DOC_NUMBER = 21
+MAX_DISPLAY_NAME = 500
+MAX_ITEM_NAME = 100
+MAX_PAYMENT_REF = 21
+MASS_DELETE_SHARE = 0.05
+# Execution order: deletions first (children before parents), then creations and updates parents first.
+_DELETE_ORDER = ("refund", "fee", "credit_application", "payment", "credit_memo")
+_WRITE_ORDER = (
+    "account",
+    "service",
+    "invoice",
+    "payment",
+    "credit_memo",
+    "credit_application",
+    "fee",
+    "refund",
+)
+_DELETABLE_KINDS = frozenset(_DELETE_ORDER)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NOT_IN_NAMES = re.compile(r"[:\t\r\n]+")
+
+
+class PlanRefused(ValueError):
+    """The plan would do something the firm must confirm first (e.g. a mass deletion)."""
+
+
+@dataclass(frozen=True)
+class StagedFirm:
+    """The staged TaxDome tables, as read from the warehouse (money in integer cents)."""
+
+    accounts: pd.DataFrame
+    services: pd.DataFrame
+    invoices: pd.DataFrame
+    invoice_lines: pd.DataFrame
+    payments: pd.DataFrame
+    payment_applications: pd.DataFrame
+    refunds: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """:param export_mode: `full`: an export lists everything, so a synced payment or refund it lacks was
+    deleted in TaxDome; `incremental`: an export lists changes only, nothing is deleted for being absent."""
+
+    export_mode: Literal["full", "incremental"] = "full"
+    allow_mass_delete: bool = False
+
+
+@dataclass
+class Plan:
+    operations: pd.DataFrame
+    statuses: pd.DataFrame
+
+    def counts(self) -> pd.DataFrame:
+        """Operations per kind and action, with their total amount (cents)."""
+        if self.operations.empty:
+            return pd.DataFrame(columns=["taxdome_kind", "action", "operations", "amount_cents"])
+        grouped = self.operations.groupby(["taxdome_kind", "action"], sort=True)
+        return grouped.agg(operations=("seq", "size"), amount_cents=("amount_cents", "sum")).reset_index()
+
+
+def symbolic(kind: str, taxdome_id: str) -> str:
+    """A reference to the QBO object of a TaxDome object, resolved by the loader."""
+    return f"@{kind}:{taxdome_id}"
+
+
+def marker(kind: str, taxdome_id: str) -> str:
+    """Written on every QBO object we create, so a lost state can be rebuilt by lookup instead of re-creating."""
+    return f"taxdome:{kind}:{taxdome_id}"
+
+
+def qbo_name(name: str, limit: int) -> str:
+    """A name QBO accepts: no colon, tab or newline (they become ' - ' or a space), single-spaced, cut to size."""
+    cleaned = _NOT_IN_NAMES.sub(lambda m: " - " if ":" in m.group() else " ", str(name))
+    return " ".join(cleaned.split())[:limit].rstrip()
+
+
+def money(cents: int) -> str:
+    """Cents as the exact decimal text QBO takes (python-quickbooks sends Decimals the same way)."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def canonical_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def _ref(value: str) -> dict[str, str]:
+    return {"value": value}
+
+
+def _date_text(value) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
+
+
+@dataclass
+class _Reference:
+    """QBO ids of the names the settings give, and why a missing one stops what needs it."""
+
+    ids: dict[str, str | None] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+class _Planner:
+    def __init__(
+        self,
+        staged: StagedFirm,
+        settings: FirmSettings,
+        reference: QboReference,
+        state: pd.DataFrame,
+        options: PlanOptions,
+    ):
+        self.staged = staged
+        self.settings = settings
+        self.reference = reference
+        self.options = options
+        self.sync_date = settings.sync_start_date
+        self.automated_tax = settings.automated_sales_tax or reference.automated_sales_tax
+        self.state: dict[tuple[str, str], Any] = {
+            (row.taxdome_kind, row.taxdome_id): row for row in state.itertuples(index=False)
+        }
+        self.operations: list[dict[str, Any]] = []
+        self.statuses: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {}
+        self.synced_accounts: set[str] = set()
+        self.synced_services: set[str] = set()
+        self.synced_invoices: set[str] = set()
+        self.synced_payments: set[str] = set()  # real-money payments that are (or will be) in QBO
+        self.refs = self._resolve_settings()
+
+    # -- settings -> QBO ids ---------------------------------------------------------------------------
+    def _resolve_settings(self) -> _Reference:
+        resolved = _Reference()
+        accounts = self.reference.accounts
+        items = self.reference.items
+        wanted = {
+            "deposit_to_account": (accounts, self.settings.deposit_to_account, "account"),
+            "fee_paid_from_account": (accounts, self.settings.effective_fee_paid_from_account, "account"),
+            "fee_expense_account": (accounts, self.settings.fee_expense_account, "account"),
+            "service_income_account": (accounts, self.settings.service_income_account, "account"),
+            "default_sales_item": (items, self.settings.default_sales_item, "item"),
+            "tax_item": (items, self.settings.tax_item, "item"),
+        }
+        for setting, (frame, name, what) in wanted.items():
+            found = frame[(frame["name"] == name) & frame["active"].astype(bool)]
+            resolved.ids[setting] = None if found.empty else str(found["id"].iloc[0])
+            if found.empty:
+                resolved.missing[setting] = (
+                    f"the {what} '{name}' ({setting}) is not an active {what} in QuickBooks"
+                )
+        types = self.reference.customer_types
+        match = types[types["name"] == self.settings.customer_type]
+        resolved.ids["customer_type"] = None if match.empty else str(match["id"].iloc[0])
+        return resolved
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+    def status(self, kind: str, taxdome_id: str, status: str, reason: str, entity: str | None = None) -> None:
+        qbo_id = None
+        known = self.state.get((kind, taxdome_id))
+        if known is not None and status == SYNCED:
+            qbo_id = known.qbo_id
+        self.statuses[(kind, taxdome_id)] = (status, reason, entity, qbo_id)
+
+    def known_qbo_id(self, kind: str, taxdome_id: str) -> str | None:
+        known = self.state.get((kind, taxdome_id))
+        if known is None or pd.isna(known.qbo_id) or known.status != SYNCED:
+            return None
+        return str(known.qbo_id)
+
+    def write(
+        self,
+        kind: str,
+        taxdome_id: str,
+        entity: str,
+        payload: dict[str, Any],
+        amount_cents: int | None,
+        reason: str,
+        *,
+        sort_key: str = "",
+    ) -> str:
+        """Plan a create, or an update when the TaxDome data changed since the last sync; returns a reason."""
+        text = canonical_json(payload)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        known = self.state.get((kind, taxdome_id))
+        qbo_id = self.known_qbo_id(kind, taxdome_id)
+        if qbo_id is not None and known.payload_hash == digest:
+            return "unchanged since the last sync"
+        action = "create"
+        if qbo_id is not None:
+            action = "update"
+            text = canonical_json(
+                {**payload, "Id": qbo_id, "SyncToken": str(known.sync_token), "sparse": False}
+            )
+            reason = f"changed since the last sync: {reason}"
+        self._append(kind, taxdome_id, entity, action, amount_cents, text, digest, reason, sort_key)
+        return reason
+
+    def _append_body(
+        self, kind, taxdome_id, entity, action, body: dict[str, Any], reason: str, sort_key: str
+    ) -> None:
+        """An operation whose body is not TaxDome data (link, reactivate, delete): hashed as sent."""
+        text = canonical_json(body)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self._append(kind, taxdome_id, entity, action, None, text, digest, reason, sort_key)
+
+    def _append(
+        self, kind, taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key
+    ) -> None:
+        self.operations.append(
+            {
+                "taxdome_kind": kind,
+                "taxdome_id": taxdome_id,
+                "qbo_entity": entity,
+                "action": action,
+                "amount_cents": amount_cents,
+                "payload": payload_text,
+                "payload_hash": digest,
+                "reason": reason,
+                "_sort": sort_key,
+            }
+        )
+
+    # -- accounts (R1-R5) ------------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        accounts_in_scope = self._scope_accounts()
+        self._plan_customers(accounts_in_scope)
+        self._plan_services()
+        self._plan_invoices()
+        credit_use = self._allocate_credit_balance()
+        self._plan_payments(credit_use)
+        self._plan_refunds()
+        self._plan_deletions()
+        return self._result()
+
+    def _before_sync_date(self, day) -> bool:
+        text = _date_text(day)
+        return self.sync_date is not None and text is not None and text < self.sync_date.isoformat()
+
+    def _scope_accounts(self) -> dict[str, Any]:
+        """The accounts that become QBO customers (R3, R4, R5); every other account gets its status here."""
+        staged = self.staged
+        opted_out = set(staged.accounts.loc[staged.accounts["qbo_sync"] == "do_not_sync", "account_id"])
+        self.opted_out = opted_out
+        since = self.sync_date.isoformat() if self.sync_date else None
+        issued = staged.invoices[~staged.invoices["status"].isin(WAITING_INVOICE_STATUSES)]
+        dated_invoices = issued if since is None else issued[issued["posted_date"].map(_date_text) >= since]
+        payments = staged.payments
+        dated_payments = (
+            payments if since is None else payments[payments["payment_date"].map(_date_text) >= since]
+        )
+        active = set(dated_invoices["account_id"]) | set(dated_payments["account_id"])
+
+        in_scope = {}
+        for account in staged.accounts.itertuples(index=False):
+            account_id = account.account_id
+            if account_id in opted_out:
+                self.status("account", account_id, DO_NOT_SYNC, "set to Do not sync in TaxDome")
+                continue
+            created = _date_text(account.created_at)
+            forced = account.qbo_sync == "sync"
+            everything = self.settings.account_scope == "all" and not bool(account.archived)
+            new_enough = since is None or (created is not None and created >= since)
+            if (
+                forced
+                or account_id in active
+                or (everything and new_enough)
+                or self.known_qbo_id("account", account_id)
+            ):
+                in_scope[account_id] = account
+            elif self.settings.account_scope == "all" and bool(account.archived):
+                self.status("account", account_id, SKIPPED, "archived, with no invoice or payment to sync")
+            elif since is not None:
+                self.status(
+                    "account", account_id, SKIPPED, f"no invoice or payment on or after the sync date {since}"
+                )
+            else:
+                self.status("account", account_id, SKIPPED, "no invoice or payment yet")
+        return in_scope
+
+    def _plan_customers(self, accounts: dict[str, Any]) -> None:
+        """R1, R2: link by manual match or exact DisplayName, reactivate an inactive match, else create."""
+        customers = self.reference.customers
+        by_name = {row.display_name: row for row in customers.itertuples(index=False)}
+        taken: dict[str, str] = {}
+        ordered = sorted(accounts.values(), key=lambda a: (_date_text(a.created_at) or "", a.account_id))
+        for account in ordered:
+            account_id = account.account_id
+            if self.known_qbo_id("account", account_id):
+                self.synced_accounts.add(account_id)
+                self.status("account", account_id, SYNCED, "linked to its QuickBooks customer", "Customer")
+                continue
+            display_name = qbo_name(account.account_name, MAX_DISPLAY_NAME)
+            manual = account.qbo_customer_name if isinstance(account.qbo_customer_name, str) else None
+            folded = (manual or display_name).casefold()
+            if folded in taken:
+                self.status(
+                    "account",
+                    account_id,
+                    FAILED,
+                    f"account {taken[folded]} already syncs to the QuickBooks customer '{manual or display_name}'",
+                )
+                continue
+            taken[folded] = account_id
+            if manual:
+                match = by_name.get(manual)
+                if match is None:
+                    self.status(
+                        "account",
+                        account_id,
+                        FAILED,
+                        f"the matched QuickBooks customer '{manual}' does not exist",
+                    )
+                    continue
+                self._link_customer(
+                    account_id, match, f"matched by hand to the QuickBooks customer '{manual}'"
+                )
+                continue
+            match = by_name.get(display_name)
+            if match is not None:
+                self._link_customer(
+                    account_id, match, f"same name as the QuickBooks customer '{display_name}'"
+                )
+                continue
+            payload: dict[str, Any] = {"DisplayName": display_name, "Notes": marker("account", account_id)}
+            if self.refs.ids["customer_type"]:
+                payload["CustomerTypeRef"] = _ref(self.refs.ids["customer_type"])
+            if isinstance(account.email, str) and _EMAIL.match(account.email) and len(account.email) <= 100:
+                payload["PrimaryEmailAddr"] = {"Address": account.email}
+            if account.account_type == "Company":
+                payload["CompanyName"] = display_name[:100]
+            reason = self.write(
+                "account",
+                account_id,
+                "Customer",
+                payload,
+                None,
+                f"new customer '{display_name}'",
+                sort_key=account_id,
+            )
+            self.synced_accounts.add(account_id)
+            self.status("account", account_id, SYNCED, reason, "Customer")
+
+    def _link_customer(self, account_id: str, customer, why: str) -> None:
+        active = bool(customer.active)
+        payload = {"Id": str(customer.id)}
+        action = "link"
+        if not active:
+            action = "reactivate"
+            payload = {
+                "Id": str(customer.id),
+                "SyncToken": str(customer.sync_token),
+                "sparse": True,
+                "Active": True,
+            }
+            why = f"{why}, which is inactive: reactivate it"
+        self._append_body("account", account_id, "Customer", action, payload, why, account_id)
+        self.synced_accounts.add(account_id)
+        self.status("account", account_id, SYNCED, why, "Customer")
+
+    # -- services (R8, R9) -----------------------------------------------------------------------------
+    def _plan_services(self) -> None:
+        items = self.reference.items
+        by_name = {row.name: row for row in items.itertuples(index=False)}
+        integration = self.settings.integration_date.isoformat() if self.settings.integration_date else None
+        for service in self.staged.services.itertuples(index=False):
+            service_id = service.service_id
+            if self.known_qbo_id("service", service_id):
+                self.synced_services.add(service_id)
+                self.status("service", service_id, SYNCED, "linked to its QuickBooks item", "Item")
+                continue
+            copied = service.qbo_item_name if isinstance(service.qbo_item_name, str) else None
+            if copied:
+                match = by_name.get(copied)
+                if match is None:
+                    self.status(
+                        "service",
+                        service_id,
+                        FAILED,
+                        f"copied from the QuickBooks item '{copied}', which does not exist",
+                    )
+                    continue
+                self._link_item(service_id, match, f"copied from the QuickBooks item '{copied}'")
+                continue
+            created = _date_text(service.created_at)
+            if integration is not None and created is not None and created < integration:
+                self.status(
+                    "service",
+                    service_id,
+                    SKIPPED,
+                    f"created before the integration date {integration}: its lines use the default sales item",
+                )
+                continue
+            name = qbo_name(service.name, MAX_ITEM_NAME)
+            match = by_name.get(name)
+            if match is not None:
+                self._link_item(service_id, match, f"same name as the QuickBooks item '{name}'")
+                continue
+            if "service_income_account" in self.refs.missing:
+                self.status("service", service_id, FAILED, self.refs.missing["service_income_account"])
+                continue
+            payload: dict[str, Any] = {
+                "Name": name,
+                "Type": "Service",
+                "UnitPrice": money(int(service.rate_cents)),
+                "IncomeAccountRef": _ref(self.refs.ids["service_income_account"]),
+            }
+            if isinstance(service.rate_type, str):
+                payload["Sku"] = service.rate_type[:100]
+            if isinstance(service.description, str):
+                payload["Description"] = service.description[:4000]
+            reason = self.write(
+                "service",
+                service_id,
+                "Item",
+                payload,
+                None,
+                f"new service item '{name}'",
+                sort_key=service_id,
+            )
+            self.synced_services.add(service_id)
+            self.status("service", service_id, SYNCED, reason, "Item")
+
+    def _link_item(self, service_id: str, item, why: str) -> None:
+        payload = {"Id": str(item.id)}
+        self._append_body("service", service_id, "Item", "link", payload, why, service_id)
+        self.synced_services.add(service_id)
+        self.status("service", service_id, SYNCED, why, "Item")
+
+    # -- invoices (R6, R14) ----------------------------------------------------------------------------
+    def _account_gate(self, kind: str, taxdome_id: str, account_id: str, day, what: str) -> bool:
+        """Shared scope rules of an account's transaction; False (with the status set) when it cannot sync."""
+        if account_id in self.opted_out:
+            self.status(kind, taxdome_id, DO_NOT_SYNC, f"its account {account_id} is set to Do not sync")
+            return False
+        if self._before_sync_date(day):
+            self.status(
+                kind, taxdome_id, SKIPPED, f"{what} {_date_text(day)}, before the sync date {self.sync_date}"
+            )
+            return False
+        if account_id not in self.synced_accounts:
+            why = self.statuses.get(("account", account_id), (None, "it is not in the export"))[1]
+            self.status(kind, taxdome_id, NOT_SYNCED, f"its account {account_id} is not synced: {why}")
+            return False
+        return True
+
+    def _plan_invoices(self) -> None:
+        lines_by_invoice: dict[str, list] = defaultdict(list)
+        for line in self.staged.invoice_lines.sort_values(["invoice_id", "line_no"]).itertuples(index=False):
+            lines_by_invoice[line.invoice_id].append(line)
+        services = {s.service_id: s for s in self.staged.services.itertuples(index=False)}
+        for invoice in self.staged.invoices.sort_values(["posted_date", "invoice_id"]).itertuples(
+            index=False
+        ):
+            invoice_id = invoice.invoice_id
+            if not self._account_gate(
+                "invoice", invoice_id, invoice.account_id, invoice.posted_date, "posted"
+            ):
+                continue
+            if invoice.status in WAITING_INVOICE_STATUSES:
+                self.status("invoice", invoice_id, SKIPPED, f"{invoice.status}: waits until it is issued")
+                continue
+            if len(invoice.invoice_number) > MAX_DOC_NUMBER:
+                self.status(
+                    "invoice",
+                    invoice_id,
+                    FAILED,
+                    f"invoice number {invoice.invoice_number} is longer than the {MAX_DOC_NUMBER} characters QuickBooks allows",
+                )
+                continue
+            payload_lines, problem = self._invoice_lines(
+                lines_by_invoice[invoice_id], services, int(invoice.tax_amount_cents)
+            )
+            if problem:
+                self.status("invoice", invoice_id, FAILED, problem)
+                continue
+            payload: dict[str, Any] = {
+                "DocNumber": invoice.invoice_number,
+                "TxnDate": _date_text(invoice.posted_date),
+                "CustomerRef": _ref(symbolic("account", invoice.account_id)),
+                "Line": payload_lines,
+                "PrivateNote": marker("invoice", invoice_id),
+            }
+            if (due := _date_text(invoice.due_date)) is not None:
+                payload["DueDate"] = due
+            if self.automated_tax:
+                payload["TxnTaxDetail"] = {"TotalTax": money(int(invoice.tax_amount_cents))}
+            reason = self.write(
+                "invoice",
+                invoice_id,
+                "Invoice",
+                payload,
+                int(invoice.total_cents),
+                f"invoice {invoice.invoice_number} of {money(int(invoice.total_cents))}",
+                sort_key=f"{_date_text(invoice.posted_date)}|{invoice_id}",
+            )
+            self.synced_invoices.add(invoice_id)
+            self.status("invoice", invoice_id, SYNCED, reason, "Invoice")
+
+    def _invoice_lines(self, lines: list, services: dict, tax_cents: int) -> tuple[list[dict], str | None]:
+        """One SalesItemLine per TaxDome line with the same amount; the tax as its own line unless QBO computes it."""
+        built = []
+        for line in lines:
+            service_id = line.service_id if isinstance(line.service_id, str) else None
+            description_parts = []
+            if service_id in self.synced_services:
+                item = _ref(symbolic("service", service_id))
+            else:
+                if "default_sales_item" in self.refs.missing:
+                    return [], self.refs.missing["default_sales_item"]
+                item = _ref(self.refs.ids["default_sales_item"])
+                name = line.service_name if isinstance(line.service_name, str) else None
+                if name is None and service_id in services:
+                    name = services[service_id].name
+                if name:
+                    description_parts.append(name)
+            if isinstance(line.description, str):
+                description_parts.append(line.description)
+            detail: dict[str, Any] = {"ItemRef": item}
+            amount = int(line.amount_cents)
+            exact = _exact_unit_price(line.rate_cents, line.quantity, amount)
+            if exact is not None:
+                detail["Qty"], detail["UnitPrice"] = exact
+            if self.automated_tax:
+                detail["TaxCodeRef"] = _ref("TAX" if bool(line.taxable) else "NON")
+            entry: dict[str, Any] = {
+                "DetailType": "SalesItemLineDetail",
+                "Amount": money(amount),
+                "SalesItemLineDetail": detail,
+            }
+            if description_parts:
+                entry["Description"] = " - ".join(description_parts)[:4000]
+            built.append(entry)
+        if tax_cents and not self.automated_tax:
+            if "tax_item" in self.refs.missing:
+                return [], self.refs.missing["tax_item"]
+            built.append(
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": money(tax_cents),
+                    "Description": "Sales tax",
+                    "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["tax_item"])},
+                }
+            )
+        return built, None
+
+    # -- payments, credits, fees (R7, R10, R11, R12, R15, R20) -------------------------------------------
+    def _payment_gate(self, payment) -> bool:
+        payment_id = payment.payment_id
+        if not self._account_gate("payment", payment_id, payment.account_id, payment.payment_date, "paid on"):
+            return False
+        if not self.settings.sync_payments:
+            self.status("payment", payment_id, SKIPPED, "payment sync is switched off in the firm settings")
+            return False
+        if not bool(payment.sync_to_qbo):
+            self.status("payment", payment_id, SKIPPED, "this payment is set not to sync to QuickBooks")
+            return False
+        return True
+
+    def _applications(self) -> dict[str, list]:
+        by_payment: dict[str, list] = defaultdict(list)
+        for application in self.staged.payment_applications.sort_values(
+            ["payment_id", "invoice_id"]
+        ).itertuples(index=False):
+            by_payment[application.payment_id].append(application)
+        return by_payment
+
+    def _allocate_credit_balance(self) -> dict[str, list[tuple[str, str, int, str]]]:
+        """R7: what each credit-balance payment consumes, oldest credit first.
+
+        Returns, per source (a real-money payment or a promotional credit), the (credit payment, invoice, cents,
+        source kind) it pays. Fails a credit-balance payment when the client's credit falls short.
+        """
+        applications = self._applications()
+        self.applications_by_payment = applications
+        uses: dict[str, list[tuple[str, str, int, str]]] = defaultdict(list)
+        payments = self.staged.payments.sort_values(["payment_date", "payment_id"])
+        self.credit_failures: dict[str, str] = {}
+        for _account, account_payments in payments.groupby("account_id", sort=False):
+            if not (account_payments["method"] == "credit_balance").any():
+                continue
+            available: list[list] = []  # [source id, kind, cents left], oldest first
+            for payment in account_payments.itertuples(index=False):
+                applied_to_synced = sum(
+                    int(a.amount_cents)
+                    for a in applications[payment.payment_id]
+                    if a.invoice_id in self.synced_invoices
+                )
+                if payment.method in REAL_MONEY_METHODS or payment.method == "promotional_credit":
+                    left = int(payment.amount_cents) - applied_to_synced
+                    kind = "payment" if payment.method in REAL_MONEY_METHODS else "credit_memo"
+                    if left > 0 and self._would_sync(payment):
+                        available.append([payment.payment_id, kind, left])
+                    continue
+                if payment.method != "credit_balance" or not self._would_sync(payment):
+                    continue
+                wanted = [a for a in applications[payment.payment_id] if a.invoice_id in self.synced_invoices]
+                needed = sum(int(a.amount_cents) for a in wanted)
+                on_hand = sum(source[2] for source in available)
+                if needed > on_hand:
+                    self.credit_failures[payment.payment_id] = (
+                        f"the client's credit in QuickBooks is {money(on_hand)}, short of the {money(needed)} applied"
+                    )
+                    continue
+                for application in wanted:
+                    remaining = int(application.amount_cents)
+                    for source in available:
+                        if remaining == 0:
+                            break
+                        take = min(remaining, source[2])
+                        if take:
+                            uses[source[0]].append(
+                                (payment.payment_id, application.invoice_id, take, source[1])
+                            )
+                            source[2] -= take
+                            remaining -= take
+        return uses
+
+    def _would_sync(self, payment) -> bool:
+        return (
+            payment.account_id in self.synced_accounts
+            and not self._before_sync_date(payment.payment_date)
+            and self.settings.sync_payments
+            and bool(payment.sync_to_qbo)
+        )
+
+    def _plan_payments(self, credit_use: dict[str, list[tuple[str, str, int, str]]]) -> None:
+        for payment in self.staged.payments.sort_values(["payment_date", "payment_id"]).itertuples(
+            index=False
+        ):
+            payment_id = payment.payment_id
+            if not self._payment_gate(payment):
+                continue
+            applications = self.applications_by_payment[payment.payment_id]
+            if payment.method == "credit_balance":
+                self._credit_balance_status(payment, applications)
+                continue
+            if payment.method == "promotional_credit":
+                self._plan_credit_memo(payment, applications, credit_use.get(payment_id, []))
+                continue
+            if "deposit_to_account" in self.refs.missing:
+                self.status("payment", payment_id, FAILED, self.refs.missing["deposit_to_account"])
+                continue
+            self._plan_money_payment(payment, applications, credit_use.get(payment_id, []))
+
+    def _linked_lines(self, applications: list, extra_uses: list) -> tuple[list[dict], list[str], int]:
+        lines, notes, applied = [], [], 0
+        for application in applications:
+            cents = int(application.amount_cents)
+            if application.invoice_id in self.synced_invoices:
+                lines.append(_linked_line(cents, symbolic("invoice", application.invoice_id), "Invoice"))
+                applied += cents
+            else:
+                why = self.statuses.get(
+                    ("invoice", application.invoice_id), (None, "it is not in the export")
+                )[1]
+                notes.append(f"{money(cents)} for invoice {application.invoice_id} stays unapplied ({why})")
+        for credit_payment, invoice_id, cents, _kind in extra_uses:
+            lines.append(_linked_line(cents, symbolic("invoice", invoice_id), "Invoice"))
+            applied += cents
+            notes.append(
+                f"{money(cents)} of its credit pays invoice {invoice_id} (credit balance payment {credit_payment})"
+            )
+        return lines, notes, applied
+
+    def _plan_money_payment(self, payment, applications: list, credit_use: list) -> None:
+        payment_id = payment.payment_id
+        lines, notes, applied = self._linked_lines(applications, credit_use)
+        gross = int(payment.amount_cents)
+        reference = payment.processor_txn_id if isinstance(payment.processor_txn_id, str) else payment_id
+        payload: dict[str, Any] = {
+            "TotalAmt": money(gross),
+            "TxnDate": _date_text(payment.payment_date),
+            "CustomerRef": _ref(symbolic("account", payment.account_id)),
+            "DepositToAccountRef": _ref(self.refs.ids["deposit_to_account"]),
+            "PaymentRefNum": reference[:MAX_PAYMENT_REF],
+            "Line": lines,
+            "PrivateNote": marker("payment", payment_id),
+        }
+        if gross > applied:
+            notes.append(f"{money(gross - applied)} stays unapplied as client credit")
+        summary = f"{payment.method} payment of {money(gross)}" + (f"; {'; '.join(notes)}" if notes else "")
+        reason = self.write(
+            "payment",
+            payment_id,
+            "Payment",
+            payload,
+            gross,
+            summary,
+            sort_key=f"{_date_text(payment.payment_date)}|{payment_id}",
+        )
+        self.synced_payments.add(payment_id)
+        self.status("payment", payment_id, SYNCED, reason, "Payment")
+        fee = int(payment.processing_fee_cents or 0)
+        if fee > 0:
+            self._plan_fee(payment, fee)
+
+    def _plan_fee(self, payment, fee: int) -> None:
+        for setting in ("fee_paid_from_account", "fee_expense_account"):
+            if setting in self.refs.missing:
+                self.status(
+                    "payment",
+                    payment.payment_id,
+                    FAILED,
+                    f"its processing fee cannot be recorded: {self.refs.missing[setting]}",
+                )
+                return
+        payload = {
+            "PaymentType": "Cash",
+            "TxnDate": _date_text(payment.payment_date),
+            "AccountRef": _ref(self.refs.ids["fee_paid_from_account"]),
+            "TotalAmt": money(fee),
+            "Line": [
+                {
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "Amount": money(fee),
+                    "Description": f"{payment.processor} processing fee of payment {payment.payment_id}",
+                    "AccountBasedExpenseLineDetail": {
+                        "AccountRef": _ref(self.refs.ids["fee_expense_account"])
+                    },
+                }
+            ],
+            "PrivateNote": marker("fee", payment.payment_id),
+        }
+        self.write(
+            "fee",
+            payment.payment_id,
+            "Purchase",
+            payload,
+            fee,
+            f"{payment.processor} processing fee of {money(fee)}",
+            sort_key=f"{_date_text(payment.payment_date)}|{payment.payment_id}",
+        )
+
+    def _plan_credit_memo(self, payment, applications: list, credit_use: list) -> None:
+        """R11: a promotional credit is a credit memo; what it pays is a zero-amount payment linking both."""
+        payment_id = payment.payment_id
+        if "default_sales_item" in self.refs.missing:
+            self.status("payment", payment_id, FAILED, self.refs.missing["default_sales_item"])
+            return
+        amount = int(payment.amount_cents)
+        day = _date_text(payment.payment_date)
+        payload = {
+            "TxnDate": day,
+            "CustomerRef": _ref(symbolic("account", payment.account_id)),
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": money(amount),
+                    "Description": "Promotional credit",
+                    "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["default_sales_item"])},
+                }
+            ],
+            "PrivateNote": marker("credit_memo", payment_id),
+        }
+        reason = self.write(
+            "credit_memo",
+            payment_id,
+            "CreditMemo",
+            payload,
+            amount,
+            f"promotional credit of {money(amount)}",
+            sort_key=f"{day}|{payment_id}",
+        )
+        uses = [
+            (payment_id, a.invoice_id, int(a.amount_cents), "own")
+            for a in applications
+            if a.invoice_id in self.synced_invoices
+        ]
+        uses += [
+            (credit_payment, invoice_id, cents, "credit_balance")
+            for credit_payment, invoice_id, cents, _ in credit_use
+        ]
+        for credit_payment, invoice_id, cents, _origin in uses:
+            application_id = f"{credit_payment}:{invoice_id}:{payment_id}"
+            link = {
+                "TotalAmt": "0.00",
+                "TxnDate": day,
+                "CustomerRef": _ref(symbolic("account", payment.account_id)),
+                "Line": [
+                    _linked_line(cents, symbolic("invoice", invoice_id), "Invoice"),
+                    _linked_line(cents, symbolic("credit_memo", payment_id), "CreditMemo"),
+                ],
+                "PrivateNote": marker("credit_application", application_id),
+            }
+            self.write(
+                "credit_application",
+                application_id,
+                "Payment",
+                link,
+                cents,
+                f"applies {money(cents)} of promotional credit {payment_id} to invoice {invoice_id}",
+                sort_key=f"{day}|{application_id}",
+            )
+        self.status("payment", payment_id, SYNCED, reason, "CreditMemo")
+
+    def _credit_balance_status(self, payment, applications: list) -> None:
+        payment_id = payment.payment_id
+        if payment_id in self.credit_failures:
+            self.status("payment", payment_id, FAILED, self.credit_failures[payment_id])
+            return
+        synced = [a for a in applications if a.invoice_id in self.synced_invoices]
+        if not synced:
+            self.status(
+                "payment",
+                payment_id,
+                NOT_SYNCED,
+                "paid from credit, but none of the invoices it pays is synced",
+            )
+            return
+        total = sum(int(a.amount_cents) for a in synced)
+        self.status(
+            "payment",
+            payment_id,
+            SYNCED,
+            f"paid {money(total)} from the client's QuickBooks credit (no new money)",
+        )
+
+    # -- refunds (R13) ---------------------------------------------------------------------------------
+    def _plan_refunds(self) -> None:
+        payments = {p.payment_id: p for p in self.staged.payments.itertuples(index=False)}
+        for refund in self.staged.refunds.sort_values(["refund_date", "refund_id"]).itertuples(index=False):
+            refund_id = refund.refund_id
+            if not self._account_gate(
+                "refund", refund_id, refund.account_id, refund.refund_date, "refunded on"
+            ):
+                continue
+            if refund.payment_id not in self.synced_payments:
+                payment_status = self.statuses.get(
+                    ("payment", refund.payment_id), (None, "it is not in the export")
+                )
+                self.status(
+                    "refund",
+                    refund_id,
+                    NOT_SYNCED,
+                    f"its payment {refund.payment_id} is not synced as money received: {payment_status[1]}",
+                )
+                continue
+            amount = int(refund.amount_cents)
+            day = _date_text(refund.refund_date)
+            reason_text = refund.reason if isinstance(refund.reason, str) else "Refund"
+            payload = {
+                "TxnDate": day,
+                "CustomerRef": _ref(symbolic("account", refund.account_id)),
+                "DepositToAccountRef": _ref(self.refs.ids["deposit_to_account"]),
+                "TotalAmt": money(amount),
+                "PaymentRefNum": refund_id[:MAX_PAYMENT_REF],
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "Amount": money(amount),
+                        "Description": f"{reason_text} (payment {payments[refund.payment_id].payment_id})"[
+                            :4000
+                        ],
+                        "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["default_sales_item"])},
+                    }
+                ],
+                "PrivateNote": marker("refund", refund_id),
+            }
+            reason = self.write(
+                "refund",
+                refund_id,
+                "RefundReceipt",
+                payload,
+                amount,
+                f"refund of {money(amount)} from payment {refund.payment_id}",
+                sort_key=f"{day}|{refund_id}",
+            )
+            self.status("refund", refund_id, SYNCED, reason, "RefundReceipt")
+
+    # -- deletions -------------------------------------------------------------------------------------
+    def _plan_deletions(self) -> None:
+        """Delete from QBO what TaxDome deleted (full exports) or what was unsynced since (any export)."""
+        planned = {(op["taxdome_kind"], op["taxdome_id"]) for op in self.operations}
+        staged_payments = set(self.staged.payments["payment_id"])
+        staged_refunds = set(self.staged.refunds["refund_id"])
+        deletions = []
+        for (kind, taxdome_id), known in self.state.items():
+            if kind not in _DELETABLE_KINDS or known.status != SYNCED or pd.isna(known.qbo_id):
+                continue
+            if (kind, taxdome_id) in planned or self._still_synced(kind, taxdome_id):
+                continue
+            owner = self._owning_payment(kind, taxdome_id)
+            present = taxdome_id in staged_refunds if kind == "refund" else owner in staged_payments
+            if present:
+                why = f"its TaxDome {'refund' if kind == 'refund' else 'payment'} is no longer synced"
+            elif self.options.export_mode == "full":
+                why = f"deleted in TaxDome: no longer in the export ({kind} {taxdome_id})"
+            else:
+                continue
+            deletions.append((kind, taxdome_id, known, why))
+        synced_total = sum(1 for known in self.state.values() if known.status == SYNCED)
+        if (
+            deletions
+            and not self.options.allow_mass_delete
+            and len(deletions) > MASS_DELETE_SHARE * synced_total
+        ):
+            raise PlanRefused(
+                f"the plan would delete {len(deletions)} of {synced_total} synced objects in QuickBooks "
+                f"(more than {MASS_DELETE_SHARE:.0%}); if TaxDome really deleted them, run with allow_mass_delete=true"
+            )
+        for kind, taxdome_id, known, why in deletions:
+            payload = {"Id": str(known.qbo_id), "SyncToken": str(known.sync_token)}
+            self._append_body(kind, taxdome_id, known.qbo_entity, "delete", payload, why, "")
+
+    def _still_synced(self, kind: str, taxdome_id: str) -> bool:
+        """Unchanged objects plan no operation; they are still synced when their owner still is."""
+        if kind == "refund":
+            return self.statuses.get(("refund", taxdome_id), (None,))[0] == SYNCED
+        owner = self._owning_payment(kind, taxdome_id)
+        owner_status = self.statuses.get(("payment", owner), (None,))[0]
+        if kind == "fee":
+            return owner_status == SYNCED and owner in self.synced_payments
+        return owner_status == SYNCED
+
+    @staticmethod
+    def _owning_payment(kind: str, taxdome_id: str) -> str:
+        """fee and payment ids are the payment id; a credit application is `credit payment:invoice:memo`."""
+        return taxdome_id.split(":")[-1] if kind == "credit_application" else taxdome_id
+
+    # -- result ----------------------------------------------------------------------------------------
+    def _result(self) -> Plan:
+        def order(op: dict[str, Any]) -> tuple:
+            if op["action"] == "delete":
+                return (0, _DELETE_ORDER.index(op["taxdome_kind"]), op["taxdome_id"])
+            return (1, _WRITE_ORDER.index(op["taxdome_kind"]), op["_sort"], op["taxdome_id"])
+
+        ordered = sorted(self.operations, key=order)
+        rows = [
+            {"seq": seq, **{k: v for k, v in op.items() if k != "_sort"}}
+            for seq, op in enumerate(ordered, start=1)
+        ]
+        operations = pd.DataFrame(rows, columns=list(OPERATION_COLUMNS)).astype({"amount_cents": "Int64"})
+        statuses = pd.DataFrame(
+            [(kind, tid, *verdict) for (kind, tid), verdict in self.statuses.items()],
+            columns=list(STATUS_COLUMNS),
+        )
+        return Plan(operations, statuses)
+
+
+def _linked_line(cents: int, target: str, txn_type: str) -> dict[str, Any]:
+    return {"Amount": money(cents), "LinkedTxn": [{"TxnId": target, "TxnType": txn_type}]}
+
+
+def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str] | None:
+    """Qty and UnitPrice only when their product is the amount to the cent: QBO rejects a mismatch (6070)."""
+    if rate_cents is None or pd.isna(rate_cents) or quantity is None or pd.isna(quantity):
+        return None
+    product = Decimal(int(rate_cents)) * Decimal(str(quantity))
+    if product != amount_cents:
+        return None
+    return str(Decimal(str(quantity)).normalize()), money(int(rate_cents))
+
+
+def build_plan(
+    staged: StagedFirm,
+    settings: FirmSettings,
+    reference: QboReference,
+    state: pd.DataFrame,
+    options: PlanOptions | None = None,
+) -> Plan:
+    """Decide every QBO write for the staged export. Raises PlanRefused for a mass deletion not allowed."""
+    return _Planner(staged, settings, reference, state, options or PlanOptions()).plan()
