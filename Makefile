@@ -49,7 +49,7 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -50 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	@touch $@
 
-$(DEMO_EXPORT)/accounts.csv: $(VENV)/.installed
+$(DEMO_EXPORT)/accounts.csv: | $(VENV)/.installed
 	@rm -rf $(DEMO_EXPORT).partial
 	$(BIN)/python -m taxdome_qbo.demo generate --out $(DEMO_EXPORT).partial \
 		--accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED) --bad-rows $(DEMO_BAD_ROWS)
@@ -62,10 +62,13 @@ demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 	$(BIN)/python -c 'import sys; from qbo_emulator.testing import wait_until_answering; wait_until_answering(sys.argv[1])' \
 		$(EMULATOR_URL) || { cat $(AIRFLOW_HOME)/qbo-emulator.log; exit 1; }; \
 	echo "QBO emulator serving $(EMULATOR_URL) (state: $(AIRFLOW_HOME)/qbo-emulator.db)"; \
-	$(BIN)/airflow dags test taxdome_qbo_sync > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
+	export AIRFLOW_CONN_QUICKBOOKS_DEFAULT="$$($(BIN)/python -m qbo_emulator.admin connection $(EMULATOR_URL))"; \
+	$(BIN)/airflow dags test taxdome_qbo_sync -c '{"dry_run": true}' > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
 		|| { tail -80 $(AIRFLOW_HOME)/demo-run.log; echo "taxdome_qbo_sync failed; full log: $(AIRFLOW_HOME)/demo-run.log"; exit 1; }; \
-	echo "taxdome_qbo_sync succeeded (log: $(AIRFLOW_HOME)/demo-run.log)"; \
-	$(BIN)/python -m taxdome_qbo staging-summary
+	echo "taxdome_qbo_sync succeeded (dry run; log: $(AIRFLOW_HOME)/demo-run.log)"; \
+	$(BIN)/python -m taxdome_qbo staging-summary; \
+	$(BIN)/python -m taxdome_qbo plan-summary; \
+	$(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,10 +1,14 @@
 """
 ### TaxDome → QuickBooks Online sync
 
-**What it does.** Loads TaxDome billing exports (CSV folders, SPEC §3) into the staging warehouse:
-`extract` finds the exports to load and checks their files and headers; `stage` validates every row and
-upserts it into the `stg_taxdome__*` tables, quarantining bad rows in `stg_taxdome__rejected` with a reason.
-Planning, the QuickBooks load and reconciliation join this DAG in later steps.
+**What it does.** Loads TaxDome billing exports (CSV folders, SPEC §3) into the staging warehouse and plans
+what QuickBooks Online must receive: `extract` finds the exports to load and checks their files and headers;
+`stage` validates every row and upserts it into the `stg_taxdome__*` tables, quarantining bad rows in
+`stg_taxdome__rejected` with a reason; `plan` reads the QuickBooks company (connection `quickbooks_default`)
+and applies TaxDome's sync rules: every QBO write needed goes to `sync_plan`, and every staged TaxDome object
+gets a status with a reason in `sync_object_status`. A preview (counts, amounts, examples) is in the task log
+and in `<reports>/<run id>/plan_preview.md` with `plan_operations.csv`. With `dry_run` nothing is written to
+QuickBooks. The QuickBooks load and reconciliation join this DAG in later steps.
 
 **Which exports.** A manual run with `export_dir` loads that export (a local path or any object-store URL).
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
@@ -18,6 +22,10 @@ never overwrites it. Each export loads in one transaction: a failed load stages 
 - *lacks required files / lacks required columns*: the export is incomplete; fix or remove the folder,
   then clear the task. Retries will not help, so the task fails at once.
 - *firm settings*: a param or the `taxdome_qbo_settings` Variable has a bad value.
+- *would delete N of M synced objects*: the export lacks more than 5% of what was synced. If TaxDome really
+  deleted them, trigger with `allow_mass_delete: true`; if the export is partial, use `export_mode:
+  incremental`.
+- `plan` skipped: QuickBooks is not connected (no `quickbooks_default`) or was disconnected.
 - anything else (database unreachable, ...) is retried twice, then fails; clearing the task is safe.
 
 **Where to look.** `taxdome_export_batches` (one row per load), `taxdome_export_batch_files` (per-file
@@ -64,6 +72,18 @@ def _setting(description: str, **schema) -> Param:
     doc_md=__doc__,
     params={
         "export_dir": Param(None, type=NULLABLE_TEXT, description="One export folder to load (path or URL)."),
+        "dry_run": Param(
+            False, type="boolean", description="Plan and preview only: write nothing to QuickBooks."
+        ),
+        "export_mode": Param(
+            "full",
+            enum=["full", "incremental"],
+            description="full: each export lists everything, so a synced payment or refund it lacks is deleted in "
+            "QuickBooks; incremental: exports list changes only.",
+        ),
+        "allow_mass_delete": Param(
+            False, type="boolean", description="Let a plan delete more than 5% of the synced objects."
+        ),
         "landing_dir": Param(
             None,
             type=NULLABLE_TEXT,
@@ -101,7 +121,12 @@ def taxdome_qbo_sync():
     def stage(export_locations: list[str]) -> list[dict]:
         return dag_tasks.stage_exports(export_locations, get_current_context()["run_id"])
 
-    stage(extract())
+    @task
+    def plan() -> dict:
+        context = get_current_context()
+        return dag_tasks.plan_sync(context["params"], context["run_id"])
+
+    stage(extract()) >> plan()
 
 
 taxdome_qbo_sync()

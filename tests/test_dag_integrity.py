@@ -33,9 +33,15 @@ def test_every_dag_follows_the_policy(dagbag):
 
 def test_sync_dag_declares_the_settings_and_export_params(dagbag):
     dag = dagbag.dags["taxdome_qbo_sync"]
-    assert set(SETTING_NAMES) | {"export_dir", "landing_dir"} == set(dag.params)
+    assert set(SETTING_NAMES) | {
+        "export_dir",
+        "landing_dir",
+        "dry_run",
+        "export_mode",
+        "allow_mass_delete",
+    } == set(dag.params)
     assert all(dag.params[name] is None for name in SETTING_NAMES)  # unset: the Variable then defaults decide
-    assert [t.task_id for t in dag.topological_sort()][:2] == ["extract", "stage"]
+    assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "plan"]
 
 
 def test_sync_dag_runs_hourly_unless_configured(dagbag):

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 import pytest
-from export_builder import BASE_EXPORT, replace_row, with_rows
+from export_builder import replace_row, with_rows
 from planning_builder import no_state, qbo_company, staged_firm, state_after
 
 from taxdome_qbo.core.planner import PlanOptions, PlanRefused, build_plan, qbo_name

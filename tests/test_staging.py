@@ -175,3 +175,28 @@ def test_exports_load_from_object_storage_urls(warehouse_engine, tmp_path):
         (location / name).write_text(text)
     result = staging.stage_export(warehouse_engine, location)
     assert result.total("rows_staged") == 16 and result.export_name == "2026-01-10"
+
+
+def test_rows_a_later_export_no_longer_lists_are_marked_absent_until_listed_again(warehouse_engine, tmp_path):
+    first = staging.stage_export(warehouse_engine, write_export(tmp_path / "1"))
+    without_r1 = write_export(
+        tmp_path / "2", refunds_csv="refund_id,payment_id,account_id,refund_date,amount,reason\n"
+    )
+    second = staging.stage_export(warehouse_engine, without_r1)
+    assert next(f for f in second.files if f.source_file == "refunds.csv").rows_absent == 1
+    marks = {r.refund_id: r._absent_since_batch for r in table_rows(warehouse_engine, "refunds")}
+    assert marks == {"R1": second.batch_id}
+    again = staging.stage_export(warehouse_engine, without_r1)  # a reload keeps the first mark
+    assert {r.refund_id: r._absent_since_batch for r in table_rows(warehouse_engine, "refunds")} == marks
+    assert again.total("rows_updated") == 0
+    staging.stage_export(warehouse_engine, write_export(tmp_path / "3"))
+    refund = table_rows(warehouse_engine, "refunds")[0]
+    assert (refund._absent_since_batch, refund._batch_id) == (None, first.batch_id)  # listed again, unchanged
+
+
+def test_the_schema_gains_columns_a_newer_version_added(warehouse_engine):
+    with warehouse_engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE stg_taxdome__services (service_id TEXT PRIMARY KEY, name TEXT)"))
+    warehouse.create_schema(warehouse_engine)
+    columns = {c["name"] for c in sa.inspect(warehouse_engine).get_columns("stg_taxdome__services")}
+    assert columns == {c.name for c in warehouse.STAGING_TABLES["services"].columns}

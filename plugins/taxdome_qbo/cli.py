@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import sql, warehouse
+from taxdome_qbo.services import planning, sql, warehouse
 
 
 def _table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
@@ -94,6 +94,26 @@ def staging_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_summary(args: argparse.Namespace) -> int:
+    """Print the preview of the most recent plan and where its files are."""
+    latest = planning.latest_plan(WarehouseHook().get_engine())
+    if latest is None:
+        print("no sync has been planned yet (is QuickBooks connected?)")
+        return 0
+    run, plan = latest
+    mode = "dry run: nothing will be written to QuickBooks" if run.dry_run else "plan"
+    print(
+        planning.preview_markdown(
+            plan,
+            title=f"Sync plan of run {run.run_id} for company {run.realm_id} ({mode})",
+            examples=args.examples,
+        )
+    )
+    if run.preview_location:
+        print(f"preview: {run.preview_location} (every operation: plan_operations.csv beside it)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxdome_qbo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.add_argument("--batches", type=int, default=5, help="how many recent loads to list")
     summary.add_argument("--reasons", type=int, default=15, help="how many rejection reasons to list")
     summary.set_defaults(handler=staging_summary)
+    plan = commands.add_parser("plan-summary", help="the preview of the most recent sync plan")
+    plan.add_argument("--examples", type=int, default=2, help="examples per kind and action")
+    plan.set_defaults(handler=plan_summary)
     args = parser.parse_args(argv)
     return args.handler(args)
 

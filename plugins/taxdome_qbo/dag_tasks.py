@@ -4,16 +4,21 @@ service, return a small receipt. Nothing here holds business logic."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath, Variable
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
+from taxdome_qbo.core.planner import PlanOptions, PlanRefused
 from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
+from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.paths import default_landing_dir
+from taxdome_qbo.paths import default_landing_dir, default_reports_dir
+from taxdome_qbo.services import planning
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
+from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
 from taxdome_qbo.services.staging import stage_export
 
 log = logging.getLogger(__name__)
@@ -72,3 +77,41 @@ def stage_exports(locations: list[str], run_id: str) -> list[dict[str, Any]]:
             )
         receipts.append(result.as_xcom())
     return receipts
+
+
+def run_folder(run_id: str) -> ObjectStoragePath:
+    """Where a run's reports go: a folder per run under the reports location (local or object store)."""
+    return ObjectStoragePath(str(default_reports_dir())) / re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
+
+
+def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Plan the run against the connected QuickBooks company, record it, and publish its preview."""
+    settings = firm_settings(params)
+    hook = QuickBooksHook()
+    try:
+        reference = hook.fetch_reference()
+    except AirflowNotFoundException as exc:
+        raise AirflowSkipException(
+            "QuickBooks is not connected (no quickbooks_default connection): nothing is planned"
+        ) from exc
+    except QboDisconnectedError as exc:
+        raise AirflowSkipException(f"QuickBooks is disconnected: nothing is planned ({exc})") from exc
+    options = PlanOptions(export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"])
+    engine = WarehouseHook().get_engine()
+    try:
+        plan, receipt = planning.plan_sync(
+            engine, reference, settings, options, run_id, dry_run=params["dry_run"]
+        )
+    except PlanRefused as exc:
+        raise AirflowFailException(str(exc)) from exc
+    mode = "dry run: nothing will be written to QuickBooks" if params["dry_run"] else "plan"
+    preview = planning.preview_markdown(
+        plan, title=f"Sync plan for QuickBooks company {reference.realm_id} ({mode})"
+    )
+    log.info("%s", preview)
+    folder = run_folder(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plan_preview.md").write_text(preview)
+    (folder / "plan_operations.csv").write_text(planning.preview_csv(plan))
+    planning.record_preview_location(engine, run_id, str(folder / "plan_preview.md"))
+    return receipt.as_xcom() | {"dry_run": params["dry_run"], "preview": str(folder / "plan_preview.md")}

@@ -17,3 +17,8 @@ def default_warehouse_path() -> Path:
 def default_landing_dir() -> Path:
     """One sub-folder per export; `make demo` writes the generated demo export here."""
     return airflow_home() / "landing"
+
+
+def default_reports_dir() -> Path:
+    """Plan previews and reconciliation reports, one sub-folder per run."""
+    return Path(os.environ.get("TAXDOME_QBO_REPORTS_DIR") or airflow_home() / "reports")

@@ -140,6 +140,8 @@ def _ref(value: str) -> dict[str, str]:
 def _date_text(value) -> str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
     return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
 
 
@@ -1000,6 +1002,40 @@ def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str
     return str(Decimal(str(quantity)).normalize()), money(int(rate_cents))
 
 
+_STATUS_FILES = (
+    ("accounts", "account", "account_id"),
+    ("services", "service", "service_id"),
+    ("invoices", "invoice", "invoice_id"),
+    ("payments", "payment", "payment_id"),
+    ("refunds", "refund", "refund_id"),
+)
+
+
+def _split_absent(staged: StagedFirm) -> tuple[StagedFirm, list[tuple[str, str]]]:
+    """Rows the latest full export no longer lists were deleted in TaxDome: plan without them."""
+
+    def present(frame: pd.DataFrame) -> pd.Series:
+        if "_absent_since_batch" not in frame:
+            return pd.Series(True, index=frame.index)
+        return frame["_absent_since_batch"].isna()
+
+    absent = []
+    kept = {}
+    for name, kind, key in _STATUS_FILES:
+        frame = getattr(staged, name)
+        keep = present(frame)
+        absent += [(kind, taxdome_id) for taxdome_id in frame.loc[~keep, key]]
+        kept[name] = frame[keep]
+    invoices, payments = set(kept["invoices"]["invoice_id"]), set(kept["payments"]["payment_id"])
+    lines = staged.invoice_lines
+    kept["invoice_lines"] = lines[lines["invoice_id"].isin(invoices)]
+    applications = staged.payment_applications
+    kept["payment_applications"] = applications[
+        applications["invoice_id"].isin(invoices) & applications["payment_id"].isin(payments)
+    ]
+    return StagedFirm(**kept), absent
+
+
 def build_plan(
     staged: StagedFirm,
     settings: FirmSettings,
@@ -1008,4 +1044,11 @@ def build_plan(
     options: PlanOptions | None = None,
 ) -> Plan:
     """Decide every QBO write for the staged export. Raises PlanRefused for a mass deletion not allowed."""
-    return _Planner(staged, settings, reference, state, options or PlanOptions()).plan()
+    options = options or PlanOptions()
+    absent: list[tuple[str, str]] = []
+    if options.export_mode == "full":
+        staged, absent = _split_absent(staged)
+    planner = _Planner(staged, settings, reference, state, options)
+    for kind, taxdome_id in absent:
+        planner.status(kind, taxdome_id, NOT_SYNCED, "no longer in TaxDome's export: deleted in TaxDome")
+    return planner.plan()

@@ -57,6 +57,7 @@ class FileCounts:
     rows_unchanged: int = 0
     rows_superseded: int = 0
     rows_removed: int = 0
+    rows_absent: int = 0
     write_seconds: float = 0.0
 
 
@@ -184,15 +185,17 @@ def _claim_writer_lock(conn: Connection, batch_id: str) -> None:
 
 
 def _existing(conn: Connection, table: sa.Table, key: tuple[str, ...]) -> pd.DataFrame:
-    """Key and row hash of every staged row, fetched raw (no per-row type processing: millions of rows)."""
-    select = sa.select(*(table.c[k] for k in key), table.c._row_hash)
+    """Key, row hash and absence mark of every staged row, fetched raw (no per-row type processing)."""
+    select = sa.select(*(table.c[k] for k in key), table.c._row_hash, table.c._absent_since_batch)
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.execute(str(select.compile(dialect=conn.dialect)))
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    frame = pd.DataFrame.from_records(rows, columns=[*key, "_existing_hash"], coerce_float=False)
+    frame = pd.DataFrame.from_records(
+        rows, columns=[*key, "_existing_hash", "_absent_since"], coerce_float=False
+    )
     del rows
     for k in key:
         frame[k] = frame[k].astype("Int64" if table.c[k].type.python_type is int else "str")
@@ -251,12 +254,57 @@ def _merge_file(
 
     rows = staged[to_write]
     if len(rows):
-        rows = rows.assign(_batch_id=batch_id, _loaded_at=pd.Timestamp(loaded_at))
+        rows = rows.assign(_batch_id=batch_id, _loaded_at=pd.Timestamp(loaded_at), _absent_since_batch=None)
         _upsert(conn, table, key, rows)
     staged_parents[spec.name] = staged.loc[~superseded, key]
     if spec.name in _OWNED_CHILDREN:
         counts.rows_removed = _prune_children(conn, table, validated, existing, staged_parents)
+    else:
+        counts.rows_absent = _mark_absence(
+            conn, table, key, validated, existing, written=rows[key], batch_id=batch_id
+        )
     return counts
+
+
+def _mark_absence(
+    conn: Connection,
+    table: sa.Table,
+    key: list[str],
+    validated: ValidatedFile,
+    existing: pd.DataFrame,
+    *,
+    written: pd.DataFrame,
+    batch_id: str,
+) -> int:
+    """Record which staged rows this export no longer lists, and clear the mark of rows listed again.
+
+    A fact, not a verdict: whether absence means "deleted in TaxDome" depends on the export mode, which the
+    planner knows. Only rows whose mark changes are written, so a reload still changes nothing.
+    """
+    if existing.empty:
+        return 0
+    listed = existing[key].merge(
+        validated.keys_in_file.dropna().drop_duplicates(), on=key, how="left", indicator=True
+    )
+    is_listed = (listed["_merge"] == "both").to_numpy()
+    marked = existing["_absent_since"].notna().to_numpy()
+    rewritten = (
+        existing[key].merge(written, on=key, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    )
+    condition = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
+    for rows, mark in (
+        (existing[~is_listed & ~marked], batch_id),
+        (existing[is_listed & marked & ~rewritten], None),
+    ):
+        if len(rows):
+            parameters = [
+                {**dict(zip((f"key_{k}" for k in key), row, strict=True)), "mark": mark}
+                for row in rows[key].astype(object).itertuples(index=False)
+            ]
+            conn.execute(
+                table.update().where(condition).values(_absent_since_batch=sa.bindparam("mark")), parameters
+            )
+    return int((~is_listed).sum())
 
 
 def _prune_children(

@@ -46,7 +46,7 @@ _COLUMN_TYPES: dict[Kind, sa.types.TypeEngine] = {
     Kind.POSITIVE_INT: sa.Integer(),
 }
 
-LINEAGE_COLUMNS = ("_batch_id", "_loaded_at", "_row_hash")
+LINEAGE_COLUMNS = ("_batch_id", "_loaded_at", "_row_hash", "_absent_since_batch")
 
 metadata = sa.MetaData()
 
@@ -68,6 +68,8 @@ def _staging_table(export_file: ExportFile) -> sa.Table:
         sa.Column("_batch_id", sa.String(32), nullable=False),
         sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
         sa.Column("_row_hash", sa.BigInteger, nullable=False),
+        # Set when a later export no longer lists the row (deleted in TaxDome if exports are full snapshots).
+        sa.Column("_absent_since_batch", sa.String(32)),
         comment=f"TaxDome {export_file.filename}: one row per {' + '.join(export_file.key)}, latest version wins",
     )
 
@@ -110,7 +112,9 @@ export_batch_files = sa.Table(
     sa.Column("rows_unchanged", sa.BigInteger, nullable=False),
     sa.Column("rows_superseded", sa.BigInteger, nullable=False),
     sa.Column("rows_removed", sa.BigInteger, nullable=False),
-    comment="Per-file counts of a batch; rows_read = rows_staged + rows_rejected always",
+    sa.Column("rows_absent", sa.BigInteger, nullable=False),
+    comment="Per-file counts of a batch; rows_read = rows_staged + rows_rejected always; "
+    "rows_absent: staged rows this export no longer lists",
 )
 
 rejected_rows = sa.Table(
@@ -174,6 +178,18 @@ sync_plan = sa.Table(
     comment="One row per planned QBO operation of a run, in execution order (seq)",
 )
 
+sync_plan_runs = sa.Table(
+    "sync_plan_runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("planned_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("dry_run", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("operations", sa.Integer, nullable=False),
+    sa.Column("preview_location", sa.Text),
+    comment="One row per planned run: when, for which company, whether it was a dry run, where its preview is",
+)
+
 sync_object_status = sa.Table(
     "sync_object_status",
     metadata,
@@ -190,8 +206,25 @@ sync_object_status = sa.Table(
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every warehouse table that does not exist yet (safe to call on each run)."""
+    """Create every warehouse table that does not exist yet, and add the columns a newer version introduced.
+
+    Safe to call on each run. Columns added to an existing table are nullable there (its old rows have no
+    value); new tables get the full definition.
+    """
     metadata.create_all(engine, checkfirst=True)
+    inspector = sa.inspect(engine)
+    preparer = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    conn.execute(
+                        sa.text(
+                            f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
+                            f"{preparer.quote(column.name)} {column.type.compile(engine.dialect)}"
+                        )
+                    )
 
 
 def sqlite_engine(path: str) -> Engine:

@@ -1,0 +1,50 @@
+"""Command-line access to a running emulator's admin API, for `make demo` and people.
+
+``python -m qbo_emulator.admin connection URL`` prints the Airflow connection (JSON) that points
+`quickbooks_default` at the emulator's first company (its refresh token only seeds the warehouse's store).
+``python -m qbo_emulator.admin requests URL`` prints how many requests of each operation it has served.
+"""
+
+import argparse
+import json
+import sys
+
+import httpx
+
+
+def airflow_connection(base_url: str, company: dict) -> dict:
+    return {
+        "conn_type": "quickbooks",
+        "login": company["client_id"],
+        "password": company["client_secret"],
+        "extra": {
+            "realm_id": company["realm_id"],
+            "environment": base_url,
+            "refresh_token": company["refresh_token"],
+        },
+    }
+
+
+def _admin(base_url: str, path: str) -> dict | list:
+    return httpx.get(f"{base_url}/_emulator/{path}", timeout=30).raise_for_status().json()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m qbo_emulator.admin", description=__doc__)
+    parser.add_argument("command", choices=["connection", "requests"])
+    parser.add_argument("base_url")
+    arguments = parser.parse_args(argv)
+    base_url = arguments.base_url.rstrip("/")
+    if arguments.command == "connection":
+        company = _admin(base_url, "companies")[0]
+        sys.stdout.write(json.dumps(airflow_connection(base_url, company)) + "\n")
+        return
+    log = _admin(base_url, "requests")
+    counts = ", ".join(
+        f"{operation} {count}" for operation, count in sorted(log["counts_by_operation"].items())
+    )
+    sys.stdout.write(f"QBO emulator served {log['total']} requests: {counts}\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,163 @@
+"""The QuickBooks hook from an Airflow connection in the environment, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+
+from qbo_emulator.testing import EmulatorHandle, running_emulator
+from taxdome_qbo.hooks.quickbooks import QuickBooksHook
+from taxdome_qbo.services import warehouse
+from taxdome_qbo.services.qbo_client import endpoints_for, quickbooks_client
+from taxdome_qbo.services.warehouse import qbo_oauth_tokens
+
+
+@pytest.fixture(scope="module")
+def emulator() -> EmulatorHandle:
+    with running_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def company(emulator: EmulatorHandle) -> dict:
+    return emulator.admin("POST", "companies").json()
+
+
+@pytest.fixture
+def warehouse_path(tmp_path, monkeypatch):
+    path = tmp_path / "warehouse.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+    return path
+
+
+def set_quickbooks_connection(monkeypatch, company: dict, environment: str, **changes) -> None:
+    connection = {
+        "conn_type": "quickbooks",
+        "login": company["client_id"],
+        "password": company["client_secret"],
+        "extra": {
+            "realm_id": company["realm_id"],
+            "environment": environment,
+            "refresh_token": company["refresh_token"],
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps({**connection, **changes}))
+
+
+@pytest.fixture
+def hook(emulator, company, warehouse_path, monkeypatch) -> QuickBooksHook:
+    set_quickbooks_connection(monkeypatch, company, emulator.base_url)
+    return QuickBooksHook()
+
+
+def test_the_connection_test_reads_the_company(hook, company, warehouse_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    succeeded, message = hook.test_connection()
+
+    assert succeeded, message
+    assert company["realm_id"] in message
+    assert "Emulated Company" in message
+    engine = warehouse.sqlite_engine(str(warehouse_path))
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(qbo_oauth_tokens)).one()
+    engine.dispose()
+    assert (stored.realm_id, stored.status) == (company["realm_id"], "connected")
+    assert stored.refresh_token != company["refresh_token"]  # rotated by the first refresh, and kept
+    secrets = (company["client_secret"], company["refresh_token"], stored.refresh_token, stored.access_token)
+    assert not [secret for secret in secrets if secret in caplog.text or secret in message]
+
+
+def test_a_wrong_secret_fails_the_connection_test_without_showing_it(
+    emulator, company, warehouse_path, monkeypatch
+):
+    set_quickbooks_connection(monkeypatch, company, emulator.base_url, password="not-the-secret")
+
+    succeeded, message = QuickBooksHook().test_connection()
+
+    assert not succeeded
+    assert "invalid_client" in message
+    assert "not-the-secret" not in message
+    assert company["refresh_token"] not in message
+
+
+def test_fetch_reference_through_the_hook(hook, company):
+    reference = hook.fetch_reference()
+
+    assert reference.realm_id == company["realm_id"]
+    assert "Services" in set(reference.items["name"])
+    assert reference.customer_types["name"].tolist() == ["Individual"]
+
+
+def test_get_conn_is_a_python_quickbooks_client_on_the_emulator(hook, emulator, company):
+    client = hook.get_conn()
+
+    assert client.api_url == emulator.api_url
+    assert client.company_id == company["realm_id"]
+    assert client.minorversion == 75
+
+
+def test_credentials_come_from_the_connection_without_showing_secrets(hook, company, emulator):
+    credentials = hook.get_credentials()
+
+    assert (credentials.client_id, credentials.realm_id, credentials.environment) == (
+        company["client_id"],
+        company["realm_id"],
+        emulator.base_url,
+    )
+    assert company["client_secret"] not in repr(credentials)
+    assert company["refresh_token"] not in repr(credentials)
+
+
+def test_a_connection_without_realm_or_environment_is_refused(company, warehouse_path, monkeypatch):
+    set_quickbooks_connection(monkeypatch, company, "", extra={"refresh_token": company["refresh_token"]})
+
+    with pytest.raises(ValueError, match="lacks extra realm_id, extra environment"):
+        QuickBooksHook().get_credentials()
+
+
+@pytest.mark.parametrize(
+    ("environment", "api_url", "discovery"),
+    [
+        ("sandbox", "https://sandbox-quickbooks.api.intuit.com/v3", "sandbox"),
+        ("production", "https://quickbooks.api.intuit.com/v3", "production"),
+    ],
+)
+def test_intuit_environments_use_the_libraries_own_urls(environment, api_url, discovery, monkeypatch):
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    endpoints = endpoints_for(environment)
+    # A stand-in for intuit-oauth's AuthClient, which would fetch Intuit's discovery document.
+    auth_client = SimpleNamespace(
+        environment=endpoints.oauth_environment,
+        client_id="app",
+        access_token="access",
+        refresh_token="refresh",
+    )
+
+    client = quickbooks_client(auth_client, "4620816365", endpoints)
+
+    assert endpoints.oauth_environment == discovery  # intuit-oauth maps it to Intuit's discovery document
+    assert client.api_url == api_url
+    assert client.sandbox is (environment == "sandbox")
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+
+
+def test_an_emulator_url_points_both_libraries_at_it():
+    endpoints = endpoints_for("http://127.0.0.1:8765/")
+
+    assert endpoints.oauth_environment == "http://127.0.0.1:8765/.well-known/openid_configuration"
+    assert endpoints.api_url_v3 == "http://127.0.0.1:8765/v3"
+    assert (endpoints.emulated, endpoints.insecure_transport) == (True, True)
+    assert endpoints_for("https://qbo-emulator.internal").insecure_transport is False
+
+
+@pytest.mark.parametrize("environment", ["Sandbox", "prod", "ftp://127.0.0.1", "127.0.0.1:8765"])
+def test_an_unknown_environment_is_refused(environment):
+    with pytest.raises(ValueError, match="expected sandbox, production or an emulator's base URL"):
+        endpoints_for(environment)
