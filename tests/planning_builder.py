@@ -1,4 +1,4 @@
-"""Planner inputs for tests: a staged firm from a small export, and a QBO company like the emulator's seed."""
+"""Planner inputs for tests: a staged firm from a small export; the company and state come from the demo package."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 import pandas as pd
 from export_builder import validate_folder, write_export
 
-from taxdome_qbo.core.planner import STATE_COLUMNS, Plan, StagedFirm
-from taxdome_qbo.core.qbo_reference import QboReference
+from taxdome_qbo.core.planner import STATE_COLUMNS, StagedFirm
 
 
 def staged_firm(folder: Path, **changes: str | None) -> StagedFirm:
@@ -18,70 +17,5 @@ def staged_firm(folder: Path, **changes: str | None) -> StagedFirm:
     return StagedFirm(**{name: validated[name].staged for name in StagedFirm.__dataclass_fields__})
 
 
-def qbo_company(
-    *,
-    customers: list[tuple[str, str, bool]] = (),
-    items: list[tuple[str, str, bool]] = (),
-    customer_types: tuple[str, ...] = ("Individual",),
-    automated_sales_tax: bool = False,
-) -> QboReference:
-    """The emulator's seeded chart of accounts and items, plus the given (id, name, active) customers/items."""
-    accounts = [
-        ("35", "Undeposited Funds", "Other Current Asset"),
-        ("36", "Checking", "Bank"),
-        ("37", "Stripe Clearing", "Bank"),
-        ("1", "Services", "Income"),
-        ("2", "Sales", "Income"),
-        ("60", "Commissions & fees", "Expense"),
-    ]
-    return QboReference(
-        realm_id="9130",
-        customers=pd.DataFrame(
-            [(i, n, a, "0", None) for i, n, a in customers],
-            columns=["id", "display_name", "active", "sync_token", "notes"],
-        ).astype({"active": bool}),
-        customer_types=pd.DataFrame(
-            [(str(100 + k), n) for k, n in enumerate(customer_types)], columns=["id", "name"]
-        ),
-        items=pd.DataFrame(
-            [("1", "Services", "Service", True, "0", "1"), ("2", "Sales Tax", "Service", True, "0", "2")]
-            + [(i, n, "Service", a, "0", "1") for i, n, a in items],
-            columns=["id", "name", "type", "active", "sync_token", "income_account_id"],
-        ),
-        accounts=pd.DataFrame(
-            [(i, n, t, True) for i, n, t in accounts], columns=["id", "name", "account_type", "active"]
-        ),
-        payment_methods=pd.DataFrame(
-            [("1", "Cash", "NON_CREDIT_CARD", True)], columns=["id", "name", "type", "active"]
-        ),
-        automated_sales_tax=automated_sales_tax,
-    )
-
-
 def no_state() -> pd.DataFrame:
     return pd.DataFrame(columns=list(STATE_COLUMNS))
-
-
-def state_after(plan: Plan, previous: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The sync state a successful load of `plan` leaves: every operation done, QBO ids handed out."""
-    rows = (
-        {}
-        if previous is None
-        else {(r.taxdome_kind, r.taxdome_id): r._asdict() for r in previous.itertuples(index=False)}
-    )
-    for number, op in enumerate(plan.operations.itertuples(index=False), start=1000):
-        key = (op.taxdome_kind, op.taxdome_id)
-        if op.action == "delete":
-            rows.pop(key, None)
-            continue
-        known = rows.get(key)
-        rows[key] = {
-            "taxdome_kind": op.taxdome_kind,
-            "taxdome_id": op.taxdome_id,
-            "qbo_entity": op.qbo_entity,
-            "qbo_id": known["qbo_id"] if known else str(number),
-            "sync_token": str(int(known["sync_token"]) + 1) if known else "0",
-            "payload_hash": op.payload_hash,
-            "status": "synced",
-        }
-    return pd.DataFrame(list(rows.values()), columns=list(STATE_COLUMNS))

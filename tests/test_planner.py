@@ -7,10 +7,12 @@ import json
 
 import pytest
 from export_builder import replace_row, with_rows
-from planning_builder import no_state, qbo_company, staged_firm, state_after
+from planning_builder import no_state, staged_firm
 
 from taxdome_qbo.core.planner import PlanOptions, PlanRefused, build_plan, qbo_name
 from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.demo.planning import demo_company as qbo_company
+from taxdome_qbo.demo.planning import state_after_success as state_after
 
 WITH_BOOKKEEPING_ITEM = {"items": [("40", "Bookkeeping", True)]}
 

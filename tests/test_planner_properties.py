@@ -10,11 +10,13 @@ from pathlib import Path
 from export_builder import validate_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from planning_builder import no_state, qbo_company, state_after
+from planning_builder import no_state
 
 from taxdome_qbo.core.planner import REAL_MONEY_METHODS, PlanOptions, StagedFirm, build_plan
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.demo import generate_export
+from taxdome_qbo.demo.planning import demo_company as qbo_company
+from taxdome_qbo.demo.planning import state_after_success as state_after
 
 firm_settings = st.builds(
     FirmSettings,

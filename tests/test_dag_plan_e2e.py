@@ -1,0 +1,120 @@
+"""End to end: a dry run of `taxdome_qbo_sync` against the QBO emulator plans and writes nothing to QBO."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import sqlalchemy as sa
+from airflow.dag_processing.dagbag import DagBag
+from conftest import POSTGRES
+from export_builder import write_export
+from quickbooks.objects import Account, Customer, Item, Ref
+
+from qbo_emulator.admin import airflow_connection
+from qbo_emulator.testing import EmulatorHandle, running_emulator
+from taxdome_qbo.services import warehouse
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="module")
+def emulator() -> EmulatorHandle:
+    with running_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
+    """The warehouse as the DAG sees it (a connection in the environment) and an engine on the same data."""
+    if request.param == "sqlite":
+        path = tmp_path / "warehouse.db"
+        connection = {"conn_type": "sqlite", "host": str(path)}
+        engine = warehouse.sqlite_engine(str(path))
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        connection = {
+            "conn_type": "postgres",
+            "host": POSTGRES["host"],
+            "port": POSTGRES["port"],
+            "schema": POSTGRES["database"],
+            "login": POSTGRES["user"],
+            "extra": {"search_path": schema},
+        }
+        engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=schema)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
+    yield engine
+    engine.dispose()
+
+
+def company_with_history(emulator: EmulatorHandle) -> tuple[dict, dict[str, str]]:
+    """A company that already has a customer of the same name, an inactive one, and the firm's items."""
+    company = emulator.admin("POST", "companies").json()
+    qb = emulator.quickbooks(company)
+    existing = Customer()
+    existing.DisplayName = "O'Brien & Sons"
+    existing.save(qb=qb)
+    inactive = Customer()
+    inactive.DisplayName = "Zoë Müller"
+    inactive.save(qb=qb)
+    inactive.Active = False
+    inactive.save(qb=qb)
+    income = Account.filter(Name="Services", qb=qb)[0]
+    for name in ("Bookkeeping", "Sales Tax"):
+        item = Item()
+        item.Name, item.Type = name, "Service"
+        item.IncomeAccountRef = Ref()
+        item.IncomeAccountRef.value = income.Id
+        item.save(qb=qb)
+    return company, {"O'Brien & Sons": str(existing.Id), "Zoë Müller": str(inactive.Id)}
+
+
+def test_a_dry_run_plans_against_the_company_and_writes_nothing(
+    airflow_db, emulator, warehouse_engine_from_connection, tmp_path, monkeypatch
+):
+    company, customer_ids = company_with_history(emulator)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
+    )
+    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(tmp_path / "reports"))
+    export = write_export(tmp_path / "exports" / "2026-01-10")
+    writes_before = [
+        r
+        for r in emulator.admin("GET", "requests").json()["requests"]
+        if r["realm_id"] == company["realm_id"]
+    ]
+    sync_dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["taxdome_qbo_sync"]
+
+    run = sync_dag.test(run_conf={"export_dir": str(export), "dry_run": True})
+
+    assert run.state == "success"
+    engine = warehouse_engine_from_connection
+    with engine.connect() as conn:
+        plan = conn.execute(
+            sa.select(warehouse.sync_plan).where(warehouse.sync_plan.c.run_id == run.run_id)
+        ).all()
+        statuses = conn.execute(
+            sa.select(warehouse.sync_object_status).where(warehouse.sync_object_status.c.run_id == run.run_id)
+        ).all()
+        planned_run = conn.execute(sa.select(warehouse.sync_plan_runs)).one()
+    actions = {(op.taxdome_kind, op.taxdome_id): (op.action, json.loads(op.payload)) for op in plan}
+    assert actions[("account", "A1")] == ("link", {"Id": customer_ids["O'Brien & Sons"]})
+    assert actions[("account", "A2")][0] == "reactivate"
+    assert actions[("service", "S2")][0] == "link"  # copied from the QBO item "Bookkeeping"
+    assert {kind for kind, _ in actions} == {"account", "service", "invoice", "payment", "fee", "refund"}
+    assert {s.status for s in statuses} == {"synced"} and len(statuses) == 9
+    assert (planned_run.realm_id, planned_run.dry_run, planned_run.operations) == (
+        company["realm_id"],
+        True,
+        len(plan),
+    )
+    preview = (tmp_path / "reports").glob("*/plan_preview.md")
+    assert "dry run: nothing will be written to QuickBooks" in next(preview).read_text()
+
+    served = [
+        r
+        for r in emulator.admin("GET", "requests").json()["requests"]
+        if r["realm_id"] == company["realm_id"]
+    ]
+    assert {r["operation"] for r in served[len(writes_before) :]} <= {"read", "query"}
