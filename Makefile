@@ -62,13 +62,15 @@ demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 	$(BIN)/python -c 'import sys; from qbo_emulator.testing import wait_until_answering; wait_until_answering(sys.argv[1])' \
 		$(EMULATOR_URL) || { cat $(AIRFLOW_HOME)/qbo-emulator.log; exit 1; }; \
 	echo "QBO emulator serving $(EMULATOR_URL) (state: $(AIRFLOW_HOME)/qbo-emulator.db)"; \
+	$(BIN)/python -m taxdome_qbo.demo seed-qbo --export $(DEMO_EXPORT) --emulator $(EMULATOR_URL); \
+	$(BIN)/python -m qbo_emulator.admin clear-requests $(EMULATOR_URL); \
 	export AIRFLOW_CONN_QUICKBOOKS_DEFAULT="$$($(BIN)/python -m qbo_emulator.admin connection $(EMULATOR_URL))"; \
 	$(BIN)/airflow dags test taxdome_qbo_sync -c '{"dry_run": true}' > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
 		|| { tail -80 $(AIRFLOW_HOME)/demo-run.log; echo "taxdome_qbo_sync failed; full log: $(AIRFLOW_HOME)/demo-run.log"; exit 1; }; \
 	echo "taxdome_qbo_sync succeeded (dry run; log: $(AIRFLOW_HOME)/demo-run.log)"; \
 	$(BIN)/python -m taxdome_qbo staging-summary; \
 	$(BIN)/python -m taxdome_qbo plan-summary; \
-	$(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL)
+	echo "During the run (a dry run reads only):"; $(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL)
 
 lint: install
 	$(BIN)/ruff check .

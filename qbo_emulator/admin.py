@@ -2,7 +2,8 @@
 
 ``python -m qbo_emulator.admin connection URL`` prints the Airflow connection (JSON) that points
 `quickbooks_default` at the emulator's first company (its refresh token only seeds the warehouse's store).
-``python -m qbo_emulator.admin requests URL`` prints how many requests of each operation it has served.
+``python -m qbo_emulator.admin requests URL`` prints how many requests of each operation it has served;
+``python -m qbo_emulator.admin clear-requests URL`` empties that log (e.g. after setting a company up).
 """
 
 import argparse
@@ -31,13 +32,16 @@ def _admin(base_url: str, path: str) -> dict | list:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m qbo_emulator.admin", description=__doc__)
-    parser.add_argument("command", choices=["connection", "requests"])
+    parser.add_argument("command", choices=["connection", "requests", "clear-requests"])
     parser.add_argument("base_url")
     arguments = parser.parse_args(argv)
     base_url = arguments.base_url.rstrip("/")
     if arguments.command == "connection":
         company = _admin(base_url, "companies")[0]
         sys.stdout.write(json.dumps(airflow_connection(base_url, company)) + "\n")
+        return
+    if arguments.command == "clear-requests":
+        httpx.delete(f"{base_url}/_emulator/requests", timeout=30).raise_for_status()
         return
     log = _admin(base_url, "requests")
     counts = ", ".join(

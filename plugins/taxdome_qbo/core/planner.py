@@ -19,10 +19,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
@@ -49,6 +52,8 @@ MAX_DISPLAY_NAME = 500
 MAX_ITEM_NAME = 100
 MAX_PAYMENT_REF = 21
 MASS_DELETE_SHARE = 0.05
+INVOICE_CHUNK = 50_000  # invoices (with their lines) turned into Python objects at a time
+_CHUNKED = frozenset({"invoices", "invoice_lines"})
 # Execution order: deletions first (children before parents), then creations and updates parents first.
 _DELETE_ORDER = ("refund", "fee", "credit_application", "payment", "credit_memo")
 _WRITE_ORDER = (
@@ -64,6 +69,18 @@ _WRITE_ORDER = (
 _DELETABLE_KINDS = frozenset(_DELETE_ORDER)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NOT_IN_NAMES = re.compile(r"[:\t\r\n]+")
+
+
+class _Operation(NamedTuple):
+    taxdome_kind: str
+    taxdome_id: str
+    qbo_entity: str
+    action: str
+    amount_cents: int | None
+    payload: str
+    payload_hash: str
+    reason: str
+    sort_key: str
 
 
 class PlanRefused(ValueError):
@@ -177,7 +194,7 @@ class _Planner:
         self.state: dict[tuple[str, str], Any] = {
             (row.taxdome_kind, row.taxdome_id): row for row in state.itertuples(index=False)
         }
-        self.operations: list[dict[str, Any]] = []
+        self.operations: list[_Operation] = []
         self.statuses: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {}
         self.synced_accounts: set[str] = set()
         self.synced_services: set[str] = set()
@@ -264,17 +281,7 @@ class _Planner:
         self, kind, taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key
     ) -> None:
         self.operations.append(
-            {
-                "taxdome_kind": kind,
-                "taxdome_id": taxdome_id,
-                "qbo_entity": entity,
-                "action": action,
-                "amount_cents": amount_cents,
-                "payload": payload_text,
-                "payload_hash": digest,
-                "reason": reason,
-                "_sort": sort_key,
-            }
+            _Operation(kind, taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key)
         )
 
     # -- accounts (R1-R5) ------------------------------------------------------------------------------
@@ -501,13 +508,21 @@ class _Planner:
         return True
 
     def _plan_invoices(self) -> None:
-        lines_by_invoice: dict[str, list] = defaultdict(list)
-        for line in self.staged.invoice_lines.sort_values(["invoice_id", "line_no"]).itertuples(index=False):
-            lines_by_invoice[line.invoice_id].append(line)
         services = {s.service_id: s for s in self.staged.services.itertuples(index=False)}
-        for invoice in self.staged.invoices.sort_values(["posted_date", "invoice_id"]).itertuples(
-            index=False
-        ):
+        invoices = self.staged.invoices.sort_values(["posted_date", "invoice_id"])
+        lines = self.staged.invoice_lines
+        for start in range(0, len(invoices), INVOICE_CHUNK):
+            chunk = _plain(invoices.iloc[start : start + INVOICE_CHUNK])
+            chunk_lines = _plain(lines[_isin(lines["invoice_id"], chunk["invoice_id"])])
+            lines_by_invoice: dict[str, list] = defaultdict(list)
+            for line in chunk_lines.sort_values(["invoice_id", "line_no"]).itertuples(index=False):
+                lines_by_invoice[line.invoice_id].append(line)
+            self._plan_invoice_chunk(chunk, lines_by_invoice, services)
+
+    def _plan_invoice_chunk(
+        self, invoices: pd.DataFrame, lines_by_invoice: dict[str, list], services: dict
+    ) -> None:
+        for invoice in invoices.itertuples(index=False):
             invoice_id = invoice.invoice_id
             if not self._account_gate(
                 "invoice", invoice_id, invoice.account_id, invoice.posted_date, "posted"
@@ -929,7 +944,7 @@ class _Planner:
     # -- deletions -------------------------------------------------------------------------------------
     def _plan_deletions(self) -> None:
         """Delete from QBO what TaxDome deleted (full exports) or what was unsynced since (any export)."""
-        planned = {(op["taxdome_kind"], op["taxdome_id"]) for op in self.operations}
+        planned = {(op.taxdome_kind, op.taxdome_id) for op in self.operations}
         staged_payments = set(self.staged.payments["payment_id"])
         staged_refunds = set(self.staged.refunds["refund_id"])
         deletions = []
@@ -979,12 +994,13 @@ class _Planner:
     # -- result ----------------------------------------------------------------------------------------
     def _result(self) -> Plan:
         def order(op: dict[str, Any]) -> tuple:
-            if op["action"] == "delete":
-                return (0, _DELETE_ORDER.index(op["taxdome_kind"]), op["taxdome_id"])
-            return (1, _WRITE_ORDER.index(op["taxdome_kind"]), op["_sort"], op["taxdome_id"])
+            if op.action == "delete":
+                return (0, _DELETE_ORDER.index(op.taxdome_kind), "", op.taxdome_id)
+            return (1, _WRITE_ORDER.index(op.taxdome_kind), op.sort_key, op.taxdome_id)
 
-        ordered = sorted(self.operations, key=order)
-        columns = {name: [op[name] for op in ordered] for name in OPERATION_COLUMNS if name != "seq"}
+        self.operations.sort(key=order)
+        ordered = self.operations
+        columns = {name: [getattr(op, name) for op in ordered] for name in OPERATION_COLUMNS if name != "seq"}
         operations = pd.DataFrame(
             {"seq": range(1, len(ordered) + 1), **columns}, columns=list(OPERATION_COLUMNS), dtype=object
         )
@@ -1011,6 +1027,12 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         index=frame.index,
         dtype=object,  # pandas 3 would otherwise infer Arrow strings again
     )
+
+
+def _isin(values: pd.Series, wanted) -> np.ndarray:
+    """Membership without pandas' element-by-element path for Arrow strings."""
+    found = pc.is_in(pa.array(values, pa.string()), value_set=pa.array(list(wanted), pa.string()))
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
 def _linked_line(cents: int, target: str, txn_type: str) -> dict[str, Any]:
@@ -1060,7 +1082,7 @@ def _split_absent(staged: StagedFirm) -> tuple[StagedFirm, list[tuple[str, str]]
         kept[name] = frame[keep]
     invoices, payments = set(kept["invoices"]["invoice_id"]), set(kept["payments"]["payment_id"])
     lines = staged.invoice_lines
-    kept["invoice_lines"] = lines[lines["invoice_id"].isin(invoices)]
+    kept["invoice_lines"] = lines[_isin(lines["invoice_id"], invoices)]
     applications = staged.payment_applications
     kept["payment_applications"] = applications[
         applications["invoice_id"].isin(invoices) & applications["payment_id"].isin(payments)
@@ -1077,18 +1099,22 @@ def build_plan(
 ) -> Plan:
     """Decide every QBO write for the staged export. Raises PlanRefused for a mass deletion not allowed."""
     options = options or PlanOptions()
-    staged = StagedFirm(**{name: _plain(getattr(staged, name)) for name in StagedFirm.__dataclass_fields__})
+    staged = StagedFirm(
+        **{
+            name: getattr(staged, name) if name in _CHUNKED else _plain(getattr(staged, name))
+            for name in StagedFirm.__dataclass_fields__
+        }
+    )
     absent: list[tuple[str, str]] = []
     if options.export_mode == "full":
         staged, absent = _split_absent(staged)
     planner = _Planner(staged, settings, reference, state, options)
     for kind, taxdome_id in absent:
         planner.status(kind, taxdome_id, NOT_SYNCED, "no longer in TaxDome's export: deleted in TaxDome")
-    # Millions of small payload dicts would set off the cyclic collector again and again; none form cycles.
-    collecting = gc.isenabled()
-    gc.disable()
+    # Millions of small payload dicts set off the cyclic collector again and again; freezing what exists
+    # keeps each collection from re-walking the staged firm, and new garbage is still collected.
+    gc.freeze()
     try:
         return planner.plan()
     finally:
-        if collecting:
-            gc.enable()
+        gc.unfreeze()

@@ -1,4 +1,5 @@
-"""Command line: `python -m taxdome_qbo.demo generate --out DIR --accounts N --seed S [--bad-rows RATE]`."""
+"""Command line: `python -m taxdome_qbo.demo generate --out DIR --accounts N --seed S [--bad-rows RATE]`, and
+`python -m taxdome_qbo.demo seed-qbo --export DIR --emulator URL` (QuickBooks history for the demo company)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START, help="first day of data")
     generate.add_argument("--end", type=date.fromisoformat, default=DEFAULT_END, help="last day of data")
+    seed = commands.add_parser(
+        "seed-qbo", help="give the emulator's first company a firm's QuickBooks history"
+    )
+    seed.add_argument("--export", type=Path, required=True, help="the demo export the company should fit")
+    seed.add_argument("--emulator", required=True, help="the emulator's base URL")
     return parser
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from qbo_emulator.testing import EmulatorHandle
+    from taxdome_qbo.demo.qbo_seed import seed_company
+
+    emulator = EmulatorHandle(args.emulator.rstrip("/"), process=None, db_path=None)
+    created = seed_company(emulator.quickbooks(), args.export)
+    print(f"QuickBooks demo company: {created['customers']} customers and {created['items']} items added")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "seed-qbo":
+        return _seed(args)
     if args.end <= args.start:
         print("--end must be after --start", file=sys.stderr)
         return 2
