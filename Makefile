@@ -30,7 +30,7 @@ export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "in
 help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
-	@echo "make bench  - staging benchmark (1M invoices, SQLite and PostgreSQL) and QBO emulator throughput"
+	@echo "make bench  - staging (1M invoices, SQLite and PostgreSQL), planning (1M invoices), emulator throughput"
 	@echo "make install | airflow-home | lint | format | clean"
 
 install: $(VENV)/.installed
@@ -85,6 +85,7 @@ test: airflow-home lint
 
 bench: install
 	$(BIN)/python bench/stage.py
+	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/emulator.py
 
 clean:

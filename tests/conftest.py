@@ -16,12 +16,14 @@ os.environ["AIRFLOW__CORE__LOAD_DEFAULT_CONNECTIONS"] = "False"
 for inherited in ("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", "AIRFLOW_CONN_WAREHOUSE_DEFAULT"):
     os.environ.pop(inherited, None)
 
+import json  # noqa: E402
+
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from servers import POSTGRES  # noqa: E402
 
+from qbo_emulator.testing import EmulatorHandle, running_emulator  # noqa: E402
 from taxdome_qbo.services import warehouse  # noqa: E402
-
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "database": "test", "user": os.environ.get("PGUSER", "root")}
 
 
 @pytest.fixture
@@ -62,3 +64,26 @@ def airflow_db():
 
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     db.initdb()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> EmulatorHandle:
+    """One QBO emulator subprocess per test session (per xdist worker); tests that reconfigure it use their own."""
+    with running_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def company(emulator: EmulatorHandle) -> dict:
+    """A company of its own per test, so tests never see each other's objects or tokens."""
+    return emulator.admin("POST", "companies").json()
+
+
+@pytest.fixture
+def warehouse_file(tmp_path, monkeypatch):
+    """A SQLite warehouse as Airflow sees it: the `warehouse_default` connection in the environment."""
+    path = tmp_path / "warehouse.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+    return path

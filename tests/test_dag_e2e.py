@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.airflow
 @pytest.fixture
 def sync_dag(airflow_db):
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["taxdome_qbo_sync"]
-
-
-@pytest.fixture
-def warehouse_file(tmp_path, monkeypatch):
-    path = tmp_path / "warehouse.db"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(path)})
-    )
-    return path
 
 
 def test_sync_stages_the_landing_exports_oldest_first_and_quarantines_every_bad_row(

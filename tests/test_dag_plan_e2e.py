@@ -8,21 +8,15 @@ import os
 import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
-from conftest import POSTGRES
 from export_builder import write_export
 from quickbooks.objects import Account, Customer, Item, Ref
+from servers import POSTGRES
 
 from qbo_emulator.admin import airflow_connection
-from qbo_emulator.testing import EmulatorHandle, running_emulator
+from qbo_emulator.testing import EmulatorHandle
 from taxdome_qbo.services import warehouse
 
 pytestmark = pytest.mark.airflow
-
-
-@pytest.fixture(scope="module")
-def emulator() -> EmulatorHandle:
-    with running_emulator() as handle:
-        yield handle
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

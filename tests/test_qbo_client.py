@@ -47,11 +47,6 @@ def tuned_emulator(emulator: EmulatorHandle) -> EmulatorHandle:
 
 
 @pytest.fixture
-def company(emulator: EmulatorHandle) -> dict:
-    return emulator.admin("POST", "companies").json()
-
-
-@pytest.fixture
 def credentials(emulator: EmulatorHandle, company: dict) -> QboCredentials:
     return QboCredentials(
         client_id=company["client_id"],

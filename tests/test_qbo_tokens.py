@@ -10,25 +10,13 @@ from datetime import timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import POSTGRES
+from servers import POSTGRES
 
-from qbo_emulator.testing import EmulatorHandle, running_emulator
+from qbo_emulator.testing import EmulatorHandle
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.qbo_client import intuit_refresher
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError, TokenStore
 from taxdome_qbo.services.warehouse import qbo_oauth_tokens
-
-
-@pytest.fixture(scope="module")
-def emulator() -> EmulatorHandle:
-    with running_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def company(emulator: EmulatorHandle) -> dict:
-    """A company of its own per test; the connection's refresh token is `company["refresh_token"]`."""
-    return emulator.admin("POST", "companies").json()
 
 
 @pytest.fixture

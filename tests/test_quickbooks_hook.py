@@ -10,31 +10,10 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from qbo_emulator.testing import EmulatorHandle, running_emulator
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.qbo_client import endpoints_for, quickbooks_client
 from taxdome_qbo.services.warehouse import qbo_oauth_tokens
-
-
-@pytest.fixture(scope="module")
-def emulator() -> EmulatorHandle:
-    with running_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def company(emulator: EmulatorHandle) -> dict:
-    return emulator.admin("POST", "companies").json()
-
-
-@pytest.fixture
-def warehouse_path(tmp_path, monkeypatch):
-    path = tmp_path / "warehouse.db"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(path)})
-    )
-    return path
 
 
 def set_quickbooks_connection(monkeypatch, company: dict, environment: str, **changes) -> None:
@@ -52,19 +31,19 @@ def set_quickbooks_connection(monkeypatch, company: dict, environment: str, **ch
 
 
 @pytest.fixture
-def hook(emulator, company, warehouse_path, monkeypatch) -> QuickBooksHook:
+def hook(emulator, company, warehouse_file, monkeypatch) -> QuickBooksHook:
     set_quickbooks_connection(monkeypatch, company, emulator.base_url)
     return QuickBooksHook()
 
 
-def test_the_connection_test_reads_the_company(hook, company, warehouse_path, caplog):
+def test_the_connection_test_reads_the_company(hook, company, warehouse_file, caplog):
     caplog.set_level(logging.DEBUG)
     succeeded, message = hook.test_connection()
 
     assert succeeded, message
     assert company["realm_id"] in message
     assert "Emulated Company" in message
-    engine = warehouse.sqlite_engine(str(warehouse_path))
+    engine = warehouse.sqlite_engine(str(warehouse_file))
     with engine.connect() as conn:
         stored = conn.execute(sa.select(qbo_oauth_tokens)).one()
     engine.dispose()
@@ -75,7 +54,7 @@ def test_the_connection_test_reads_the_company(hook, company, warehouse_path, ca
 
 
 def test_a_wrong_secret_fails_the_connection_test_without_showing_it(
-    emulator, company, warehouse_path, monkeypatch
+    emulator, company, warehouse_file, monkeypatch
 ):
     set_quickbooks_connection(monkeypatch, company, emulator.base_url, password="not-the-secret")
 
@@ -115,7 +94,7 @@ def test_credentials_come_from_the_connection_without_showing_secrets(hook, comp
     assert company["refresh_token"] not in repr(credentials)
 
 
-def test_a_connection_without_realm_or_environment_is_refused(company, warehouse_path, monkeypatch):
+def test_a_connection_without_realm_or_environment_is_refused(company, warehouse_file, monkeypatch):
     set_quickbooks_connection(monkeypatch, company, "", extra={"refresh_token": company["refresh_token"]})
 
     with pytest.raises(ValueError, match="lacks extra realm_id, extra environment"):

@@ -1,21 +1,9 @@
-"""Fixtures: one emulator subprocess per test session (per xdist worker), a fresh company per test."""
+"""Fixtures beyond tests/conftest.py's shared emulator and per-test company: clients and tunable emulators."""
 
 import pytest
 
 from qbo_emulator.config import EmulatorConfig
 from qbo_emulator.testing import EmulatorHandle, running_emulator
-
-
-@pytest.fixture(scope="session")
-def emulator() -> EmulatorHandle:
-    with running_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def company(emulator: EmulatorHandle) -> dict:
-    """A company of its own, so tests never see each other's objects."""
-    return emulator.admin("POST", "companies").json()
 
 
 @pytest.fixture
