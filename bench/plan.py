@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from taxdome_qbo.demo.planning import demo_company, state_after_success
 from taxdome_qbo.services.export_reader import ExportReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import OUT, ensure_export  # the same cached export as the staging benchmark
+from stage import OUT, ensure_export, run_in_own_process, within_targets  # the staging benchmark's export
 
 
 def run_one(scenario: str, export: Path) -> dict:
@@ -71,14 +70,8 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)
     for scenario in ("first", "steady"):
-        output = subprocess.run(
-            [sys.executable, __file__, "--run-one", scenario, str(export)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        run = json.loads(output.strip().splitlines()[-1])
-        verdict = "OK" if run["seconds"] <= 60 and run["peak_rss_mb"] <= 3072 else "OVER TARGET"
+        run = run_in_own_process(__file__, scenario, export)
+        verdict = within_targets(run, seconds=60)
         print(
             f"{scenario} plan of {run['invoices']:,} invoices against a sync state of {run['state']:,} objects: "
             f"{run['operations']:,} operations, {run['statuses']:,} statuses in {run['seconds']} s, "

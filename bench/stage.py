@@ -64,6 +64,18 @@ def run_one(backend: str, export: Path) -> dict:
     }
 
 
+def run_in_own_process(script: str, case: str, export: Path) -> dict:
+    """`script --run-one CASE EXPORT` in a fresh interpreter, so its peak RSS is its own; its JSON result."""
+    output = subprocess.run(
+        [sys.executable, script, "--run-one", case, str(export)], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def within_targets(run: dict, *, seconds: float, peak_rss_mb: int = 3072) -> str:
+    return "OK" if run["seconds"] <= seconds and run["peak_rss_mb"] <= peak_rss_mb else "OVER TARGET"
+
+
 def ensure_export(accounts: int, seed: int) -> tuple[Path, float | None]:
     export = OUT / f"export-{accounts}-accounts-seed-{seed}"
     if (export / "_generator_manifest.json").exists():
@@ -97,14 +109,8 @@ def main() -> int:
     generated = f"generated in {generate_seconds:.0f} s" if generate_seconds else "reused"
     print(f"export {export.name}: {size_mb:.0f} MB, {generated}; rows per file: {manifest['counts']}")
     for backend in args.backends:
-        output = subprocess.run(
-            [sys.executable, __file__, "--run-one", backend, str(export)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        run = json.loads(output.strip().splitlines()[-1])
-        verdict = "OK" if run["seconds"] <= 120 and run["peak_rss_mb"] <= 3072 else "OVER TARGET"
+        run = run_in_own_process(__file__, backend, export)
+        verdict = within_targets(run, seconds=120)
         print(
             f"\n{backend}: {run['rows']:,} rows staged in {run['seconds']} s "
             f"({run['rows'] / run['seconds']:,.0f} rows/s; read and validate {run['phases']['read_and_validate']} s, "
