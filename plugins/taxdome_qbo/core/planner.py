@@ -119,7 +119,8 @@ class Plan:
         if self.operations.empty:
             return pd.DataFrame(columns=["taxdome_kind", "action", "operations", "amount_cents"])
         grouped = self.operations.groupby(["taxdome_kind", "action"], sort=True)
-        return grouped.agg(operations=("seq", "size"), amount_cents=("amount_cents", "sum")).reset_index()
+        totals = grouped.agg(operations=("seq", "size")).join(grouped["amount_cents"].sum(min_count=1))
+        return totals.reset_index()
 
 
 def symbolic(kind: str, taxdome_id: str) -> str:
