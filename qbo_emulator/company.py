@@ -15,6 +15,8 @@ TOMBSTONE_PREFIX = "_deleted:"
 # Name-list entities: a name is unique within its entity, active or not; rows are deactivated, not deleted.
 NAME_FIELDS = {
     "Customer": "DisplayName",
+    "Vendor": "DisplayName",
+    "Employee": "DisplayName",
     "CustomerType": "Name",
     "Item": "Name",
     "Account": "Name",

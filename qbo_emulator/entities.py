@@ -74,6 +74,7 @@ ITEM_TYPES = ("Service", "NonInventory", "Inventory", "Other Charge", "Group", "
 ITEM_TYPES_NEEDING_INCOME_ACCOUNT = ("Service", "NonInventory", "Inventory", "Other Charge")
 PAYMENT_TYPES = ("Cash", "Check", "CreditCard")
 CUSTOMER_NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
+PEOPLE = ("Customer", "Vendor", "Employee")  # QBO keeps one DisplayName namespace for the three
 FIRST_DOC_NUMBER = 1001
 
 
@@ -305,12 +306,15 @@ def _applied_to(company: Company, entity: str, obj: dict) -> tuple[Decimal, list
 
 
 def _require_unique_name(company: Company, entity: str, obj: dict) -> None:
-    existing = company.find_by_name(entity, obj[NAME_FIELDS[entity]])
-    if existing is not None and existing["Id"] != obj.get("Id"):
-        raise duplicate_name(existing["Id"])
+    """Names are unique per list, and a DisplayName across customers, vendors and employees together."""
+    name = obj[NAME_FIELDS[entity]]
+    for other in PEOPLE if entity in PEOPLE else (entity,):
+        existing = company.find_by_name(other, name)
+        if existing is not None and (other != entity or existing["Id"] != obj.get("Id")):
+            raise duplicate_name(existing["Id"])
 
 
-def _prepare_customer(company: Company, obj: dict, params: dict) -> None:
+def _prepare_display_name(company: Company, entity: str, obj: dict) -> None:
     if not obj.get("DisplayName"):
         parts = [obj[part] for part in CUSTOMER_NAME_PARTS if obj.get(part)]
         if not parts:
@@ -321,7 +325,20 @@ def _prepare_customer(company: Company, obj: dict, params: dict) -> None:
                 element="DisplayName",
             )
         obj["DisplayName"] = " ".join(parts)
-    _require_unique_name(company, "Customer", obj)
+    _require_unique_name(company, entity, obj)
+    obj.setdefault("PrintOnCheckName", obj["DisplayName"])
+    obj.setdefault("Active", True)
+
+
+def _prepare_person(entity: str):
+    def prepare(company: Company, obj: dict, params: dict) -> None:
+        _prepare_display_name(company, entity, obj)
+
+    return prepare
+
+
+def _prepare_customer(company: Company, obj: dict, params: dict) -> None:
+    _prepare_display_name(company, "Customer", obj)
     _check_ref(company, obj, "CustomerTypeRef", "CustomerType")
     _check_ref(company, obj, "PaymentMethodRef", "PaymentMethod")
     parent = _check_ref(company, obj, "ParentRef", "Customer")
@@ -329,8 +346,6 @@ def _prepare_customer(company: Company, obj: dict, params: dict) -> None:
     obj["FullyQualifiedName"] = (
         f"{parent['FullyQualifiedName']}:{obj['DisplayName']}" if parent else obj["DisplayName"]
     )
-    obj.setdefault("PrintOnCheckName", obj["DisplayName"])
-    obj.setdefault("Active", True)
     obj.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
 
 
@@ -664,6 +679,8 @@ def _prepare_preferences(company: Company, obj: dict, params: dict) -> None:
 
 PREPARERS = {
     "Customer": _prepare_customer,
+    "Vendor": _prepare_person("Vendor"),
+    "Employee": _prepare_person("Employee"),
     "Item": _prepare_item,
     "Account": _prepare_account,
     "PaymentMethod": _prepare_payment_method,

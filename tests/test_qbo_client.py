@@ -12,6 +12,7 @@ from quickbooks.exceptions import AuthorizationException
 from quickbooks.objects.account import Account
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.preferences import Preferences
+from quickbooks.objects.vendor import Vendor
 
 from qbo_emulator.config import EmulatorConfig
 from qbo_emulator.testing import REDIRECT_URI, EmulatorHandle, running_emulator
@@ -180,6 +181,9 @@ def test_fetch_reference_reads_the_company_name_lists(session):
     retired.Active = False
     retired.save(qb=session.client)
     customer("Dormant client", active=False).save(qb=session.client)
+    supplier = Vendor()
+    supplier.DisplayName = "Stripe, Inc."
+    supplier.save(qb=session.client)
 
     reference = fetch_reference(session)
 
@@ -200,6 +204,9 @@ def test_fetch_reference_reads_the_company_name_lists(session):
     assert services["income_account_id"] == accounts.loc["Services", "id"]
     assert {"Cash", "Check", "Visa"} <= set(reference.payment_methods["name"])
     assert reference.automated_sales_tax is False
+    people = reference.vendors_and_employees
+    assert tuple(people.columns) == qbo_reference.PERSON_COLUMNS
+    assert people[["display_name", "entity", "active"]].values.tolist() == [["Stripe, Inc.", "Vendor", True]]
 
 
 def test_fetch_reference_sees_automated_sales_tax(session):

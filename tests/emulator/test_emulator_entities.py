@@ -14,6 +14,7 @@ from quickbooks.objects import (
     CompanyInfo,
     Customer,
     Deposit,
+    Employee,
     Invoice,
     Item,
     Payment,
@@ -21,6 +22,7 @@ from quickbooks.objects import (
     Preferences,
     Purchase,
     RefundReceipt,
+    Vendor,
 )
 from quickbooks.objects.account import Account
 from quickbooks.objects.base import LinkedTxn
@@ -83,6 +85,25 @@ def test_duplicate_display_name_is_6240_naming_the_existing_customer_even_when_i
             customer(qb, candidate)
         assert raised.value.error_code == 6240
         assert raised.value.detail == f"The name supplied already exists. : Id={first.Id}"
+
+
+def test_a_display_name_is_unique_across_customers_vendors_and_employees(qb):
+    supplier = Vendor()
+    supplier.DisplayName = "Shared Name LLC"
+    supplier.save(qb=qb)
+    with pytest.raises(QuickbooksException) as raised:
+        customer(qb, "Shared Name LLC")
+    assert (raised.value.error_code, raised.value.detail) == (
+        6240,
+        f"The name supplied already exists. : Id={supplier.Id}",
+    )
+    staff = Employee()
+    staff.GivenName, staff.FamilyName = "Ada", "Lovelace"
+    assert staff.save(qb=qb).DisplayName == "Ada Lovelace"  # made from the name parts
+    with pytest.raises(QuickbooksException) as raised:
+        customer(qb, "Ada Lovelace")
+    assert raised.value.error_code == 6240
+    assert [v.DisplayName for v in Vendor.filter(DisplayName="Shared Name LLC", qb=qb)] == ["Shared Name LLC"]
 
 
 def test_stale_sync_token_is_5010(qb):

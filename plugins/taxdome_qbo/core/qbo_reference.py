@@ -6,7 +6,7 @@ Every frame has the columns listed, one row per QBO object, inactive ones includ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -15,6 +15,11 @@ CUSTOMER_TYPE_COLUMNS = ("id", "name")
 ITEM_COLUMNS = ("id", "name", "type", "active", "sync_token", "income_account_id")
 ACCOUNT_COLUMNS = ("id", "name", "account_type", "active")
 PAYMENT_METHOD_COLUMNS = ("id", "name", "type", "active")
+PERSON_COLUMNS = ("id", "display_name", "active", "entity")  # vendors and employees
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="bool" if c == "active" else "str") for c in columns})
 
 
 @dataclass(frozen=True)
@@ -26,20 +31,5 @@ class QboReference:
     accounts: pd.DataFrame
     payment_methods: pd.DataFrame
     automated_sales_tax: bool
-
-    @classmethod
-    def empty(cls, realm_id: str = "", *, automated_sales_tax: bool = False) -> QboReference:
-        """A company with nothing in it (tests build on this)."""
-
-        def frame(columns: tuple[str, ...]) -> pd.DataFrame:
-            return pd.DataFrame({c: pd.Series(dtype="bool" if c == "active" else "str") for c in columns})
-
-        return cls(
-            realm_id,
-            frame(CUSTOMER_COLUMNS),
-            frame(CUSTOMER_TYPE_COLUMNS),
-            frame(ITEM_COLUMNS),
-            frame(ACCOUNT_COLUMNS),
-            frame(PAYMENT_METHOD_COLUMNS),
-            automated_sales_tax,
-        )
+    # DisplayNames are one namespace across customers, vendors and employees (a clash is QBO error 6240).
+    vendors_and_employees: pd.DataFrame = field(default_factory=lambda: _empty(PERSON_COLUMNS))

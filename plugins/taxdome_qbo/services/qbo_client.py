@@ -282,4 +282,15 @@ def fetch_reference(session: QboSession) -> QboReference:
             {**name_list, "type": "Type"},
         ),
         automated_sales_tax=automated_sales_tax(fetch_preferences(session)),
+        vendors_and_employees=pd.concat(
+            [
+                _frame(
+                    query_all(session, entity, ACTIVE_AND_INACTIVE),
+                    ("id", "display_name", "active"),
+                    {"id": "Id", "display_name": "DisplayName", "active": "Active"},
+                ).assign(entity=entity)
+                for entity in ("Vendor", "Employee")
+            ],
+            ignore_index=True,
+        ),
     )
