@@ -14,7 +14,7 @@ from taxdome_qbo.core.planner import PlanOptions, PlanRefused
 from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.paths import default_landing_dir, default_reports_dir
+from taxdome_qbo.paths import default_landing_dir, reports_location
 from taxdome_qbo.services import planning
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
@@ -81,7 +81,7 @@ def stage_exports(locations: list[str], run_id: str) -> list[dict[str, Any]]:
 
 def run_folder(run_id: str) -> ObjectStoragePath:
     """Where a run's reports go: a folder per run under the reports location (local or object store)."""
-    return ObjectStoragePath(str(default_reports_dir())) / re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
+    return ObjectStoragePath(reports_location()) / re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
 
 
 def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ def default_landing_dir() -> Path:
     return airflow_home() / "landing"
 
 
-def default_reports_dir() -> Path:
-    """Plan previews and reconciliation reports, one sub-folder per run."""
-    return Path(os.environ.get("TAXDOME_QBO_REPORTS_DIR") or airflow_home() / "reports")
+def reports_location() -> str:
+    """Plan previews and reconciliation reports, one sub-folder per run: a folder or an object-store URL
+    (kept as text: a Path would fold `s3://bucket` into `s3:/bucket`)."""
+    return os.environ.get("TAXDOME_QBO_REPORTS_DIR") or str(airflow_home() / "reports")
