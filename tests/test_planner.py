@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
 import pytest
 from export_builder import replace_row, with_rows
 from planning_builder import no_state, staged_firm
@@ -61,13 +62,26 @@ def test_the_base_export_plans_every_object_in_dependency_order(tmp_path):
         "fee",
         "refund",
     ]
-    assert list(plan.operations["seq"]) == list(range(1, 11))
+    seqs = list(plan.operations["seq"])
+    assert seqs == sorted(set(seqs)) and len(seqs) == 10  # seq: the execution order, strictly increasing
     assert set(plan.statuses["status"]) == {"synced"}
     assert len(plan.statuses) == 2 + 2 + 2 + 2 + 1  # accounts, services, invoices, payments, refunds
     invoice = ops(plan, "invoice")["I1"]["body"]
     assert invoice["CustomerRef"] == {"value": "@account:A1"}
     assert invoice["PrivateNote"] == "taxdome:invoice:I1"
     assert ops(plan, "account")["A1"]["body"]["Notes"] == "taxdome:account:A1"
+
+
+def test_a_sink_gets_every_operation_as_it_is_planned_and_the_plan_holds_none(tmp_path):
+    staged = staged_firm(tmp_path / "export")
+    inputs = (staged, FirmSettings(), qbo_company(**WITH_BOOKKEEPING_ITEM), no_state())
+    held = build_plan(*inputs)
+    sent = []
+    streamed = build_plan(*inputs, sink=sent.append)
+    assert streamed.operations.empty and len(sent) > 1
+    received = pd.concat(sent).sort_values("seq", ignore_index=True)
+    pd.testing.assert_frame_equal(received, held.operations)
+    pd.testing.assert_frame_equal(streamed.statuses, held.statuses)
 
 
 def test_planned_amounts_equal_taxdome_to_the_cent(tmp_path):
@@ -427,7 +441,7 @@ def test_a_full_export_without_a_synced_payment_deletes_it_with_its_fee_and_refu
         ("fee", "P1"),
         ("payment", "P1"),
     ]
-    assert list(deletes["seq"]) == [1, 2, 3]
+    assert deletes.index.tolist() == [0, 1, 2] and list(deletes["seq"]) == sorted(deletes["seq"])  # first
     incremental = plan_of(tmp_path, state=state, options=PlanOptions(export_mode="incremental"), **without_p1)
     assert not (incremental.operations["action"] == "delete").any()
 

@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 from export_builder import validate_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,6 +100,12 @@ def test_plan_invariants(seed, accounts, firm):
         if firm.sync_start_date:
             assert (rows[date_column].astype(str) >= firm.sync_start_date.isoformat()).all()
     assert not set(planned.loc[planned["taxdome_kind"] == "account", "taxdome_id"]) & opted_out
+
+    # Sent to a sink as they are planned, the operations are the same, with the same order (seq).
+    sent = []
+    build_plan(staged, firm, company, no_state(), sink=sent.append)
+    received = pd.concat(sent).sort_values("seq", ignore_index=True) if sent else plan.operations.head(0)
+    pd.testing.assert_frame_equal(received, plan.operations)
 
     # A second plan after a successful sync of the first has nothing to do.
     again = build_plan(staged, firm, company, state_after(plan), PlanOptions())

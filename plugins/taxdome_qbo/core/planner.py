@@ -17,6 +17,7 @@ import gc
 import hashlib
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
@@ -54,6 +55,63 @@ MAX_PAYMENT_REF = 21
 MASS_DELETE_SHARE = 0.05
 INVOICE_CHUNK = 50_000  # invoices (with their lines) turned into Python objects at a time
 _CHUNKED = frozenset({"invoices", "invoice_lines"})
+# The staged columns the rules read. Only these become Python objects: the others (row hashes, update times)
+# would take more memory than the rules' own columns.
+_READ_COLUMNS = {
+    "accounts": (
+        "account_id",
+        "account_name",
+        "account_type",
+        "email",
+        "created_at",
+        "archived",
+        "qbo_sync",
+        "qbo_customer_name",
+    ),
+    "services": (
+        "service_id",
+        "name",
+        "description",
+        "rate_cents",
+        "rate_type",
+        "created_at",
+        "qbo_item_name",
+    ),
+    "invoices": (
+        "invoice_id",
+        "invoice_number",
+        "account_id",
+        "posted_date",
+        "due_date",
+        "status",
+        "tax_amount_cents",
+        "total_cents",
+    ),
+    "invoice_lines": (
+        "invoice_id",
+        "line_no",
+        "service_id",
+        "service_name",
+        "description",
+        "rate_cents",
+        "quantity",
+        "amount_cents",
+        "taxable",
+    ),
+    "payments": (
+        "payment_id",
+        "account_id",
+        "payment_date",
+        "amount_cents",
+        "method",
+        "processor",
+        "processor_txn_id",
+        "processing_fee_cents",
+        "sync_to_qbo",
+    ),
+    "payment_applications": ("payment_id", "invoice_id", "amount_cents"),
+    "refunds": ("refund_id", "payment_id", "account_id", "refund_date", "amount_cents", "reason"),
+}
 # Execution order: deletions first (children before parents), then creations and updates parents first.
 _DELETE_ORDER = ("refund", "fee", "credit_application", "payment", "credit_memo")
 _WRITE_ORDER = (
@@ -66,21 +124,151 @@ _WRITE_ORDER = (
     "fee",
     "refund",
 )
-_DELETABLE_KINDS = frozenset(_DELETE_ORDER)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NOT_IN_NAMES = re.compile(r"[:\t\r\n]+")
 
 
-class _Operation(NamedTuple):
-    taxdome_kind: str
-    taxdome_id: str
-    qbo_entity: str
-    action: str
-    amount_cents: int | None
-    payload: str
-    payload_hash: str
-    reason: str
-    sort_key: str
+# Execution phases in order: (kind, is a deletion).
+_PHASES = tuple((kind, True) for kind in _DELETE_ORDER) + tuple((kind, False) for kind in _WRITE_ORDER)
+_LOGGED = pa.schema(
+    [
+        ("taxdome_id", pa.string()),
+        ("qbo_entity", pa.string()),
+        ("action", pa.string()),
+        ("amount_cents", pa.int64()),
+        ("payload", pa.string()),
+        ("payload_hash", pa.string()),
+        ("reason", pa.string()),
+        ("sort_key", pa.string()),
+    ]
+)
+_OPERATIONS_SCHEMA = pa.schema(
+    [("seq", pa.int64()), ("taxdome_kind", pa.string()), *(f for f in _LOGGED if f.name != "sort_key")]
+)
+# Write phases planned in execution order (by date, then id), so they can be sent while planning goes on.
+_STREAMED = frozenset((kind, False) for kind in ("invoice", "payment", "credit_memo", "fee", "refund"))
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' own `str`: Arrow buffers, no object per value
+
+
+class _Known(NamedTuple):
+    """What the last sync left of one TaxDome object."""
+
+    qbo_entity: str | None
+    qbo_id: str | None
+    sync_token: str | None
+    payload_hash: bytes | str | None  # the digest its hex text encodes (see _digest_of)
+    status: str | None
+
+
+class _Application(NamedTuple):
+    """What a payment pays of one invoice."""
+
+    invoice_id: str
+    amount_cents: int
+
+
+class _OperationLog:
+    """The planned operations of each execution phase, moved to Arrow columns every FLUSH_ROWS operations:
+    as Python objects, the payload texts of millions of operations would take several times the memory.
+
+    An operation's seq is its phase's number times PHASE_SEQ_SPAN plus its place in the phase, so a phase can
+    be numbered (and handed to a sink) before the phases planned after it are known. With a sink, the phases
+    planned in execution order (`_STREAMED`) go out as they are planned; the others once planning is done.
+    """
+
+    FLUSH_ROWS = 20_000
+    PHASE_SEQ_SPAN = 100_000_000  # 13 phases stay below 2**31: seq fits a 32-bit column
+
+    def __init__(self, sink: Callable[[pd.DataFrame], None] | None, asked_kinds: frozenset[str]) -> None:
+        """:param asked_kinds: the kinds `planned_ids` will be asked about."""
+        self._sink = sink
+        self._asked_kinds = asked_kinds
+        self._pending: dict[tuple[str, bool], list[tuple]] = defaultdict(list)
+        self._batches: dict[tuple[str, bool], list[pa.RecordBatch]] = defaultdict(list)
+        self._sent: dict[tuple[str, bool], tuple[int, tuple[str, str]]] = {}  # rows sent, last (key, id)
+        self._sent_ids: dict[str, set[str]] = defaultdict(set)  # of the asked kinds
+
+    def add(self, kind: str, row: tuple) -> None:
+        """`row` holds the `_LOGGED` columns of one operation."""
+        phase = (kind, row[2] == "delete")
+        pending = self._pending[phase]
+        pending.append(row)
+        if len(pending) >= self.FLUSH_ROWS:
+            self._flush(phase)
+
+    def _flush(self, phase: tuple[str, bool]) -> None:
+        rows = self._pending.pop(phase, None)
+        if not rows:
+            return
+        if self._sink is not None and phase in _STREAMED:
+            self._send_in_order(phase, rows)
+        else:
+            self._batches[phase].append(_logged_batch(rows))
+
+    def _send_in_order(self, phase: tuple[str, bool], rows: list[tuple]) -> None:
+        sent, last = self._sent.get(phase, (0, ("", "")))
+        keys = [(row[7], row[0]) for row in rows]
+        if keys[0] < last or keys != sorted(keys):
+            raise RuntimeError(f"{phase[0]} operations were planned out of execution order")
+        self._sent[phase] = (sent + len(rows), keys[-1])
+        if phase[0] in self._asked_kinds:
+            self._sent_ids[phase[0]].update(key[1] for key in keys)
+        self._sink(self._numbered(phase, pa.Table.from_batches([_logged_batch(rows)]), sent))
+
+    def planned_ids(self, kind: str) -> set[str]:
+        """The TaxDome ids of `kind` with an operation (any action)."""
+        ids = set(self._sent_ids[kind])
+        for deleting in (True, False):
+            self._flush((kind, deleting))
+            for batch in self._batches.get((kind, deleting), []):
+                ids.update(batch.column("taxdome_id").to_pylist())
+        return ids
+
+    def _numbered(self, phase: tuple[str, bool], table: pa.Table, before: int) -> pd.DataFrame:
+        """The operations of `table` (the phase's, after `before` others) as plan rows."""
+        first = _PHASES.index(phase) * self.PHASE_SEQ_SPAN + before + 1
+        table = table.drop_columns(["sort_key"])
+        table = table.add_column(0, "taxdome_kind", pa.array([phase[0]] * table.num_rows, pa.string()))
+        table = table.add_column(0, "seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
+        return _operations_frame(table)
+
+    def finish(self) -> pd.DataFrame:
+        """What is not sent yet, phase by phase, within a phase by sort key and TaxDome id: to the sink, or
+        (without one) returned as one frame in execution order."""
+        frames = []
+        for phase in _PHASES:
+            self._flush(phase)
+            batches = self._batches.pop(phase, [])
+            if not batches:
+                continue
+            table = pa.Table.from_batches(batches)
+            del batches
+            order = pc.sort_indices(table, [("sort_key", "ascending"), ("taxdome_id", "ascending")])
+            if not pc.all(pc.equal(order, pa.array(np.arange(len(order))))).as_py():
+                table = table.take(order)
+            operations = self._numbered(phase, table, 0)
+            del table
+            if self._sink is None:
+                frames.append(operations)
+            else:
+                self._sink(operations)
+        if not frames:
+            return _operations_frame(_OPERATIONS_SCHEMA.empty_table())
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _logged_batch(rows: list[tuple]) -> pa.RecordBatch:
+    columns = zip(*rows, strict=True)
+    return pa.record_batch(
+        [pa.array(values, f.type) for values, f in zip(columns, _LOGGED, strict=True)], schema=_LOGGED
+    )
+
+
+def _operations_frame(table: pa.Table) -> pd.DataFrame:
+    """Plan rows with the texts left in Arrow buffers (pandas' `str`) and amounts as nullable integers."""
+    mapped = {pa.string(): _TEXT, pa.int64(): pd.Int64Dtype()}
+    operations = table.to_pandas(types_mapper=mapped.get, self_destruct=True)
+    return operations.astype({"seq": "int64"})[list(OPERATION_COLUMNS)]
 
 
 class PlanRefused(ValueError):
@@ -185,6 +373,7 @@ class _Planner:
         reference: QboReference,
         state: pd.DataFrame,
         options: PlanOptions,
+        sink: Callable[[pd.DataFrame], None] | None,
     ):
         self.staged = staged
         self.settings = settings
@@ -192,11 +381,13 @@ class _Planner:
         self.options = options
         self.sync_date = settings.sync_start_date
         self.automated_tax = settings.automated_sales_tax or reference.automated_sales_tax
-        self.state: dict[tuple[str, str], Any] = {
-            (row.taxdome_kind, row.taxdome_id): row for row in state.itertuples(index=False)
-        }
-        self.operations: list[_Operation] = []
-        self.statuses: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {}
+        self.state = _index_state(state)
+        # Deletions ask which synced objects have an operation: only of the kinds the sync state holds.
+        self.operations = _OperationLog(
+            sink, frozenset(kind for kind in _DELETE_ORDER if self.state.get(kind))
+        )
+        # kind -> TaxDome id -> (status, reason, QBO entity)
+        self.statuses: dict[str, dict[str, tuple[str, str, str | None]]] = defaultdict(dict)
         self.synced_accounts: set[str] = set()
         self.synced_services: set[str] = set()
         self.synced_invoices: set[str] = set()
@@ -230,15 +421,11 @@ class _Planner:
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def status(self, kind: str, taxdome_id: str, status: str, reason: str, entity: str | None = None) -> None:
-        qbo_id = None
-        known = self.state.get((kind, taxdome_id))
-        if known is not None and status == SYNCED:
-            qbo_id = known.qbo_id
-        self.statuses[(kind, taxdome_id)] = (status, reason, entity, qbo_id)
+        self.statuses[kind][taxdome_id] = _verdict(status, reason, entity)
 
     def known_qbo_id(self, kind: str, taxdome_id: str) -> str | None:
-        known = self.state.get((kind, taxdome_id))
-        if known is None or pd.isna(known.qbo_id) or known.status != SYNCED:
+        known = self.state[kind].get(taxdome_id)
+        if known is None or known.qbo_id is None or known.status != SYNCED:
             return None
         return str(known.qbo_id)
 
@@ -255,8 +442,8 @@ class _Planner:
     ) -> str:
         """Plan a create, or an update when the TaxDome data changed since the last sync; returns a reason."""
         text = canonical_json(payload)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        known = self.state.get((kind, taxdome_id))
+        digest = hashlib.sha256(text.encode()).digest()
+        known = self.state[kind].get(taxdome_id)
         qbo_id = self.known_qbo_id(kind, taxdome_id)
         if qbo_id is not None and known.payload_hash == digest:
             return "unchanged since the last sync"
@@ -267,7 +454,7 @@ class _Planner:
                 {**payload, "Id": qbo_id, "SyncToken": str(known.sync_token), "sparse": False}
             )
             reason = f"changed since the last sync: {reason}"
-        self._append(kind, taxdome_id, entity, action, amount_cents, text, digest, reason, sort_key)
+        self._append(kind, taxdome_id, entity, action, amount_cents, text, digest.hex(), reason, sort_key)
         return reason
 
     def _append_body(
@@ -281,8 +468,8 @@ class _Planner:
     def _append(
         self, kind, taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key
     ) -> None:
-        self.operations.append(
-            _Operation(kind, taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key)
+        self.operations.add(
+            kind, (taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key)
         )
 
     # -- accounts (R1-R5) ------------------------------------------------------------------------------
@@ -313,7 +500,7 @@ class _Planner:
         dated_payments = (
             payments if since is None else payments[payments["payment_date"].map(_date_text) >= since]
         )
-        active = set(dated_invoices["account_id"]) | set(dated_payments["account_id"])
+        active = _distinct(dated_invoices["account_id"]) | _distinct(dated_payments["account_id"])
 
         in_scope = {}
         for account in staged.accounts.itertuples(index=False):
@@ -503,20 +690,36 @@ class _Planner:
             )
             return False
         if account_id not in self.synced_accounts:
-            why = self.statuses.get(("account", account_id), (None, "it is not in the export"))[1]
+            why = self.statuses["account"].get(account_id, (None, "it is not in the export"))[1]
             self.status(kind, taxdome_id, NOT_SYNCED, f"its account {account_id} is not synced: {why}")
             return False
         return True
 
     def _plan_invoices(self) -> None:
         services = {s.service_id: s for s in self.staged.services.itertuples(index=False)}
-        invoices = self.staged.invoices.sort_values(["posted_date", "invoice_id"])
+        invoices = self.staged.invoices
+        # By posting day, then id: the execution order of their operations (see _STREAMED).
+        days = [_date_text(day) for day in invoices["posted_date"].to_numpy(dtype=object, na_value=None)]
+        invoice_ids = pa.array(invoices["invoice_id"], pa.string())
+        keys = pa.table({"day": pa.array(days, pa.string()), "id": invoice_ids})
+        del days
+        order = pc.sort_indices(keys, [("day", "ascending"), ("id", "ascending")])
+        del keys
+        # Each line ranked by its invoice's place in that order, once: a chunk's lines are then one slice.
         lines = self.staged.invoice_lines
+        rank = pc.index_in(pa.array(lines["invoice_id"], pa.string()), value_set=invoice_ids.take(order))
+        rank = pc.fill_null(rank, len(invoices))  # lines of no staged invoice come last, in no chunk
+        line_order = pc.sort_indices(
+            pa.table({"rank": rank, "line_no": pa.array(lines["line_no"])}),
+            [("rank", "ascending"), ("line_no", "ascending")],
+        )
+        line_ranks = rank.take(line_order).to_numpy()
+        line_order, order = line_order.to_numpy(), order.to_numpy()
         for start in range(0, len(invoices), INVOICE_CHUNK):
-            chunk = _plain(invoices.iloc[start : start + INVOICE_CHUNK])
-            chunk_lines = _plain(lines[_isin(lines["invoice_id"], chunk["invoice_id"])])
+            chunk = _plain(invoices.iloc[order[start : start + INVOICE_CHUNK]])
+            first, last = np.searchsorted(line_ranks, [start, start + INVOICE_CHUNK])
             lines_by_invoice: dict[str, list] = defaultdict(list)
-            for line in chunk_lines.sort_values(["invoice_id", "line_no"]).itertuples(index=False):
+            for line in _plain(lines.iloc[line_order[first:last]]).itertuples(index=False):
                 lines_by_invoice[line.invoice_id].append(line)
             self._plan_invoice_chunk(chunk, lines_by_invoice, services)
 
@@ -629,13 +832,21 @@ class _Planner:
             return False
         return True
 
-    def _applications(self) -> dict[str, list]:
-        by_payment: dict[str, list] = defaultdict(list)
-        for application in self.staged.payment_applications.sort_values(
-            ["payment_id", "invoice_id"]
-        ).itertuples(index=False):
-            by_payment[application.payment_id].append(application)
+    def _applications(self) -> dict[str, list[_Application]]:
+        by_payment: dict[str, list[_Application]] = defaultdict(list)
+        applications = self.staged.payment_applications.sort_values(["payment_id", "invoice_id"])
+        for payment_id, invoice_id, cents in zip(
+            applications["payment_id"].tolist(),
+            applications["invoice_id"].tolist(),
+            applications["amount_cents"].tolist(),
+            strict=True,
+        ):
+            by_payment[payment_id].append(_Application(invoice_id, cents))
         return by_payment
+
+    @functools.cached_property
+    def payments_by_date(self) -> pd.DataFrame:
+        return self.staged.payments.sort_values(["payment_date", "payment_id"])
 
     def _allocate_credit_balance(self) -> dict[str, list[tuple[str, str, int, str]]]:
         """R7: what each credit-balance payment consumes, oldest credit first.
@@ -646,7 +857,7 @@ class _Planner:
         applications = self._applications()
         self.applications_by_payment = applications
         uses: dict[str, list[tuple[str, str, int, str]]] = defaultdict(list)
-        payments = self.staged.payments.sort_values(["payment_date", "payment_id"])
+        payments = self.payments_by_date
         self.credit_failures: dict[str, str] = {}
         with_credit_use = set(payments.loc[payments["method"] == "credit_balance", "account_id"])
         by_account: dict[str, list] = defaultdict(list)
@@ -699,9 +910,7 @@ class _Planner:
         )
 
     def _plan_payments(self, credit_use: dict[str, list[tuple[str, str, int, str]]]) -> None:
-        for payment in self.staged.payments.sort_values(["payment_date", "payment_id"]).itertuples(
-            index=False
-        ):
+        for payment in self.payments_by_date.itertuples(index=False):
             payment_id = payment.payment_id
             if not self._payment_gate(payment):
                 continue
@@ -725,9 +934,8 @@ class _Planner:
                 lines.append(_linked_line(cents, symbolic("invoice", application.invoice_id), "Invoice"))
                 applied += cents
             else:
-                why = self.statuses.get(
-                    ("invoice", application.invoice_id), (None, "it is not in the export")
-                )[1]
+                invoice_status = self.statuses["invoice"].get(application.invoice_id)
+                why = "it is not in the export" if invoice_status is None else invoice_status[1]
                 notes.append(f"{money(cents)} for invoice {application.invoice_id} stays unapplied ({why})")
         for credit_payment, invoice_id, cents, _kind in extra_uses:
             lines.append(_linked_line(cents, symbolic("invoice", invoice_id), "Invoice"))
@@ -892,7 +1100,6 @@ class _Planner:
 
     # -- refunds (R13) ---------------------------------------------------------------------------------
     def _plan_refunds(self) -> None:
-        payments = {p.payment_id: p for p in self.staged.payments.itertuples(index=False)}
         for refund in self.staged.refunds.sort_values(["refund_date", "refund_id"]).itertuples(index=False):
             refund_id = refund.refund_id
             if not self._account_gate(
@@ -900,8 +1107,8 @@ class _Planner:
             ):
                 continue
             if refund.payment_id not in self.synced_payments:
-                payment_status = self.statuses.get(
-                    ("payment", refund.payment_id), (None, "it is not in the export")
+                payment_status = self.statuses["payment"].get(
+                    refund.payment_id, (None, "it is not in the export")
                 )
                 self.status(
                     "refund",
@@ -923,9 +1130,7 @@ class _Planner:
                     {
                         "DetailType": "SalesItemLineDetail",
                         "Amount": money(amount),
-                        "Description": f"{reason_text} (payment {payments[refund.payment_id].payment_id})"[
-                            :4000
-                        ],
+                        "Description": f"{reason_text} (payment {refund.payment_id})"[:4000],
                         "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["default_sales_item"])},
                     }
                 ],
@@ -945,25 +1150,31 @@ class _Planner:
     # -- deletions -------------------------------------------------------------------------------------
     def _plan_deletions(self) -> None:
         """Delete from QBO what TaxDome deleted (full exports) or what was unsynced since (any export)."""
-        planned = {(op.taxdome_kind, op.taxdome_id) for op in self.operations}
         staged_payments = set(self.staged.payments["payment_id"])
         staged_refunds = set(self.staged.refunds["refund_id"])
         deletions = []
-        for (kind, taxdome_id), known in self.state.items():
-            if kind not in _DELETABLE_KINDS or known.status != SYNCED or pd.isna(known.qbo_id):
+        for kind in _DELETE_ORDER:
+            recorded = self.state.get(kind)
+            if not recorded:
                 continue
-            if (kind, taxdome_id) in planned or self._still_synced(kind, taxdome_id):
-                continue
-            owner = self._owning_payment(kind, taxdome_id)
-            present = taxdome_id in staged_refunds if kind == "refund" else owner in staged_payments
-            if present:
-                why = f"its TaxDome {'refund' if kind == 'refund' else 'payment'} is no longer synced"
-            elif self.options.export_mode == "full":
-                why = f"deleted in TaxDome: no longer in the export ({kind} {taxdome_id})"
-            else:
-                continue
-            deletions.append((kind, taxdome_id, known, why))
-        synced_total = sum(1 for known in self.state.values() if known.status == SYNCED)
+            planned = self.operations.planned_ids(kind)
+            for taxdome_id, known in recorded.items():
+                if known.status != SYNCED or known.qbo_id is None:
+                    continue
+                if taxdome_id in planned or self._still_synced(kind, taxdome_id):
+                    continue
+                owner = self._owning_payment(kind, taxdome_id)
+                present = taxdome_id in staged_refunds if kind == "refund" else owner in staged_payments
+                if present:
+                    why = f"its TaxDome {'refund' if kind == 'refund' else 'payment'} is no longer synced"
+                elif self.options.export_mode == "full":
+                    why = f"deleted in TaxDome: no longer in the export ({kind} {taxdome_id})"
+                else:
+                    continue
+                deletions.append((kind, taxdome_id, known, why))
+        synced_total = sum(
+            1 for by_id in self.state.values() for known in by_id.values() if known.status == SYNCED
+        )
         if (
             deletions
             and not self.options.allow_mass_delete
@@ -980,9 +1191,9 @@ class _Planner:
     def _still_synced(self, kind: str, taxdome_id: str) -> bool:
         """Unchanged objects plan no operation; they are still synced when their owner still is."""
         if kind == "refund":
-            return self.statuses.get(("refund", taxdome_id), (None,))[0] == SYNCED
+            return self.statuses["refund"].get(taxdome_id, (None,))[0] == SYNCED
         owner = self._owning_payment(kind, taxdome_id)
-        owner_status = self.statuses.get(("payment", owner), (None,))[0]
+        owner_status = self.statuses["payment"].get(owner, (None,))[0]
         if kind == "fee":
             return owner_status == SYNCED and owner in self.synced_payments
         return owner_status == SYNCED
@@ -994,40 +1205,109 @@ class _Planner:
 
     # -- result ----------------------------------------------------------------------------------------
     def _result(self) -> Plan:
-        def order(op: dict[str, Any]) -> tuple:
-            if op.action == "delete":
-                return (0, _DELETE_ORDER.index(op.taxdome_kind), "", op.taxdome_id)
-            return (1, _WRITE_ORDER.index(op.taxdome_kind), op.sort_key, op.taxdome_id)
-
-        self.operations.sort(key=order)
-        ordered = self.operations
-        columns = {name: [getattr(op, name) for op in ordered] for name in OPERATION_COLUMNS if name != "seq"}
-        operations = pd.DataFrame(
-            {"seq": range(1, len(ordered) + 1), **columns}, columns=list(OPERATION_COLUMNS), dtype=object
-        )
-        operations = operations.astype({"seq": "int64", "amount_cents": "Int64"})
+        kinds: list[str] = []
+        ids: list[str] = []
+        verdicts: list[tuple] = []
+        qbo_ids: list[str | None] = []
+        for kind, by_id in self.statuses.items():
+            kinds += [kind] * len(by_id)
+            ids += by_id.keys()
+            verdicts += by_id.values()
+            known = self.state[kind]
+            qbo_ids += [
+                state.qbo_id
+                if verdict[0] == SYNCED and (state := known.get(taxdome_id)) is not None
+                else None
+                for taxdome_id, verdict in by_id.items()
+            ]
+        self.statuses.clear()
+        self.state.clear()
+        verdict_columns = zip(*verdicts, strict=True) if verdicts else [[]] * 3
         statuses = pd.DataFrame(
-            [(kind, tid, *verdict) for (kind, tid), verdict in self.statuses.items()],
-            columns=list(STATUS_COLUMNS),
-            dtype=object,
+            dict(zip(STATUS_COLUMNS, (kinds, ids, *verdict_columns, qbo_ids), strict=True)), dtype=object
         )
-        return Plan(operations, statuses)
+        del kinds, ids, verdicts, qbo_ids
+        return Plan(self.operations.finish(), statuses)
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Python objects with None for missing values, dates as YYYY-MM-DD: what the row-by-row rules read fastest."""
 
-    def column_values(name: str):
-        values = frame[name].to_numpy(dtype=object, na_value=None)
-        if name.endswith(("_date", "_at")):
-            return [_date_text(value) for value in values]
-        return values
-
     return pd.DataFrame(
-        {column: column_values(column) for column in frame.columns},
+        {
+            column: _python_values(frame[column], dates=column.endswith(("_date", "_at")))
+            for column in frame.columns
+        },
         index=frame.index,
         dtype=object,  # pandas 3 would otherwise infer Arrow strings again
     )
+
+
+def _python_values(values: pd.Series, *, dates: bool = False) -> np.ndarray | list:
+    """A column as Python objects, None where missing, dates as YYYY-MM-DD. A text column gets one object per
+    distinct text, shared by its rows: kinds, methods, days and statuses repeat a lot."""
+    if isinstance(values.dtype, pd.StringDtype):
+        arrow = pa.array(values)
+        encoded = pc.dictionary_encode(
+            arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+        )
+        texts = encoded.dictionary.to_pylist()
+        if dates:
+            texts = [_date_text(text) for text in texts]
+        lookup = np.array([*texts, None], dtype=object)
+        return lookup[pc.fill_null(encoded.indices, len(texts)).to_numpy()]
+    objects = values.to_numpy(dtype=object, na_value=None)
+    return [_date_text(value) for value in objects] if dates else objects
+
+
+def _index_state(state: pd.DataFrame) -> defaultdict[str, dict[str, _Known]]:
+    """kind -> TaxDome id -> what the last sync left. Built from columns with the repeated texts shared: a
+    namedtuple per row from itertuples, with its own copy of every text, costs several times the memory."""
+
+    def column(name: str, *, repeated: bool = False) -> list:
+        values = state[name].to_numpy(dtype=object, na_value=None).tolist()
+        if repeated:
+            shared: dict = {}
+            values = [shared.setdefault(value, value) for value in values]
+        return values
+
+    index: defaultdict[str, dict[str, _Known]] = defaultdict(dict)
+    known = map(
+        _Known._make,
+        zip(
+            column("qbo_entity", repeated=True),
+            column("qbo_id"),
+            column("sync_token"),
+            map(_digest_of, column("payload_hash")),
+            column("status", repeated=True),
+            strict=True,
+        ),
+    )
+    kinds = column("taxdome_kind", repeated=True)
+    for kind, taxdome_id, row in zip(kinds, column("taxdome_id"), known, strict=True):
+        index[kind][taxdome_id] = row
+    return index
+
+
+@functools.lru_cache(maxsize=1024)
+def _verdict(status: str, reason: str, entity: str | None) -> tuple[str, str, str | None]:
+    """An object's status: the same tuple for the same verdict, as millions of unchanged objects share one."""
+    return (status, reason, entity)
+
+
+def _digest_of(payload_hash: str | None) -> bytes | str | None:
+    """A recorded hash as the digest its hex text encodes (half the memory of the text, for millions of
+    objects); anything else as it is, which then matches no payload's digest, as it matched no hex text."""
+    try:
+        digest = bytes.fromhex(payload_hash)
+    except (TypeError, ValueError):
+        return payload_hash
+    return digest if digest.hex() == payload_hash else payload_hash
+
+
+def _distinct(values: pd.Series) -> set:
+    """The distinct values, found in Arrow rather than by iterating a million Arrow strings one by one."""
+    return set(pc.unique(pa.array(values)).to_pylist())
 
 
 def _isin(values: pd.Series, wanted) -> np.ndarray:
@@ -1097,25 +1377,37 @@ def build_plan(
     reference: QboReference,
     state: pd.DataFrame,
     options: PlanOptions | None = None,
+    *,
+    sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> Plan:
-    """Decide every QBO write for the staged export. Raises PlanRefused for a mass deletion not allowed."""
+    """Decide every QBO write for the staged export. Raises PlanRefused for a mass deletion not allowed.
+
+    Operations are numbered by `seq` in execution order (increasing, not contiguous). Without a sink, the
+    plan holds them all; with one, the sink gets them in frames as they are decided (not in seq order) and the
+    plan returned holds none: a firm's operations need not all be in memory at once. A plan refused still
+    sent some operations: record them in a transaction that the refusal rolls back.
+    """
     options = options or PlanOptions()
-    staged = StagedFirm(
-        **{
-            name: getattr(staged, name) if name in _CHUNKED else _plain(getattr(staged, name))
-            for name in StagedFirm.__dataclass_fields__
-        }
-    )
+    read = {}
+    for name in StagedFirm.__dataclass_fields__:
+        frame = getattr(staged, name)
+        frame = frame[[c for c in (*_READ_COLUMNS[name], "_absent_since_batch") if c in frame.columns]]
+        read[name] = frame if name in _CHUNKED else _plain(frame)
+    staged = StagedFirm(**read)
     absent: list[tuple[str, str]] = []
     if options.export_mode == "full":
         staged, absent = _split_absent(staged)
-    planner = _Planner(staged, settings, reference, state, options)
+    planner = _Planner(staged, settings, reference, state, options, sink)
     for kind, taxdome_id in absent:
         planner.status(kind, taxdome_id, NOT_SYNCED, "no longer in TaxDome's export: deleted in TaxDome")
     # Millions of small payload dicts set off the cyclic collector again and again; freezing what exists
-    # keeps each collection from re-walking the staged firm, and new garbage is still collected.
+    # keeps each collection from re-walking the staged firm, and a higher first threshold makes collections
+    # rarer (the payload dicts are freed by reference counting anyway). New garbage is still collected.
+    thresholds = gc.get_threshold()
     gc.freeze()
+    gc.set_threshold(100_000, *thresholds[1:])
     try:
         return planner.plan()
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()

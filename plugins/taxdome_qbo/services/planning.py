@@ -103,9 +103,10 @@ def record_plan(engine: Engine, run_id: str, realm_id: str, plan: Plan, *, dry_r
             )
         )
         for table, frame in ((warehouse.sync_plan, operations), (warehouse.sync_object_status, statuses)):
-            records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-            for start in range(0, len(records), WRITE_CHUNK_ROWS):
-                conn.execute(table.insert(), records[start : start + WRITE_CHUNK_ROWS])
+            # Rows become Python dicts a chunk at a time: all of a large plan at once would double its memory.
+            for start in range(0, len(frame), WRITE_CHUNK_ROWS):
+                chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(object)
+                conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
 
 
 def plan_sync(
