@@ -8,8 +8,8 @@ import os
 import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
-from export_builder import write_export
-from quickbooks.objects import Account, Customer, Item, Ref
+from export_builder import with_rows, write_export
+from quickbooks.objects import Account, Customer, Item, Ref, Vendor
 from servers import POSTGRES
 
 from qbo_emulator.admin import airflow_connection
@@ -54,6 +54,11 @@ def company_with_history(emulator: EmulatorHandle) -> tuple[dict, dict[str, str]
     inactive.save(qb=qb)
     inactive.Active = False
     inactive.save(qb=qb)
+    supplier = Vendor()
+    supplier.DisplayName = (
+        "Stripe Payments"  # also the name of a TaxDome account: QBO names are one namespace
+    )
+    supplier.save(qb=qb)
     income = Account.filter(Name="Services", qb=qb)[0]
     for name in ("Bookkeeping", "Sales Tax"):
         item = Item()
@@ -72,7 +77,10 @@ def test_a_dry_run_plans_against_the_company_and_writes_nothing(
         "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
     )
     monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(tmp_path / "reports"))
-    export = write_export(tmp_path / "exports" / "2026-01-10")
+    export = write_export(
+        tmp_path / "exports" / "2026-01-10",
+        accounts_csv=with_rows("accounts.csv", "A3,Stripe Payments,Company,,,,false,sync,"),
+    )
     writes_before = [
         r
         for r in emulator.admin("GET", "requests").json()["requests"]
@@ -97,7 +105,11 @@ def test_a_dry_run_plans_against_the_company_and_writes_nothing(
     assert actions[("account", "A2")][0] == "reactivate"
     assert actions[("service", "S2")][0] == "link"  # copied from the QBO item "Bookkeeping"
     assert {kind for kind, _ in actions} == {"account", "service", "invoice", "payment", "fee", "refund"}
-    assert {s.status for s in statuses} == {"synced"} and len(statuses) == 9
+    verdicts = {(s.taxdome_kind, s.taxdome_id): (s.status, s.reason) for s in statuses}
+    assert verdicts.pop(("account", "A3"))[1].startswith(
+        "the name 'Stripe Payments' belongs to a QuickBooks vendor"
+    )
+    assert {status for status, _ in verdicts.values()} == {"synced"} and len(verdicts) == 9
     assert (planned_run.realm_id, planned_run.dry_run, planned_run.operations) == (
         company["realm_id"],
         True,

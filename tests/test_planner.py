@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -201,6 +202,22 @@ def test_new_customers_get_the_type_email_and_company_name(tmp_path):
     assert "PrimaryEmailAddr" not in accounts["A2"]["body"] and "CompanyName" not in accounts["A2"]["body"]
     untyped = plan_of(tmp_path, company=qbo_company(customer_types=(), **WITH_BOOKKEEPING_ITEM))
     assert "CustomerTypeRef" not in ops(untyped, "account")["A1"]["body"]
+
+
+def test_a_name_used_by_a_qbo_vendor_or_employee_fails_the_account(tmp_path):
+    company = qbo_company(**WITH_BOOKKEEPING_ITEM)
+    people = pd.DataFrame(
+        [("70", "O'Brien & Sons", True, "Vendor"), ("71", "zoë müller", False, "Employee")],
+        columns=["id", "display_name", "active", "entity"],
+    )
+    plan = plan_of(tmp_path, company=dataclasses.replace(company, vendors_and_employees=people))
+    assert status(plan, "account", "A1") == (
+        "failed",
+        "the name 'O'Brien & Sons' belongs to a QuickBooks vendor, and customers cannot share it: "
+        "rename the account in TaxDome or match it by hand to a customer",
+    )
+    assert "belongs to a QuickBooks employee" in status(plan, "account", "A2")[1]
+    assert status(plan, "invoice", "I1")[0] == "not_synced"
 
 
 def test_two_accounts_with_the_same_qbo_name_fail_the_later_one(tmp_path):

@@ -533,6 +533,8 @@ class _Planner:
         """R1, R2: link by manual match or exact DisplayName, reactivate an inactive match, else create."""
         customers = self.reference.customers
         by_name = {row.display_name: row for row in customers.itertuples(index=False)}
+        people = self.reference.vendors_and_employees
+        other_people = dict(zip(people["display_name"].str.casefold(), people["entity"], strict=True))
         taken: dict[str, str] = {}
         ordered = sorted(accounts.values(), key=lambda a: (_date_text(a.created_at) or "", a.account_id))
         for account in ordered:
@@ -571,6 +573,15 @@ class _Planner:
             if match is not None:
                 self._link_customer(
                     account_id, match, f"same name as the QuickBooks customer '{display_name}'"
+                )
+                continue
+            if (entity := other_people.get(display_name.casefold())) is not None:
+                self.status(
+                    "account",
+                    account_id,
+                    FAILED,
+                    f"the name '{display_name}' belongs to a QuickBooks {entity.lower()}, and customers cannot "
+                    "share it: rename the account in TaxDome or match it by hand to a customer",
                 )
                 continue
             payload: dict[str, Any] = {"DisplayName": display_name, "Notes": marker("account", account_id)}

@@ -2,7 +2,8 @@
 
 What the demo export expects of the firm's QuickBooks: the items its copied services name, the customers its
 manual matches name, a sales tax item; plus customers that already bear the names of a few TaxDome accounts
-(one of them inactive), so the plan shows links and a reactivation besides creations. Idempotent.
+(one of them inactive) and a vendor bearing another's, so the plan shows links, a reactivation and a name
+conflict besides creations. Idempotent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import csv
 from pathlib import Path
 
 from quickbooks import QuickBooks
-from quickbooks.objects import Account, Customer, Item, Ref
+from quickbooks.objects import Account, Customer, Item, Ref, Vendor
 
 from taxdome_qbo.services.qbo_client import ACTIVE_AND_INACTIVE, query_all
 
@@ -54,7 +55,13 @@ def seed_company(qb: QuickBooks, export_dir: Path, *, tax_item: str = "Sales Tax
 
     accounts = [row for row in _rows(export_dir, "accounts.csv") if row.get("account_name")]
     matched = {row["qbo_customer_name"] for row in accounts if row.get("qbo_customer_name")}
-    same_name = [row["account_name"] for row in accounts if row.get("qbo_sync") == "auto"][:ALREADY_CUSTOMERS]
+    auto_named = [row["account_name"] for row in accounts if row.get("qbo_sync") == "auto"]
+    same_name, vendor_name = auto_named[:ALREADY_CUSTOMERS], auto_named[ALREADY_CUSTOMERS]
+    vendors = {v["DisplayName"] for v in query_all(session, "Vendor", ACTIVE_AND_INACTIVE)}
+    if vendor_name not in vendors | customers:
+        vendor = Vendor()
+        vendor.DisplayName = vendor_name  # a supplier that is also a client: QBO names are one namespace
+        vendor.save(qb=qb)
     created_customers = 0
     for name in sorted((matched | set(same_name)) - customers):
         customer = Customer()
