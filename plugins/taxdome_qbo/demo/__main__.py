@@ -55,7 +55,10 @@ def _seed(args: argparse.Namespace) -> int:
 
     emulator = EmulatorHandle(args.emulator.rstrip("/"), process=None, db_path=None)
     created = seed_company(emulator.quickbooks(), args.export)
-    print(f"QuickBooks demo company: {created['customers']} customers and {created['items']} items added")
+    print(
+        f"QuickBooks demo company: {created['customers']} customers, {created['items']} items and "
+        f"{created['vendors']} vendor added"
+    )
     return 0
 
 

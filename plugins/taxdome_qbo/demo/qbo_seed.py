@@ -9,11 +9,13 @@ conflict besides creations. Idempotent.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from quickbooks import QuickBooks
 from quickbooks.objects import Account, Customer, Item, Ref, Vendor
 
+from taxdome_qbo.demo.generator import MANIFEST_NAME
 from taxdome_qbo.services.qbo_client import ACTIVE_AND_INACTIVE, query_all
 
 ALREADY_CUSTOMERS = 3  # accounts whose name a QBO customer already has; the last of them inactive
@@ -55,7 +57,17 @@ def seed_company(qb: QuickBooks, export_dir: Path, *, tax_item: str = "Sales Tax
 
     accounts = [row for row in _rows(export_dir, "accounts.csv") if row.get("account_name")]
     matched = {row["qbo_customer_name"] for row in accounts if row.get("qbo_customer_name")}
-    auto_named = [row["account_name"] for row in accounts if row.get("qbo_sync") == "auto"]
+    # Accounts that sync: they have an invoice on or after the export's suggested sync date.
+    manifest = json.loads((export_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    since = manifest["firm_settings"]["sync_start_date"]
+    active = {
+        row["account_id"] for row in _rows(export_dir, "invoices.csv") if row.get("posted_date", "") >= since
+    }
+    auto_named = [
+        row["account_name"]
+        for row in accounts
+        if row.get("qbo_sync") == "auto" and row["account_id"] in active
+    ]
     same_name, vendor_name = auto_named[:ALREADY_CUSTOMERS], auto_named[ALREADY_CUSTOMERS]
     vendors = {v["DisplayName"] for v in query_all(session, "Vendor", ACTIVE_AND_INACTIVE)}
     if vendor_name not in vendors | customers:
@@ -71,4 +83,8 @@ def seed_company(qb: QuickBooks, export_dir: Path, *, tax_item: str = "Sales Tax
             customer.Active = False
             customer.save(qb=qb)
         created_customers += 1
-    return {"customers": created_customers, "items": created_items}
+    return {
+        "customers": created_customers,
+        "items": created_items,
+        "vendors": int(vendor_name not in vendors),
+    }
