@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 
@@ -14,6 +15,7 @@ from servers import POSTGRES
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import EmulatorHandle
+from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.services import warehouse
 
 pytestmark = pytest.mark.airflow
@@ -70,7 +72,7 @@ def company_with_history(emulator: EmulatorHandle) -> tuple[dict, dict[str, str]
 
 
 def test_a_dry_run_plans_against_the_company_and_writes_nothing(
-    airflow_db, emulator, warehouse_engine_from_connection, tmp_path, monkeypatch
+    airflow_db, emulator, warehouse_engine_from_connection, tmp_path, monkeypatch, capsys
 ):
     company, customer_ids = company_with_history(emulator)
     monkeypatch.setenv(
@@ -115,8 +117,14 @@ def test_a_dry_run_plans_against_the_company_and_writes_nothing(
         True,
         len(plan),
     )
-    preview = (tmp_path / "reports").glob("*/plan_preview.md")
-    assert "dry run: nothing will be written to QuickBooks" in next(preview).read_text()
+    (preview,) = (tmp_path / "reports").glob("*/plan_preview.md")
+    assert "dry run: nothing will be written to QuickBooks" in preview.read_text()
+    assert "| account | reactivate | 1 |  |" in preview.read_text()
+    with (preview.parent / "plan_operations.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["seq"]) for row in rows] == sorted(op.seq for op in plan)
+    assert cli_main(["plan-summary"]) == 0
+    assert "belongs to a QuickBooks vendor" in capsys.readouterr().out
 
     served = [
         r

@@ -96,19 +96,14 @@ def staging_summary(args: argparse.Namespace) -> int:
 
 def plan_summary(args: argparse.Namespace) -> int:
     """Print the preview of the most recent plan and where its files are."""
-    latest = planning.latest_plan(WarehouseHook().get_engine())
-    if latest is None:
+    engine = WarehouseHook().get_engine()
+    run = planning.latest_plan_run(engine)
+    if run is None:
         print("no sync has been planned yet (is QuickBooks connected?)")
         return 0
-    run, plan = latest
     mode = "dry run: nothing will be written to QuickBooks" if run.dry_run else "plan"
-    print(
-        planning.preview_markdown(
-            plan,
-            title=f"Sync plan of run {run.run_id} for company {run.realm_id} ({mode})",
-            examples=args.examples,
-        )
-    )
+    title = f"Sync plan of run {run.run_id} for company {run.realm_id} ({mode})"
+    print(planning.preview_markdown(engine, run.run_id, title=title, examples=args.examples))
     if run.preview_location:
         print(f"preview: {run.preview_location} (every operation: plan_operations.csv beside it)")
     return 0

@@ -99,19 +99,17 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     options = PlanOptions(export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"])
     engine = WarehouseHook().get_engine()
     try:
-        plan, receipt = planning.plan_sync(
-            engine, reference, settings, options, run_id, dry_run=params["dry_run"]
-        )
+        receipt = planning.plan_sync(engine, reference, settings, options, run_id, dry_run=params["dry_run"])
     except PlanRefused as exc:
         raise AirflowFailException(str(exc)) from exc
     mode = "dry run: nothing will be written to QuickBooks" if params["dry_run"] else "plan"
-    preview = planning.preview_markdown(
-        plan, title=f"Sync plan for QuickBooks company {reference.realm_id} ({mode})"
-    )
+    title = f"Sync plan for QuickBooks company {reference.realm_id} ({mode})"
+    preview = planning.preview_markdown(engine, run_id, title=title)
     log.info("%s", preview)
     folder = run_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plan_preview.md").write_text(preview)
-    (folder / "plan_operations.csv").write_text(planning.preview_csv(plan))
+    with (folder / "plan_operations.csv").open("w", newline="") as handle:
+        planning.write_operations_csv(engine, run_id, handle)
     planning.record_preview_location(engine, run_id, str(folder / "plan_preview.md"))
     return receipt.as_xcom() | {"dry_run": params["dry_run"], "preview": str(folder / "plan_preview.md")}

@@ -5,11 +5,12 @@ The plan of a run replaces any earlier plan of the same run, so retrying the pla
 
 from __future__ import annotations
 
-import io
+import csv
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,8 +19,6 @@ from sqlalchemy.engine import Connection, Engine
 from taxdome_qbo.core.planner import (
     OPERATION_COLUMNS,
     STATE_COLUMNS,
-    STATUS_COLUMNS,
-    Plan,
     PlanOptions,
     StagedFirm,
     build_plan,
@@ -27,7 +26,7 @@ from taxdome_qbo.core.planner import (
 )
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
-from taxdome_qbo.services import warehouse
+from taxdome_qbo.services import sql, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -86,27 +85,11 @@ def read_sync_state(engine: Engine, realm_id: str) -> pd.DataFrame:
         return pd.DataFrame.from_records([tuple(row) for row in result], columns=list(STATE_COLUMNS))
 
 
-def record_plan(engine: Engine, run_id: str, realm_id: str, plan: Plan, *, dry_run: bool) -> None:
-    """Replace the run's plan and statuses in one transaction."""
-    operations = plan.operations.assign(run_id=run_id, realm_id=realm_id)
-    statuses = plan.statuses.assign(run_id=run_id, realm_id=realm_id)
-    with engine.begin() as conn:
-        for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
-            conn.execute(table.delete().where(table.c.run_id == run_id))
-        conn.execute(
-            warehouse.sync_plan_runs.insert().values(
-                run_id=run_id,
-                realm_id=realm_id,
-                planned_at=datetime.now(UTC),
-                dry_run=dry_run,
-                operations=len(plan.operations),
-            )
-        )
-        for table, frame in ((warehouse.sync_plan, operations), (warehouse.sync_object_status, statuses)):
-            # Rows become Python dicts a chunk at a time: all of a large plan at once would double its memory.
-            for start in range(0, len(frame), WRITE_CHUNK_ROWS):
-                chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(object)
-                conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
+def _insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    # Rows become Python dicts a chunk at a time: all of a large plan at once would double its memory.
+    for start in range(0, len(frame), WRITE_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(object)
+        conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
 
 
 def plan_sync(
@@ -117,64 +100,114 @@ def plan_sync(
     run_id: str,
     *,
     dry_run: bool,
-) -> tuple[Plan, PlanReceipt]:
-    """Plan the run against the company in `reference` and record the plan; raises PlanRefused when asked to."""
+) -> PlanReceipt:
+    """Plan the run against the company in `reference`, recording operations as the planner decides them.
+
+    The run's earlier plan is replaced in the same transaction; a refused plan (PlanRefused) records nothing.
+    """
     staged = read_staged_firm(engine)
     state = read_sync_state(engine, reference.realm_id)
-    plan = build_plan(staged, settings, reference, state, options)
-    record_plan(engine, run_id, reference.realm_id, plan, dry_run=dry_run)
-    counts = plan.counts()
-    receipt = PlanReceipt(
+    run = {"run_id": run_id, "realm_id": reference.realm_id}
+    recorded = 0
+    with engine.begin() as conn:
+        for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
+            conn.execute(table.delete().where(table.c.run_id == run_id))
+
+        def record(operations: pd.DataFrame) -> None:
+            nonlocal recorded
+            recorded += len(operations)
+            _insert(conn, warehouse.sync_plan, operations.assign(**run))
+
+        plan = build_plan(staged, settings, reference, state, options, sink=record)
+        _insert(conn, warehouse.sync_object_status, plan.statuses.assign(**run))
+        conn.execute(
+            warehouse.sync_plan_runs.insert().values(
+                **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+            )
+        )
+        counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
+    return PlanReceipt(
         run_id=run_id,
         realm_id=reference.realm_id,
-        operations=len(plan.operations),
+        operations=recorded,
         operations_by_kind_and_action={
-            f"{row.taxdome_kind}.{row.action}": int(row.operations) for row in counts.itertuples(index=False)
+            f"{row.taxdome_kind}.{row.action}": int(row.operations) for row in counts
         },
         statuses={k: int(v) for k, v in plan.statuses["status"].value_counts().sort_index().items()},
     )
-    return plan, receipt
 
 
-def preview_markdown(plan: Plan, *, title: str, examples: int = PREVIEW_EXAMPLES) -> str:
-    """What the run would write to QuickBooks, for a person: counts, amounts, and a few examples of each."""
+def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int = PREVIEW_EXAMPLES) -> str:
+    """What the run would write to QuickBooks, for a person: counts, amounts, and a few examples of each.
+
+    Read back from the warehouse, so it costs the same for ten operations or two million.
+    """
+    plan, statuses = warehouse.sync_plan, warehouse.sync_object_status
     lines = [f"# {title}", ""]
-    counts = plan.counts()
-    if counts.empty:
-        lines.append("Nothing to write to QuickBooks: everything in scope is already in step.")
-    else:
-        lines += ["| kind | action | operations | amount |", "|---|---|---:|---:|"]
+    with engine.connect() as conn:
+        counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
+        if not counts:
+            lines.append("Nothing to write to QuickBooks: everything in scope is already in step.")
+        else:
+            lines += ["| kind | action | operations | amount |", "|---|---|---:|---:|"]
+            lines += [
+                f"| {row.taxdome_kind} | {row.action} | {row.operations} | "
+                f"{'' if row.amount_cents is None else money(int(row.amount_cents))} |"
+                for row in counts
+            ]
         lines += [
-            f"| {row.taxdome_kind} | {row.action} | {row.operations} | "
-            f"{money(int(row.amount_cents)) if pd.notna(row.amount_cents) else ''} |"
-            for row in counts.itertuples(index=False)
+            "",
+            "## Status of every TaxDome object",
+            "",
+            "| kind | status | objects |",
+            "|---|---|---:|",
         ]
-    statuses = plan.statuses.groupby(["taxdome_kind", "status"]).size().reset_index(name="objects")
-    lines += ["", "## Status of every TaxDome object", "", "| kind | status | objects |", "|---|---|---:|"]
-    lines += [
-        f"| {row.taxdome_kind} | {row.status} | {row.objects} |" for row in statuses.itertuples(index=False)
-    ]
-    lines += ["", "## Examples", ""]
-    for (kind, action), group in plan.operations.groupby(["taxdome_kind", "action"], sort=True):
-        lines.append(f"### {kind} · {action}")
-        for op in group.head(examples).itertuples(index=False):
-            lines.append(f"- `{op.taxdome_id}` → {op.qbo_entity}: {op.reason}")
-            lines.append(f"  `{_shorten(op.payload)}`")
-        lines.append("")
-    not_synced = plan.statuses[plan.statuses["status"].isin(["failed", "not_synced"])]
-    if not not_synced.empty:
+        lines += [
+            f"| {row.taxdome_kind} | {row.status} | {row.objects} |"
+            for row in sql.fetch_all(conn, "planning/select_status_counts", run_id=run_id)
+        ]
+        lines += ["", "## Examples", ""]
+        for row in counts:
+            lines.append(f"### {row.taxdome_kind} · {row.action}")
+            first = conn.execute(
+                sa.select(plan.c.taxdome_id, plan.c.qbo_entity, plan.c.reason, plan.c.payload)
+                .where(
+                    plan.c.run_id == run_id,
+                    plan.c.taxdome_kind == row.taxdome_kind,
+                    plan.c.action == row.action,
+                )
+                .order_by(plan.c.seq)
+                .limit(examples)
+            )
+            for op in first:
+                lines.append(f"- `{op.taxdome_id}` → {op.qbo_entity}: {op.reason}")
+                lines.append(f"  `{_shorten(op.payload)}`")
+            lines.append("")
+        failures = conn.execute(
+            sa.select(statuses.c.status, statuses.c.taxdome_kind, statuses.c.taxdome_id, statuses.c.reason)
+            .where(statuses.c.run_id == run_id, statuses.c.status.in_(["failed", "not_synced"]))
+            .order_by(statuses.c.status, statuses.c.taxdome_kind, statuses.c.taxdome_id)
+            .limit(examples * 6)
+        ).all()
+    if failures:
         lines += ["## Not synced and failed (first examples)", ""]
-        for status, group in not_synced.groupby("status"):
-            for row in group.head(examples * 3).itertuples(index=False):
-                lines.append(f"- {status} {row.taxdome_kind} `{row.taxdome_id}`: {row.reason}")
+        lines += [f"- {r.status} {r.taxdome_kind} `{r.taxdome_id}`: {r.reason}" for r in failures]
     return "\n".join(lines) + "\n"
 
 
-def preview_csv(plan: Plan) -> str:
-    """Every planned operation, one line each (the payload included), for a spreadsheet."""
-    buffer = io.StringIO()
-    plan.operations[list(OPERATION_COLUMNS)].to_csv(buffer, index=False)
-    return buffer.getvalue()
+def write_operations_csv(engine: Engine, run_id: str, handle: TextIO) -> None:
+    """Every planned operation of the run in execution order, one line each (payload included), streamed."""
+    plan = warehouse.sync_plan
+    writer = csv.writer(handle)
+    writer.writerow(OPERATION_COLUMNS)
+    with engine.connect() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=WRITE_CHUNK_ROWS).execute(
+            sa.select(*(plan.c[c] for c in OPERATION_COLUMNS))
+            .where(plan.c.run_id == run_id)
+            .order_by(plan.c.seq)
+        )
+        for chunk in rows.partitions():
+            writer.writerows(chunk)
 
 
 def _shorten(payload: str, limit: int = 240) -> str:
@@ -191,25 +224,8 @@ def record_preview_location(engine: Engine, run_id: str, location: str) -> None:
         )
 
 
-def latest_plan(engine: Engine) -> tuple[sa.Row, Plan] | None:
-    """The most recent run's plan, as recorded (for the command line and the UI)."""
+def latest_plan_run(engine: Engine) -> sa.Row | None:
     warehouse.create_schema(engine)
-    runs = warehouse.sync_plan_runs
     with engine.connect() as conn:
-        run = conn.execute(sa.select(runs).order_by(runs.c.planned_at.desc()).limit(1)).one_or_none()
-        if run is None:
-            return None
-        operations = conn.execute(
-            sa.select(*(warehouse.sync_plan.c[c] for c in OPERATION_COLUMNS))
-            .where(warehouse.sync_plan.c.run_id == run.run_id)
-            .order_by(warehouse.sync_plan.c.seq)
-        ).all()
-        statuses = conn.execute(
-            sa.select(*(warehouse.sync_object_status.c[c] for c in STATUS_COLUMNS)).where(
-                warehouse.sync_object_status.c.run_id == run.run_id
-            )
-        ).all()
-    return run, Plan(
-        pd.DataFrame([tuple(r) for r in operations], columns=list(OPERATION_COLUMNS)),
-        pd.DataFrame([tuple(r) for r in statuses], columns=list(STATUS_COLUMNS)),
-    )
+        found = sql.fetch_all(conn, "planning/select_latest_plan_run")
+    return found[0] if found else None
