@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
 
@@ -325,12 +326,6 @@ def qbo_name(name: str, limit: int) -> str:
     """A name QBO accepts: no colon, tab or newline (they become ' - ' or a space), single-spaced, cut to size."""
     cleaned = _NOT_IN_NAMES.sub(lambda m: " - " if ":" in m.group() else " ", str(name))
     return " ".join(cleaned.split())[:limit].rstrip()
-
-
-def money(cents: int) -> str:
-    """Cents as the exact decimal text QBO takes (python-quickbooks sends Decimals the same way)."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
 
 
 def canonical_json(payload: dict[str, Any]) -> str:
@@ -664,7 +659,7 @@ class _Planner:
             payload: dict[str, Any] = {
                 "Name": name,
                 "Type": "Service",
-                "UnitPrice": money(int(service.rate_cents)),
+                "UnitPrice": format_cents(int(service.rate_cents)),
                 "IncomeAccountRef": _ref(self.refs.ids["service_income_account"]),
             }
             if isinstance(service.rate_type, str):
@@ -770,14 +765,14 @@ class _Planner:
             if (due := _date_text(invoice.due_date)) is not None:
                 payload["DueDate"] = due
             if self.automated_tax:
-                payload["TxnTaxDetail"] = {"TotalTax": money(int(invoice.tax_amount_cents))}
+                payload["TxnTaxDetail"] = {"TotalTax": format_cents(int(invoice.tax_amount_cents))}
             reason = self.write(
                 "invoice",
                 invoice_id,
                 "Invoice",
                 payload,
                 int(invoice.total_cents),
-                f"invoice {invoice.invoice_number} of {money(int(invoice.total_cents))}",
+                f"invoice {invoice.invoice_number} of {format_cents(int(invoice.total_cents))}",
                 sort_key=f"{_date_text(invoice.posted_date)}|{invoice_id}",
             )
             self.synced_invoices.add(invoice_id)
@@ -811,7 +806,7 @@ class _Planner:
                 detail["TaxCodeRef"] = _ref("TAX" if bool(line.taxable) else "NON")
             entry: dict[str, Any] = {
                 "DetailType": "SalesItemLineDetail",
-                "Amount": money(amount),
+                "Amount": format_cents(amount),
                 "SalesItemLineDetail": detail,
             }
             if description_parts:
@@ -823,7 +818,7 @@ class _Planner:
             built.append(
                 {
                     "DetailType": "SalesItemLineDetail",
-                    "Amount": money(tax_cents),
+                    "Amount": format_cents(tax_cents),
                     "Description": "Sales tax",
                     "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["tax_item"])},
                 }
@@ -895,7 +890,7 @@ class _Planner:
                 on_hand = sum(source[2] for source in available)
                 if needed > on_hand:
                     self.credit_failures[payment.payment_id] = (
-                        f"the client's credit in QuickBooks is {money(on_hand)}, short of the {money(needed)} applied"
+                        f"the client's credit in QuickBooks is {format_cents(on_hand)}, short of the {format_cents(needed)} applied"
                     )
                     continue
                 for application in wanted:
@@ -947,12 +942,14 @@ class _Planner:
             else:
                 invoice_status = self.statuses["invoice"].get(application.invoice_id)
                 why = "it is not in the export" if invoice_status is None else invoice_status[1]
-                notes.append(f"{money(cents)} for invoice {application.invoice_id} stays unapplied ({why})")
+                notes.append(
+                    f"{format_cents(cents)} for invoice {application.invoice_id} stays unapplied ({why})"
+                )
         for credit_payment, invoice_id, cents, _kind in extra_uses:
             lines.append(_linked_line(cents, symbolic("invoice", invoice_id), "Invoice"))
             applied += cents
             notes.append(
-                f"{money(cents)} of its credit pays invoice {invoice_id} (credit balance payment {credit_payment})"
+                f"{format_cents(cents)} of its credit pays invoice {invoice_id} (credit balance payment {credit_payment})"
             )
         return lines, notes, applied
 
@@ -962,7 +959,7 @@ class _Planner:
         gross = int(payment.amount_cents)
         reference = payment.processor_txn_id if isinstance(payment.processor_txn_id, str) else payment_id
         payload: dict[str, Any] = {
-            "TotalAmt": money(gross),
+            "TotalAmt": format_cents(gross),
             "TxnDate": _date_text(payment.payment_date),
             "CustomerRef": _ref(symbolic("account", payment.account_id)),
             "DepositToAccountRef": _ref(self.refs.ids["deposit_to_account"]),
@@ -971,8 +968,10 @@ class _Planner:
             "PrivateNote": marker("payment", payment_id),
         }
         if gross > applied:
-            notes.append(f"{money(gross - applied)} stays unapplied as client credit")
-        summary = f"{payment.method} payment of {money(gross)}" + (f"; {'; '.join(notes)}" if notes else "")
+            notes.append(f"{format_cents(gross - applied)} stays unapplied as client credit")
+        summary = f"{payment.method} payment of {format_cents(gross)}" + (
+            f"; {'; '.join(notes)}" if notes else ""
+        )
         reason = self.write(
             "payment",
             payment_id,
@@ -1002,11 +1001,11 @@ class _Planner:
             "PaymentType": "Cash",
             "TxnDate": _date_text(payment.payment_date),
             "AccountRef": _ref(self.refs.ids["fee_paid_from_account"]),
-            "TotalAmt": money(fee),
+            "TotalAmt": format_cents(fee),
             "Line": [
                 {
                     "DetailType": "AccountBasedExpenseLineDetail",
-                    "Amount": money(fee),
+                    "Amount": format_cents(fee),
                     "Description": f"{payment.processor} processing fee of payment {payment.payment_id}",
                     "AccountBasedExpenseLineDetail": {
                         "AccountRef": _ref(self.refs.ids["fee_expense_account"])
@@ -1021,7 +1020,7 @@ class _Planner:
             "Purchase",
             payload,
             fee,
-            f"{payment.processor} processing fee of {money(fee)}",
+            f"{payment.processor} processing fee of {format_cents(fee)}",
             sort_key=f"{_date_text(payment.payment_date)}|{payment.payment_id}",
         )
 
@@ -1039,7 +1038,7 @@ class _Planner:
             "Line": [
                 {
                     "DetailType": "SalesItemLineDetail",
-                    "Amount": money(amount),
+                    "Amount": format_cents(amount),
                     "Description": "Promotional credit",
                     "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["default_sales_item"])},
                 }
@@ -1052,7 +1051,7 @@ class _Planner:
             "CreditMemo",
             payload,
             amount,
-            f"promotional credit of {money(amount)}",
+            f"promotional credit of {format_cents(amount)}",
             sort_key=f"{day}|{payment_id}",
         )
         uses = [
@@ -1082,7 +1081,7 @@ class _Planner:
                 "Payment",
                 link,
                 cents,
-                f"applies {money(cents)} of promotional credit {payment_id} to invoice {invoice_id}",
+                f"applies {format_cents(cents)} of promotional credit {payment_id} to invoice {invoice_id}",
                 sort_key=f"{day}|{application_id}",
             )
         self.status("payment", payment_id, SYNCED, reason, "CreditMemo")
@@ -1106,7 +1105,7 @@ class _Planner:
             "payment",
             payment_id,
             SYNCED,
-            f"paid {money(total)} from the client's QuickBooks credit (no new money)",
+            f"paid {format_cents(total)} from the client's QuickBooks credit (no new money)",
         )
 
     # -- refunds (R13) ---------------------------------------------------------------------------------
@@ -1135,12 +1134,12 @@ class _Planner:
                 "TxnDate": day,
                 "CustomerRef": _ref(symbolic("account", refund.account_id)),
                 "DepositToAccountRef": _ref(self.refs.ids["deposit_to_account"]),
-                "TotalAmt": money(amount),
+                "TotalAmt": format_cents(amount),
                 "PaymentRefNum": refund_id[:MAX_PAYMENT_REF],
                 "Line": [
                     {
                         "DetailType": "SalesItemLineDetail",
-                        "Amount": money(amount),
+                        "Amount": format_cents(amount),
                         "Description": f"{reason_text} (payment {refund.payment_id})"[:4000],
                         "SalesItemLineDetail": {"ItemRef": _ref(self.refs.ids["default_sales_item"])},
                     }
@@ -1153,7 +1152,7 @@ class _Planner:
                 "RefundReceipt",
                 payload,
                 amount,
-                f"refund of {money(amount)} from payment {refund.payment_id}",
+                f"refund of {format_cents(amount)} from payment {refund.payment_id}",
                 sort_key=f"{day}|{refund_id}",
             )
             self.status("refund", refund_id, SYNCED, reason, "RefundReceipt")
@@ -1328,7 +1327,7 @@ def _isin(values: pd.Series, wanted) -> np.ndarray:
 
 
 def _linked_line(cents: int, target: str, txn_type: str) -> dict[str, Any]:
-    return {"Amount": money(cents), "LinkedTxn": [{"TxnId": target, "TxnType": txn_type}]}
+    return {"Amount": format_cents(cents), "LinkedTxn": [{"TxnId": target, "TxnType": txn_type}]}
 
 
 @functools.cache
@@ -1345,7 +1344,7 @@ def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str
     exact, text = _quantity(str(quantity))
     if int(rate_cents) * exact != amount_cents:
         return None
-    return text, money(int(rate_cents))
+    return text, format_cents(int(rate_cents))
 
 
 _STATUS_FILES = (

@@ -43,6 +43,7 @@ from taxdome_qbo.core.export_contract import (
     enum_lookup,
     header_mapping,
 )
+from taxdome_qbo.core.money import format_cents
 
 REJECTED_COLUMNS = ("source_file", "source_line", "reason", "raw")
 
@@ -77,11 +78,6 @@ class ValidatedFile:
     rejected: pd.DataFrame
     rows_read: int
     keys_in_file: pd.DataFrame  # the key of every row read, staged or rejected (null where unparsable)
-
-
-def _cents_text(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
 
 
 class _FileCheck:
@@ -185,7 +181,7 @@ class _FileCheck:
         return f"{column.name} '{value}' is not {expected}"
 
     def _below_minimum_message(self, column: Column, row: int) -> str:
-        amount = _cents_text(self.value(column.name, row))
+        amount = format_cents(self.value(column.name, row))
         if column.min_cents == 0:
             return f"{column.name} {amount} is negative"
         return f"{column.name} {amount} must be greater than zero"
@@ -353,7 +349,7 @@ def _check_line_amounts(lines: _FileCheck) -> None:
         mismatch,
         lambda row: (
             f"amount {lines.cell('amount', row)} is not rate {lines.cell('rate', row)} × quantity "
-            f"{lines.cell('quantity', row)} = {_cents_text(int(expected[row]))}"
+            f"{lines.cell('quantity', row)} = {format_cents(int(expected[row]))}"
         ),
     )
 
@@ -393,8 +389,8 @@ def _check_invoice_totals(invoices: _FileCheck, lines: _FileCheck) -> None:
     invoices.reject(
         mismatch,
         lambda row: (
-            f"total {_cents_text(int(total[row]))} is not lines {_cents_text(int(sums_exact[row]))} "
-            f"+ tax {_cents_text(int(tax[row]))} = {_cents_text(int(sums_exact[row] + tax[row]))}"
+            f"total {format_cents(int(total[row]))} is not lines {format_cents(int(sums_exact[row]))} "
+            f"+ tax {format_cents(int(tax[row]))} = {format_cents(int(sums_exact[row] + tax[row]))}"
         ),
     )
 
@@ -433,8 +429,8 @@ def _check_refund_totals(refunds: _FileCheck, payments: _ParentLookup) -> None:
     refunds.reject(
         over_rows,
         lambda row: (
-            f"refunds of payment {frame.at[row, 'payment_id']} would reach {_cents_text(int(running[row]))}, "
-            f"above the payment's {_cents_text(int(frame.at[row, 'payment_amount']))}"
+            f"refunds of payment {frame.at[row, 'payment_id']} would reach {format_cents(int(running[row]))}, "
+            f"above the payment's {format_cents(int(frame.at[row, 'payment_amount']))}"
         ),
     )
 
@@ -447,8 +443,8 @@ def _check_payouts(payouts: _FileCheck, payments: _ValidatedKeys) -> None:
     payouts.reject(
         present & (gross - fee != net),
         lambda row: (
-            f"gross {_cents_text(int(gross[row]))} − fee {_cents_text(int(fee[row]))} = "
-            f"{_cents_text(int(gross[row] - fee[row]))}, not net {_cents_text(int(net[row]))}"
+            f"gross {format_cents(int(gross[row]))} − fee {format_cents(int(fee[row]))} = "
+            f"{format_cents(int(gross[row] - fee[row]))}, not net {format_cents(int(net[row]))}"
         ),
     )
     known = set(payments.valid_keys.to_pylist())
@@ -518,7 +514,7 @@ def _check_fees(payments: _FileCheck) -> None:
     payments.reject(
         payments.valid_mask() & (fee > amount),
         lambda row: (
-            f"processing_fee {_cents_text(int(fee[row]))} is above the amount {_cents_text(int(amount[row]))}"
+            f"processing_fee {format_cents(int(fee[row]))} is above the amount {format_cents(int(amount[row]))}"
         ),
     )
 

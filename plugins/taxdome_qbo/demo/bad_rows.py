@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, EXPORT_FILES_BY_NAME
+from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.demo import catalog
 from taxdome_qbo.demo.deck import Deck
-from taxdome_qbo.demo.money import format_cents
 
 if TYPE_CHECKING:
     from taxdome_qbo.demo.generator import AccountActivity, ExportBuilder, Invoice, Payment

@@ -23,10 +23,11 @@ from pathlib import Path
 from types import TracebackType
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile
+from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.demo import catalog
 from taxdome_qbo.demo.bad_rows import BadRowInjector
 from taxdome_qbo.demo.deck import Deck
-from taxdome_qbo.demo.money import format_cents, processing_fee_cents, round_half_up
+from taxdome_qbo.demo.money import processing_fee_cents, round_half_up
 
 DEFAULT_START = date(2025, 1, 1)
 DEFAULT_END = date(2026, 10, 31)

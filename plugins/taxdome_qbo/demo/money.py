@@ -1,15 +1,8 @@
-"""Integer-cent arithmetic for the demo export: formatting, half-up rounding and processor fees."""
+"""Integer-cent arithmetic for the demo export: half-up rounding and processor fees."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-
-def format_cents(cents: int) -> str:
-    """Cents as an export money value: plain decimal with exactly two places ("1234.50", "-25.00")."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{part:02d}"
 
 
 def round_half_up(numerator: int, denominator: int) -> int:

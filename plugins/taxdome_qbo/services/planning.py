@@ -16,13 +16,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.planner import (
     OPERATION_COLUMNS,
     STATE_COLUMNS,
     PlanOptions,
     StagedFirm,
     build_plan,
-    money,
 )
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
@@ -152,7 +152,7 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
             lines += ["| kind | action | operations | amount |", "|---|---|---:|---:|"]
             lines += [
                 f"| {row.taxdome_kind} | {row.action} | {row.operations} | "
-                f"{'' if row.amount_cents is None else money(int(row.amount_cents))} |"
+                f"{'' if row.amount_cents is None else format_cents(int(row.amount_cents))} |"
                 for row in counts
             ]
         lines += [
