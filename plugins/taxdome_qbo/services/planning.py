@@ -56,12 +56,7 @@ class PlanReceipt:
 
 def _whole_table(conn: Connection, table: sa.Table) -> pd.DataFrame:
     """A whole table as a frame, read through the raw cursor: millions of rows without per-row ORM cost."""
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(str(sa.select(table).compile(dialect=conn.dialect)))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = warehouse.fetch_raw(conn, sa.select(table))
     return pd.DataFrame.from_records(rows, columns=[c.name for c in table.columns], coerce_float=False)
 
 

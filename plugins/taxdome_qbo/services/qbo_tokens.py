@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from taxdome_qbo.services.warehouse import qbo_oauth_tokens
+from taxdome_qbo.services.warehouse import insert_for, qbo_oauth_tokens
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +25,6 @@ CONNECTED = "connected"
 DISCONNECTED = "disconnected"
 # An access token this close to its expiry is refreshed first, so it cannot expire in the middle of a call.
 ACCESS_TOKEN_SAFETY_MARGIN = timedelta(minutes=5)
-
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 class QboDisconnectedError(RuntimeError):
@@ -88,7 +85,7 @@ class TokenStore:
         """Store the connection's refresh token if the company has no row yet; a stored one always wins."""
         with self._engine.begin() as conn:
             inserted = conn.execute(
-                _INSERTS[conn.dialect.name](qbo_oauth_tokens)
+                insert_for(conn)(qbo_oauth_tokens)
                 .values(
                     realm_id=self.realm_id,
                     refresh_token=refresh_token,
@@ -151,7 +148,7 @@ class TokenStore:
         }
         with self._engine.begin() as conn:
             conn.execute(
-                _INSERTS[conn.dialect.name](qbo_oauth_tokens)
+                insert_for(conn)(qbo_oauth_tokens)
                 .values(realm_id=self.realm_id, **values)
                 .on_conflict_do_update(index_elements=[qbo_oauth_tokens.c.realm_id], set_=values)
             )

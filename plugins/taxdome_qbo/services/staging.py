@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.export_contract import (
@@ -187,12 +186,7 @@ def _claim_writer_lock(conn: Connection, batch_id: str) -> None:
 def _existing(conn: Connection, table: sa.Table, key: tuple[str, ...]) -> pd.DataFrame:
     """Key, row hash and absence mark of every staged row, fetched raw (no per-row type processing)."""
     select = sa.select(*(table.c[k] for k in key), table.c._row_hash, table.c._absent_since_batch)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(str(select.compile(dialect=conn.dialect)))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = warehouse.fetch_raw(conn, select)
     frame = pd.DataFrame.from_records(
         rows, columns=[*key, "_existing_hash", "_absent_since"], coerce_float=False
     )
@@ -291,18 +285,15 @@ def _mark_absence(
     rewritten = (
         existing[key].merge(written, on=key, how="left", indicator=True)["_merge"].eq("both").to_numpy()
     )
-    condition = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
     for rows, mark in (
         (existing[~is_listed & ~marked], batch_id),
         (existing[is_listed & marked & ~rewritten], None),
     ):
         if len(rows):
-            parameters = [
-                {**dict(zip((f"key_{k}" for k in key), row, strict=True)), "mark": mark}
-                for row in rows[key].astype(object).itertuples(index=False)
-            ]
+            parameters = [{**row, "mark": mark} for row in _key_parameters(rows, key)]
             conn.execute(
-                table.update().where(condition).values(_absent_since_batch=sa.bindparam("mark")), parameters
+                table.update().where(_by_key(table, key)).values(_absent_since_batch=sa.bindparam("mark")),
+                parameters,
             )
     return int((~is_listed).sum())
 
@@ -331,13 +322,20 @@ def _prune_children(
     gone = owned[(listed["_merge"] == "left_only").to_numpy()]
     if gone.empty:
         return 0
-    condition = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
-    parameters = [
-        dict(zip((f"key_{k}" for k in key), row, strict=True))
-        for row in gone.astype(object).itertuples(index=False)
-    ]
-    conn.execute(table.delete().where(condition), parameters)
+    conn.execute(table.delete().where(_by_key(table, key)), _key_parameters(gone, key))
     return len(gone)
+
+
+def _by_key(table: sa.Table, key: list[str]) -> sa.ColumnElement[bool]:
+    """WHERE the row's key equals the bound `key_<column>` values (one statement, many rows)."""
+    return sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in key))
+
+
+def _key_parameters(rows: pd.DataFrame, key: list[str]) -> list[dict]:
+    return [
+        dict(zip((f"key_{k}" for k in key), row, strict=True))
+        for row in rows[key].astype(object).itertuples(index=False)
+    ]
 
 
 def _chunks(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
@@ -353,8 +351,8 @@ def _upsert(conn: Connection, table: sa.Table, key: list[str], rows: pd.DataFram
         _upsert_sqlite(conn, table, key, rows[columns])
 
 
-def _upsert_statement(dialect_insert, table: sa.Table, key: list[str], source=None):
-    insert = dialect_insert(table)
+def _upsert_statement(conn: Connection, table: sa.Table, key: list[str], source=None):
+    insert = warehouse.insert_for(conn)(table)
     if source is not None:
         insert = insert.from_select([c.name for c in table.columns], source)
     update = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in key}
@@ -375,13 +373,10 @@ def _sqlite_values(frame: pd.DataFrame) -> list[tuple]:
 
 
 def _upsert_sqlite(conn: Connection, table: sa.Table, key: list[str], rows: pd.DataFrame) -> None:
-    statement = str(_upsert_statement(sqlite.insert, table, key).compile(dialect=conn.dialect))
-    cursor = conn.connection.driver_connection.cursor()
-    try:
+    statement = str(_upsert_statement(conn, table, key).compile(dialect=conn.dialect))
+    with warehouse.raw_cursor(conn) as cursor:
         for chunk in _chunks(rows):
             cursor.executemany(statement, _sqlite_values(chunk))
-    finally:
-        cursor.close()
 
 
 def _upsert_postgres(conn: Connection, table: sa.Table, key: list[str], rows: pd.DataFrame) -> None:
@@ -399,20 +394,16 @@ def _upsert_postgres(conn: Connection, table: sa.Table, key: list[str], rows: pd
         f"COPY {preparer.format_table(scratch)} ({', '.join(preparer.quote(c.name) for c in scratch.columns)}) "
         "FROM STDIN (FORMAT csv)"
     )
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        with cursor.copy(copy_sql) as copy:
-            for chunk in _chunks(rows):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(
-                    pa.Table.from_pandas(chunk, preserve_index=False),
-                    buffer,
-                    pa_csv.WriteOptions(include_header=False),
-                )
-                copy.write(buffer.getvalue())
-    finally:
-        cursor.close()
-    conn.execute(_upsert_statement(postgresql.insert, table, key, sa.select(scratch)))
+    with warehouse.raw_cursor(conn) as cursor, cursor.copy(copy_sql) as copy:
+        for chunk in _chunks(rows):
+            buffer = io.BytesIO()
+            pa_csv.write_csv(
+                pa.Table.from_pandas(chunk, preserve_index=False),
+                buffer,
+                pa_csv.WriteOptions(include_header=False),
+            )
+            copy.write(buffer.getvalue())
+    conn.execute(_upsert_statement(conn, table, key, sa.select(scratch)))
     scratch.drop(conn)
 
 
@@ -423,7 +414,7 @@ def _quarantine(
     if rejected.empty:
         return
     table = warehouse.rejected_rows
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    insert = warehouse.insert_for(conn)(table)
     records = rejected.assign(export_fingerprint=fingerprint, _batch_id=batch_id, _loaded_at=at).to_dict(
         "records"
     )

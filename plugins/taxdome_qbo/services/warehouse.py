@@ -8,10 +8,13 @@ decimal text on SQLite, whose NUMERIC affinity would otherwise store 1.1 as a bi
 from __future__ import annotations
 
 import decimal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from psycopg import sql as psycopg_sql
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
 
@@ -203,6 +206,28 @@ sync_object_status = sa.Table(
     sa.Column("qbo_id", sa.String(32)),
     comment="The plan's verdict for every staged TaxDome object: synced, not_synced, skipped, failed, do_not_sync",
 )
+
+
+def insert_for(conn: Connection):
+    """The dialect's INSERT construct, which knows ON CONFLICT (both warehouse databases have it)."""
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[conn.dialect.name]
+
+
+@contextmanager
+def raw_cursor(conn: Connection) -> Iterator:
+    """The driver's own cursor inside the connection's transaction: bulk paths skip per-row SQLAlchemy work."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def fetch_raw(conn: Connection, select: sa.Select) -> list[tuple]:
+    """All rows of a parameterless SELECT as the driver returns them (millions of rows, no Row objects)."""
+    with raw_cursor(conn) as cursor:
+        cursor.execute(str(select.compile(dialect=conn.dialect)))
+        return cursor.fetchall()
 
 
 def create_schema(engine: Engine) -> None:
