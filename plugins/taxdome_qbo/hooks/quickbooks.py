@@ -76,10 +76,6 @@ class QuickBooksHook(BaseHook):
         warehouse.create_schema(engine)
         return engine
 
-    def get_token_store(self) -> TokenStore:
-        """The company's OAuth tokens in the warehouse."""
-        return TokenStore(self._warehouse_engine, self.get_credentials().realm_id)
-
     def get_session(self) -> QboSession:
         """A connected session whose `call` refreshes the access token once when QBO refuses it."""
         credentials = self.get_credentials()
