@@ -8,6 +8,7 @@ decimal text on SQLite, whose NUMERIC affinity would otherwise store 1.1 as a bi
 from __future__ import annotations
 
 import decimal
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,6 +53,7 @@ _COLUMN_TYPES: dict[Kind, sa.types.TypeEngine] = {
 LINEAGE_COLUMNS = ("_batch_id", "_loaded_at", "_row_hash", "_absent_since_batch")
 
 metadata = sa.MetaData()
+_SCHEMA_READY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose database has this schema
 
 
 def _staging_table(export_file: ExportFile) -> sa.Table:
@@ -233,9 +235,13 @@ def fetch_raw(conn: Connection, select: sa.Select) -> list[tuple]:
 def create_schema(engine: Engine) -> None:
     """Create every warehouse table that does not exist yet, and add the columns a newer version introduced.
 
-    Safe to call on each run. Columns added to an existing table are nullable there (its old rows have no
-    value); new tables get the full definition.
+    Safe to call on each run, and cheap after the first call for an engine: tasks and services call it
+    before they touch the warehouse, and inspecting every table each time would cost round trips. Columns
+    added to an existing table are nullable there (its old rows have no value); new tables get the full
+    definition.
     """
+    if engine in _SCHEMA_READY:
+        return
     metadata.create_all(engine, checkfirst=True)
     inspector = sa.inspect(engine)
     preparer = engine.dialect.identifier_preparer
@@ -250,6 +256,7 @@ def create_schema(engine: Engine) -> None:
                             f"{preparer.quote(column.name)} {column.type.compile(engine.dialect)}"
                         )
                     )
+    _SCHEMA_READY.add(engine)
 
 
 def sqlite_engine(path: str) -> Engine:
