@@ -303,14 +303,6 @@ class Plan:
     operations: pd.DataFrame
     statuses: pd.DataFrame
 
-    def counts(self) -> pd.DataFrame:
-        """Operations per kind and action, with their total amount (cents)."""
-        if self.operations.empty:
-            return pd.DataFrame(columns=["taxdome_kind", "action", "operations", "amount_cents"])
-        grouped = self.operations.groupby(["taxdome_kind", "action"], sort=True)
-        totals = grouped.agg(operations=("seq", "size")).join(grouped["amount_cents"].sum(min_count=1))
-        return totals.reset_index()
-
 
 def symbolic(kind: str, taxdome_id: str) -> str:
     """A reference to the QBO object of a TaxDome object, resolved by the loader."""
