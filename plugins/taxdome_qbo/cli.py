@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from taxdome_qbo import connection_cli, sync_issues_cli
 from taxdome_qbo.core.export_contract import EXPORT_FILES
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.services import planning, sql, warehouse
@@ -121,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = commands.add_parser("plan-summary", help="the preview of the most recent sync plan")
     plan.add_argument("--examples", type=int, default=2, help="examples per kind and action")
     plan.set_defaults(handler=plan_summary)
+    connection_cli.add_commands(commands)
+    sync_issues_cli.add_commands(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -146,6 +146,9 @@ qbo_oauth_tokens = sa.Table(
     sa.Column("access_token_expires_at", UTC_TIMESTAMP),
     sa.Column("refreshed_at", UTC_TIMESTAMP, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # connected | disconnected
+    sa.Column("is_current", sa.Boolean(create_constraint=False)),  # the company the sync writes to
+    sa.Column("connected_at", UTC_TIMESTAMP),
+    sa.Column("disconnected_at", UTC_TIMESTAMP),
     comment="OAuth tokens per QBO company; the newest refresh token always wins over the connection's",
 )
 
@@ -163,6 +166,9 @@ qbo_sync_state = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("last_request_id", sa.String(50)),
     sa.Column("updated_at", UTC_TIMESTAMP, nullable=False),
+    # A write sent whose outcome is not known yet (a crash or a lost response leaves it set).
+    sa.Column("pending_action", sa.String(16)),
+    sa.Column("pending_since", UTC_TIMESTAMP),
     comment="What QBO holds for each TaxDome object of a company, as the loader last recorded it",
 )
 
@@ -206,7 +212,66 @@ sync_object_status = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("qbo_entity", sa.String(24)),
     sa.Column("qbo_id", sa.String(32)),
-    comment="The plan's verdict for every staged TaxDome object: synced, not_synced, skipped, failed, do_not_sync",
+    sa.Column("qbo_link", sa.Text),  # the object in QuickBooks' web app
+    comment="The verdict for every staged TaxDome object (synced, not_synced, skipped, failed, do_not_sync): "
+    "the plan's, then the load's",
+)
+
+AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite numbers rows only in INTEGER keys
+
+qbo_requests = sa.Table(
+    "qbo_requests",
+    metadata,
+    sa.Column("id", AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("request_id", sa.String(50), nullable=False),
+    sa.Column("batch_item_id", sa.String(10)),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("taxdome_kind", sa.String(24)),
+    sa.Column("taxdome_id", sa.Text),
+    sa.Column("entity", sa.String(24), nullable=False),
+    sa.Column("operation", sa.String(16), nullable=False),
+    sa.Column("http_status", sa.Integer),  # null: no answer (timeout, connection lost)
+    sa.Column("qbo_id", sa.String(32)),
+    sa.Column("fault_code", sa.String(16)),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("sent_at", UTC_TIMESTAMP, nullable=False),
+    comment="Every write request sent to QBO (a row per batch item), for audit",
+)
+sa.Index("ix_qbo_requests_run", qbo_requests.c.run_id)
+
+qbo_rate_governor = sa.Table(
+    "qbo_rate_governor",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("created_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("paused_until", sa.Float),  # epoch seconds: after a 429 every process of the company waits
+    comment="One row per QBO company, locked by whoever takes a request slot of that company",
+)
+
+qbo_rate_grants = sa.Table(
+    "qbo_rate_grants",
+    metadata,
+    sa.Column("id", AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("is_batch", sa.Boolean(create_constraint=False), nullable=False),
+    # Epoch seconds (wall clock, shared by every process on the machine and the database).
+    sa.Column("granted_at", sa.Float, nullable=False),
+    sa.Column("lease_expires_at", sa.Float),  # null once the request has ended
+    comment="Request slots granted per QBO company in the current rate window, and those still in flight",
+)
+sa.Index("ix_qbo_rate_grants_realm", qbo_rate_grants.c.realm_id, qbo_rate_grants.c.granted_at)
+
+sync_overrides = sa.Table(
+    "sync_overrides",
+    metadata,
+    sa.Column("taxdome_kind", sa.String(24), primary_key=True),  # account | payment
+    sa.Column("taxdome_id", sa.Text, primary_key=True),
+    sa.Column("sync", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("set_at", UTC_TIMESTAMP, nullable=False),
+    comment="Per-object sync decisions set by hand (R19); the planner honours them over the export's",
 )
 
 
