@@ -8,7 +8,11 @@ what QuickBooks Online must receive: `extract` finds the exports to load and che
 and applies TaxDome's sync rules: every QBO write needed goes to `sync_plan`, and every staged TaxDome object
 gets a status with a reason in `sync_object_status`. A preview (counts, amounts, examples) is in the task log
 and in `<reports>/<run id>/plan_preview.md` with `plan_operations.csv`. With `dry_run` nothing is written to
-QuickBooks. The QuickBooks load and reconciliation join this DAG in later steps.
+QuickBooks. `load` (pool `qbo_api`) then executes the plan against QuickBooks: customers and items, invoices,
+payments, credit memos and their applications, fees, refunds, in batches within Intuit's limits (one rate
+governor per company, shared by every task). Its XCom is a receipt of outcomes per kind; every write is in
+`qbo_requests`, what QBO holds for each object in `qbo_sync_state`, each object's verdict (with its QuickBooks
+link) in `sync_object_status`.
 
 **Which exports.** A manual run with `export_dir` loads that export (a local path or any object-store URL).
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
@@ -16,7 +20,10 @@ Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that w
 
 **Safe to re-run.** Staging is an upsert by TaxDome id with a row hash: re-loading an export changes no
 row, a newer export changes only what changed, and a row older than the staged one (by `updated_at`)
-never overwrites it. Each export loads in one transaction: a failed load stages nothing.
+never overwrites it. Each export loads in one transaction: a failed load stages nothing. The load never
+duplicates: each write has a deterministic requestid reused by its retries, is recorded as pending before
+it is sent, and a write whose outcome is unknown (a crash, a lost response) is looked up in QuickBooks by
+its marker before it is sent again. Clearing `load` resumes where it stopped.
 
 **When it fails.**
 - *lacks required files / lacks required columns*: the export is incomplete; fix or remove the folder,
@@ -25,7 +32,12 @@ never overwrites it. Each export loads in one transaction: a failed load stages 
 - *would delete N of M synced objects*: the export lacks more than 5% of what was synced. If TaxDome really
   deleted them, trigger with `allow_mass_delete: true`; if the export is partial, use `export_mode:
   incremental`.
-- `plan` skipped: QuickBooks is not connected (no `quickbooks_default`) or was disconnected.
+- `plan` / `load` skipped: QuickBooks is not connected (no `quickbooks_default`) or was disconnected
+  (`python -m taxdome_qbo reconnect --realm <id>`), or the run is a dry run.
+- objects *failed* in QuickBooks (a duplicate name, a closed period, ...): the load goes on without them;
+  `python -m taxdome_qbo issues` lists them by category with what to do, `retry` re-runs them.
+- `load` failed after retries: QuickBooks kept answering 5xx/429 or was unreachable; clear the task later
+  (nothing is duplicated). Refused authorization: reconnect the company.
 - anything else (database unreachable, ...) is retried twice, then fails; clearing the task is safe.
 
 **Where to look.** `taxdome_export_batches` (one row per load), `taxdome_export_batch_files` (per-file
@@ -41,6 +53,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from taxdome_qbo import dag_tasks
+from taxdome_qbo.operators.quickbooks_load import QuickBooksLoadOperator
 
 NULLABLE_TEXT = ["null", "string"]
 NULLABLE_DATE = {"type": NULLABLE_TEXT, "format": "date"}
@@ -126,7 +139,7 @@ def taxdome_qbo_sync():
         context = get_current_context()
         return dag_tasks.plan_sync(context["params"], context["run_id"])
 
-    stage(extract()) >> plan()
+    stage(extract()) >> plan() >> QuickBooksLoadOperator(task_id="load")
 
 
 taxdome_qbo_sync()

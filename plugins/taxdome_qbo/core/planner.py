@@ -54,6 +54,7 @@ MAX_DISPLAY_NAME = 500
 MAX_ITEM_NAME = 100
 MAX_PAYMENT_REF = 21
 MASS_DELETE_SHARE = 0.05
+PHASE_SEQ_SPAN = 100_000_000  # 13 phases stay below 2**31: seq fits a 32-bit column
 INVOICE_CHUNK = 50_000  # invoices (with their lines) turned into Python objects at a time
 _CHUNKED = frozenset({"invoices", "invoice_lines"})
 # The staged columns the rules read. Only these become Python objects: the others (row hashes, update times)
@@ -178,7 +179,6 @@ class _OperationLog:
     """
 
     FLUSH_ROWS = 20_000
-    PHASE_SEQ_SPAN = 100_000_000  # 13 phases stay below 2**31: seq fits a 32-bit column
 
     def __init__(self, sink: Callable[[pd.DataFrame], None] | None, asked_kinds: frozenset[str]) -> None:
         """:param asked_kinds: the kinds `planned_ids` will be asked about."""
@@ -227,7 +227,7 @@ class _OperationLog:
 
     def _numbered(self, phase: tuple[str, bool], table: pa.Table, before: int) -> pd.DataFrame:
         """The operations of `table` (the phase's, after `before` others) as plan rows."""
-        first = _PHASES.index(phase) * self.PHASE_SEQ_SPAN + before + 1
+        first = _PHASES.index(phase) * PHASE_SEQ_SPAN + before + 1
         table = table.drop_columns(["sort_key"])
         table = table.add_column(0, "taxdome_kind", pa.array([phase[0]] * table.num_rows, pa.string()))
         table = table.add_column(0, "seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))

@@ -7,23 +7,34 @@ a QBO emulator, whose discovery document and API the unchanged libraries are poi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import random
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TypeVar
+from decimal import Decimal
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import pandas as pd
+import requests
 from intuitlib.client import AuthClient
 from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
-from quickbooks.exceptions import AuthorizationException
+from quickbooks.exceptions import AuthorizationException, QuickbooksException
+from requests.adapters import HTTPAdapter
 
 from taxdome_qbo.core import qbo_reference
+from taxdome_qbo.core.qbo_faults import THROTTLE_CODE, Answer, classify, first_fault, mentions_throttling
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.services.qbo_tokens import Refresher, StoredTokens, TokenGrant, TokenStore
+
+if TYPE_CHECKING:
+    from taxdome_qbo.services.qbo_rate import RateGovernor
 
 log = logging.getLogger(__name__)
 # requests-oauthlib logs the whole token (access and refresh) of every request at DEBUG; tokens stay out of logs.
@@ -44,6 +55,70 @@ class QboTokenRefreshError(RuntimeError):
     """Intuit refused to refresh the company's token (revoked, or expired after 100 days unused)."""
 
 
+class QboUnavailableError(RuntimeError):
+    """QBO kept failing (5xx, timeouts, lost connections, throttling) through every retry."""
+
+
+class QboAuthorizationError(RuntimeError):
+    """QBO refuses the company's requests for a reason no retry fixes (permissions, subscription)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one request is tried. Only throttling, 5xx, timeouts and lost connections are retried."""
+
+    max_attempts: int = 6  # per request, for 5xx, timeouts and lost connections
+    max_throttled: int = 30  # 429s of one request before giving up
+    backoff_seconds: float = 1.0  # first wait; doubles per attempt, with full jitter
+    backoff_cap_seconds: float = 60.0
+    timeout_seconds: float = 130.0  # QBO ends a request after 120 s itself
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.backoff_cap_seconds, self.backoff_seconds * 2 ** (attempt - 1)))
+
+
+@dataclass
+class RequestStats:
+    """What a session has sent, for progress logs and receipts."""
+
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    token_refreshes: int = 0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP exchange of a request: its status (None when no answer came back) and how long it took."""
+
+    status: int | None
+    duration_ms: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """The final answer to a request sent with `QboSession.send`, and every attempt it took."""
+
+    status: int
+    body: dict | None
+    answer: Answer
+    attempts: tuple[Attempt, ...]
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """requests waits forever by default, and python-quickbooks passes no timeout."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def send(self, request, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        return super().send(request, **kwargs)
+
+
 @dataclass(frozen=True)
 class QboCredentials:
     """What is needed to reach one QuickBooks company; the secret and the token stay out of the repr."""
@@ -58,19 +133,27 @@ class QboCredentials:
 
 @dataclass(frozen=True)
 class QboEndpoints:
-    """Where the libraries go: `oauth_environment` for intuit-oauth, `api_url_v3` for python-quickbooks."""
+    """Where the libraries go (`oauth_environment` for intuit-oauth, `api_url_v3` for python-quickbooks), and
+    where people see the company's objects (`app_url`, QuickBooks' web app)."""
 
     oauth_environment: str
     api_url_v3: str
     emulated: bool
     insecure_transport: bool
+    app_url: str
 
 
 def endpoints_for(environment: str) -> QboEndpoints:
     """The endpoints of `sandbox`, `production`, or a QBO emulator at a base URL like http://127.0.0.1:8765."""
     if environment in INTUIT_ENVIRONMENTS:
-        api_url = QuickBooks.sandbox_api_url_v3 if environment == "sandbox" else QuickBooks.api_url_v3
-        return QboEndpoints(environment, api_url, emulated=False, insecure_transport=False)
+        sandbox = environment == "sandbox"
+        return QboEndpoints(
+            environment,
+            QuickBooks.sandbox_api_url_v3 if sandbox else QuickBooks.api_url_v3,
+            emulated=False,
+            insecure_transport=False,
+            app_url="https://app.sandbox.qbo.intuit.com/app" if sandbox else "https://app.qbo.intuit.com/app",
+        )
     parts = urlsplit(environment)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
@@ -82,6 +165,7 @@ def endpoints_for(environment: str) -> QboEndpoints:
         f"{base_url}/v3",
         emulated=True,
         insecure_transport=parts.scheme == "http",
+        app_url=f"{base_url}/app",
     )
 
 
@@ -143,20 +227,154 @@ class QboSession:
             token_store.seed(credentials.initial_refresh_token)
         self._use(token_store.tokens(self._refresh_at_intuit))
         self.client = quickbooks_client(self._auth_client, credentials.realm_id, endpoints)
+        self.governor: RateGovernor | None = None
+        self.retry = RetryPolicy()
+        self.stats = RequestStats()
+        self._limit_waits()
 
     def __repr__(self) -> str:
         return f"QboSession(realm_id={self.realm_id!r})"
 
+    def govern(self, governor: RateGovernor, retry: RetryPolicy | None = None) -> None:
+        """Send every later request through `governor` (the company's limits, shared by all processes)."""
+        self.governor = governor
+        self.retry = retry or self.retry
+        self._limit_waits()
+
+    def _limit_waits(self) -> None:
+        adapter = _TimeoutAdapter(self.retry.timeout_seconds)
+        for prefix in ("https://", "http://"):
+            self.client.session.mount(prefix, adapter)
+
+    @contextmanager
+    def _slot(self, *, batch: bool) -> Iterator[None]:
+        self.stats.requests += 1
+        with self.governor.slot(batch=batch) if self.governor else nullcontext():
+            yield
+
+    def _throttled(self, retry_after: float | None, throttles: int) -> None:
+        self.stats.throttled += 1
+        if throttles > self.retry.max_throttled:
+            raise QboUnavailableError(
+                f"QuickBooks company {self.realm_id} kept answering 429 (too many requests) "
+                f"{throttles} times in a row; the sync resumes where it stopped when the task is retried"
+            )
+        wait = self.governor.pause(retry_after) if self.governor else retry_after or 60.0
+        if not self.governor:
+            time.sleep(wait)
+        log.warning("QuickBooks company %s throttled the sync (429): waited %.1f s", self.realm_id, wait)
+
+    def _transient(self, why: str, attempt: int) -> None:
+        if attempt >= self.retry.max_attempts:
+            raise QboUnavailableError(
+                f"QuickBooks company {self.realm_id} failed {attempt} times in a row ({why}); QBO may be "
+                "down: the sync resumes where it stopped when the task is retried"
+            )
+        self.stats.retries += 1
+        wait = self.retry.backoff(attempt)
+        log.warning("QuickBooks: %s; retry %d in %.1f s", why, attempt, wait)
+        time.sleep(wait)
+
     def call(self, operation: Callable[[QuickBooks], Result]) -> Result:
-        """`operation(client)`; after a 401 (expired or revoked access token) refresh and try once more."""
-        try:
-            return operation(self.client)
-        except AuthorizationException as error:
-            if error.error_code != UNAUTHORIZED:
-                raise
-            log.info("QuickBooks company %s refused the access token; refreshing and retrying", self.realm_id)
-        self.refresh()
-        return operation(self.client)
+        """`operation(client)` (a read) within the company's limits: a 401 refreshes the access token once;
+        throttling, 5xx, timeouts and lost connections are retried."""
+        attempt = throttles = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            try:
+                with self._slot(batch=False):
+                    return operation(self.client)
+            except AuthorizationException as error:
+                if error.error_code != UNAUTHORIZED or refreshed:
+                    raise
+                log.info("QuickBooks company %s refused the access token; refreshing", self.realm_id)
+                self.refresh()
+                refreshed = True
+            except QuickbooksException as error:
+                # python-quickbooks gives no HTTP status: a 429 is code 3001 or an unreadable page naming it.
+                if str(error.error_code) == THROTTLE_CODE or mentions_throttling(error.message):
+                    throttles += 1
+                    self._throttled(None, throttles)
+                elif error.error_code == 10000 and "Error reading json response" in error.message:
+                    self._transient("an unreadable answer (QBO's 5xx page)", attempt)
+                else:
+                    raise
+            except (requests.ConnectionError, requests.Timeout) as error:
+                self._transient(f"{type(error).__name__}", attempt)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict | None = None,
+        params: dict | None = None,
+        batch: bool = False,
+    ) -> RawAnswer:
+        """A raw request to `/v3/company/<realm>/<path>` through python-quickbooks' own request path (its
+        session and headers), so the HTTP status and Retry-After are seen. A `requestid` in `params` makes the
+        retries safe: QBO answers a repeated id with the first answer instead of writing again.
+
+        Retries throttling (waiting Retry-After, else 60 s, for every process of the company), 5xx,
+        timeouts and lost connections, refreshes an expired token once; returns the first other answer.
+        Raises QboUnavailableError when the retries run out, QboAuthorizationError when QBO refuses the
+        company itself.
+        """
+        client = self.client
+        url = f"{client.api_url}/company/{client.company_id}/{path}"
+        data = json.dumps(body, default=_decimal_text) if body is not None else None
+        attempts: list[Attempt] = []
+        transient = throttles = 0
+        refreshed = False
+        while True:
+            headers = {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": "python-quickbooks V3 library",
+            }
+            query = {**(params or {}), "minorversion": client.minorversion}
+            started = time.monotonic()
+            try:
+                with self._slot(batch=batch):
+                    response = client.process_request(method, url, headers=headers, params=query, data=data)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                attempts.append(Attempt(None, _elapsed_ms(started), type(error).__name__))
+                transient += 1
+                self._transient(f"no answer ({type(error).__name__})", transient)
+                continue
+            status = response.status_code
+            try:
+                parsed = response.json(parse_float=Decimal)
+            except ValueError:
+                parsed = None
+            answer = classify(status, parsed, response.text)
+            fault = first_fault(parsed)
+            attempts.append(
+                Attempt(
+                    status,
+                    _elapsed_ms(started),
+                    fault.describe() if fault else None if answer is Answer.OK else f"HTTP {status}",
+                )
+            )
+            if answer is Answer.UNAUTHORIZED and not refreshed:
+                self.refresh()
+                refreshed = True
+            elif answer is Answer.THROTTLED:
+                throttles += 1
+                self._throttled(_retry_after(response), throttles)
+            elif answer is Answer.TRANSIENT:
+                transient += 1
+                self._transient(f"HTTP {status}", transient)
+            elif answer in (Answer.UNAUTHORIZED, Answer.COMPANY_FAULT):
+                raise QboAuthorizationError(
+                    f"QuickBooks company {self.realm_id} refused the sync's requests "
+                    f"({fault.describe() if fault else f'HTTP {status}'}): check that the connected user is "
+                    "still an admin and the subscription is active, then reconnect with "
+                    "`python -m taxdome_qbo reconnect`"
+                )
+            else:
+                return RawAnswer(status, parsed, answer, tuple(attempts))
 
     def refresh(self) -> None:
         """Replace the access token QBO refused (under the store's lock) and restart the HTTP session."""
@@ -165,12 +383,33 @@ class QboSession:
                 self._refresh_at_intuit, rejected_access_token=self._auth_client.access_token
             )
         )
+        self.stats.token_refreshes += 1
         self.client.refresh_token = self._auth_client.refresh_token
         self.client._start_session()
+        self._limit_waits()
 
     def _use(self, tokens: StoredTokens) -> None:
         self._auth_client.access_token = tokens.access_token
         self._auth_client.refresh_token = tokens.refresh_token
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _decimal_text(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds (QBO documents none, but a proxy in front of it may send one)."""
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 def open_session(credentials: QboCredentials, token_store: TokenStore) -> QboSession:

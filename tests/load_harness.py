@@ -1,0 +1,173 @@
+"""Sync a generated firm into an emulator company through the real services, and compare QBO with the plan."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+from airflow.sdk import ObjectStoragePath
+from sqlalchemy.engine import Engine
+
+from qbo_emulator.testing import EmulatorHandle
+from taxdome_qbo.core.planner import PlanOptions
+from taxdome_qbo.core.settings import resolve_settings
+from taxdome_qbo.demo.generator import generate_export
+from taxdome_qbo.demo.qbo_seed import seed_company
+from taxdome_qbo.services import loading, planning, warehouse
+from taxdome_qbo.services.qbo_client import (
+    QboCredentials,
+    QboSession,
+    endpoints_for,
+    fetch_reference,
+    open_session,
+)
+from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
+from taxdome_qbo.services.qbo_tokens import TokenStore
+from taxdome_qbo.services.staging import stage_export
+
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Firm:
+    export: Path
+    settings: dict
+
+
+def generated_firm(directory: Path, accounts: int = 12, seed: int = 7) -> Firm:
+    manifest = generate_export(directory, accounts, seed)
+    return Firm(directory, manifest["firm_settings"])
+
+
+def credentials(emulator: EmulatorHandle, company: dict) -> QboCredentials:
+    return QboCredentials(
+        client_id=company["client_id"],
+        client_secret=company["client_secret"],
+        realm_id=company["realm_id"],
+        environment=emulator.base_url,
+        redirect_uri="http://127.0.0.1/callback",
+        initial_refresh_token=company["refresh_token"],
+    )
+
+
+def session_for(engine: Engine, emulator: EmulatorHandle, company: dict, **limits) -> QboSession:
+    session = open_session(credentials(emulator, company), TokenStore(engine, company["realm_id"]))
+    session.govern(RateGovernor(engine, company["realm_id"], RateLimits(**limits)))
+    session.retry = type(session.retry)(backoff_seconds=0.05, backoff_cap_seconds=0.5)
+    return session
+
+
+def seeded_company(emulator: EmulatorHandle, firm: Firm) -> dict:
+    company = emulator.admin("POST", "companies").json()
+    seed_company(emulator.quickbooks(company), firm.export)
+    return company
+
+
+def stage(engine: Engine, export: Path) -> None:
+    stage_export(engine, ObjectStoragePath(str(export)))
+
+
+def plan(engine: Engine, session: QboSession, firm: Firm, run_id: str, **options) -> planning.PlanReceipt:
+    settings = resolve_settings(firm.settings, None)
+    return planning.plan_sync(
+        engine, fetch_reference(session), settings, PlanOptions(**options), run_id, dry_run=False
+    )
+
+
+def load(engine: Engine, session: QboSession, emulator: EmulatorHandle, run_id: str, **options):
+    return loading.load_plan(
+        engine,
+        session,
+        run_id,
+        app_url=endpoints_for(emulator.base_url).app_url,
+        options=loading.LoadOptions(**options),
+    )
+
+
+def writes_since(emulator: EmulatorHandle, realm_id: str, before: int) -> list[dict]:
+    served = [r for r in emulator.admin("GET", "requests").json()["requests"] if r["realm_id"] == realm_id]
+    return [r for r in served[before:] if r["operation"] in ("create", "update", "delete", "void", "batch")]
+
+
+def request_count(emulator: EmulatorHandle, realm_id: str) -> int:
+    return sum(1 for r in emulator.admin("GET", "requests").json()["requests"] if r["realm_id"] == realm_id)
+
+
+def qbo_objects(emulator: EmulatorHandle, realm_id: str) -> dict[str, list[dict]]:
+    return emulator.admin("GET", f"state/{realm_id}").json()["entities"]
+
+
+def marker_of(entity: str, obj: dict) -> str | None:
+    return obj.get("Notes") if entity == "Customer" else obj.get("PrivateNote")
+
+
+def assert_qbo_matches_sync_state(engine: Engine, emulator: EmulatorHandle, realm_id: str) -> None:
+    """Every synced object once in QBO, with its marker; amounts, links and balances as the plans said."""
+    objects = qbo_objects(emulator, realm_id)
+    by_id = {(entity, str(obj["Id"])): obj for entity, rows in objects.items() for obj in rows}
+    markers = Counter(
+        marker
+        for entity, rows in objects.items()
+        for obj in rows
+        if (marker := marker_of(entity, obj)) and marker.startswith("taxdome:")
+    )
+    duplicated = {marker: n for marker, n in markers.items() if n > 1}
+    assert not duplicated, f"objects created more than once: {duplicated}"
+    customer_names = Counter(c["DisplayName"] for c in objects.get("Customer", []))
+    assert max(customer_names.values()) == 1
+
+    state = warehouse.qbo_sync_state
+    plan = warehouse.sync_plan
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(state).where(state.c.realm_id == realm_id)).all()
+        last_payloads = {
+            (r.taxdome_kind, r.taxdome_id): json.loads(r.payload)
+            for r in conn.execute(
+                sa.select(plan.c.taxdome_kind, plan.c.taxdome_id, plan.c.payload, plan.c.seq)
+                .where(plan.c.realm_id == realm_id, plan.c.action.in_(["create", "update"]))
+                .order_by(plan.c.seq)
+            )
+        }
+    assert not [r for r in rows if r.pending_action is not None], "writes left with an unknown outcome"
+    qbo_id = {(r.taxdome_kind, r.taxdome_id): r.qbo_id for r in rows if r.status == "synced"}
+    applied: dict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        key = (row.taxdome_kind, row.taxdome_id)
+        if row.status == "deleted":
+            assert (row.qbo_entity, row.qbo_id) not in by_id, f"{key} should be deleted from QBO"
+            continue
+        if row.status != "synced":
+            continue
+        obj = by_id.get((row.qbo_entity, row.qbo_id))
+        assert obj is not None, f"{key} is synced but QBO has no {row.qbo_entity} {row.qbo_id}"
+        wanted = last_payloads.get(key)
+        if wanted is None:
+            continue  # linked to an object that existed before
+        marker = marker_of(row.qbo_entity, obj)
+        assert marker == marker_of(row.qbo_entity, wanted), key
+        if "TotalAmt" in wanted:
+            assert Decimal(str(obj["TotalAmt"])).quantize(CENT) == Decimal(wanted["TotalAmt"]), key
+        if row.qbo_entity == "Invoice":
+            lines = sum(Decimal(line["Amount"]) for line in wanted["Line"])
+            tax = Decimal(wanted.get("TxnTaxDetail", {}).get("TotalTax", "0"))
+            assert Decimal(str(obj["TotalAmt"])).quantize(CENT) == lines + tax, key
+        if row.qbo_entity == "Payment":
+            if "DepositToAccountRef" in wanted:
+                assert obj["DepositToAccountRef"]["value"] == wanted["DepositToAccountRef"]["value"], key
+            sent = [(line["LinkedTxn"][0]["TxnId"], Decimal(line["Amount"])) for line in wanted["Line"]]
+            held = [
+                (line["LinkedTxn"][0]["TxnId"], Decimal(str(line["Amount"])).quantize(CENT))
+                for line in obj["Line"]
+            ]
+            resolved = [(qbo_id[tuple(target[1:].split(":", 1))], amount) for target, amount in sent]
+            assert sorted(held) == sorted(resolved), key
+            for line in obj["Line"]:
+                if line["LinkedTxn"][0]["TxnType"] == "Invoice":
+                    applied[line["LinkedTxn"][0]["TxnId"]] += Decimal(str(line["Amount"]))
+    for invoice in objects.get("Invoice", []):
+        expected = Decimal(str(invoice["TotalAmt"])) - applied[str(invoice["Id"])]
+        assert Decimal(str(invoice["Balance"])).quantize(CENT) == expected.quantize(CENT), invoice["Id"]
