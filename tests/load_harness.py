@@ -171,3 +171,56 @@ def assert_qbo_matches_sync_state(engine: Engine, emulator: EmulatorHandle, real
     for invoice in objects.get("Invoice", []):
         expected = Decimal(str(invoice["TotalAmt"])) - applied[str(invoice["Id"])]
         assert Decimal(str(invoice["Balance"])).quantize(CENT) == expected.quantize(CENT), invoice["Id"]
+
+
+def engine_from_spec(spec: dict) -> Engine:
+    """An engine on the warehouse a test uses, rebuilt in another process (`{"sqlite": path}` or
+    `{"postgres": schema}`)."""
+    from servers import POSTGRES
+
+    if "sqlite" in spec:
+        return warehouse.sqlite_engine(spec["sqlite"])
+    return warehouse.postgres_engine(**POSTGRES, password=None, search_path=spec["postgres"])
+
+
+def load_in_this_process(
+    spec: dict, base_url: str, company: dict, run_id: str, limits: dict, batch_size: int
+) -> None:
+    """A loader run in a child process (the test kills it midway)."""
+    emulator = EmulatorHandle(base_url, process=None, db_path=None)
+    engine = engine_from_spec(spec)
+    session = session_for(engine, emulator, company, **limits)
+    load(engine, session, emulator, run_id, batch_size=batch_size)
+
+
+def assert_everything_planned_is_done(engine: Engine, realm_id: str, run_id: str) -> None:
+    """Each operation of the run's plan is done: created/updated/linked objects synced, deletions deleted."""
+    plan, state = warehouse.sync_plan, warehouse.qbo_sync_state
+    with engine.connect() as conn:
+        outcomes = conn.execute(
+            sa.select(
+                plan.c.taxdome_kind,
+                plan.c.taxdome_id,
+                plan.c.action,
+                state.c.status,
+                state.c.payload_hash,
+                plan.c.payload_hash.label("planned_hash"),
+            )
+            .select_from(
+                plan.outerjoin(
+                    state,
+                    sa.and_(
+                        state.c.realm_id == plan.c.realm_id,
+                        state.c.taxdome_kind == plan.c.taxdome_kind,
+                        state.c.taxdome_id == plan.c.taxdome_id,
+                    ),
+                )
+            )
+            .where(plan.c.run_id == run_id)
+        ).all()
+    missing = [
+        (row.taxdome_kind, row.taxdome_id, row.action, row.status)
+        for row in outcomes
+        if row.status != ("deleted" if row.action == "delete" else "synced")
+    ]
+    assert not missing, f"planned but not done: {missing[:5]} ({len(missing)} in all)"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+
 import pytest
 import sqlalchemy as sa
 from load_harness import (
+    assert_everything_planned_is_done,
     assert_qbo_matches_sync_state,
     generated_firm,
     load,
+    load_in_this_process,
     plan,
     request_count,
     seeded_company,
@@ -16,6 +21,7 @@ from load_harness import (
     writes_since,
 )
 
+from qbo_emulator.testing import running_emulator
 from taxdome_qbo.services import warehouse
 
 _APP_PAGE = {
@@ -75,3 +81,79 @@ def test_the_demo_firm_syncs_fully_and_a_rerun_writes_nothing(warehouse_engine, 
     assert replanned.operations == 0
     assert writes_since(emulator, company["realm_id"], before) == []
     assert again.failed == 0
+
+
+CHAOS = {
+    "fault_seed": 11,
+    "fault_server_error_rate": 0.10,
+    "fault_throttle_rate": 0.05,
+    "fault_drop_after_commit_rate": 0.02,
+    "access_token_ttl_seconds": 2.0,  # expires again and again during the load
+    "time_scale": 0.05,  # Intuit's limits per 3-second "minute"
+}
+FAST_THROTTLE = {"throttle_wait_seconds": 0.2, "window_seconds": 3.0}
+
+
+@pytest.fixture(scope="module")
+def chaotic_emulator():
+    with running_emulator(**CHAOS) as handle:
+        yield handle
+
+
+def _warehouse_spec(engine) -> dict:
+    if engine.dialect.name == "sqlite":
+        return {"sqlite": engine.url.database}
+    return {"postgres": engine.url.query.get("options", "") or _search_path(engine)}
+
+
+def _search_path(engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT current_schema()")).scalar()
+
+
+def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
+    warehouse_engine, chaotic_emulator, tmp_path
+):
+    """10% 5xx, 5% 429, 2% writes committed but their answers lost, short-lived tokens, and the load killed
+    midway and run again: QBO ends with every planned object exactly once."""
+    emulator = chaotic_emulator
+    engine = warehouse_engine
+    firm = generated_firm(tmp_path / "export", accounts=30, seed=3)
+    emulator.configure(fault_server_error_rate=0.0, fault_throttle_rate=0.0, fault_drop_after_commit_rate=0.0)
+    company = seeded_company(emulator, firm)
+    stage(engine, firm.export)
+    session = session_for(engine, emulator, company, **FAST_THROTTLE)
+    planned = plan(engine, session, firm, "run-chaos")
+    emulator.configure(**CHAOS)
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=load_in_this_process,
+        args=(_warehouse_spec(engine), emulator.base_url, company, "run-chaos", FAST_THROTTLE, 5),
+    )
+    child.start()
+    deadline = time.monotonic() + 60
+    while _audited(engine) < planned.operations // 3 and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.is_alive(), "the load ended before it could be killed"
+    child.kill()
+    child.join()
+    audited_when_killed = _audited(engine)
+
+    receipt = load(
+        engine, session_for(engine, emulator, company, **FAST_THROTTLE), emulator, "run-chaos", batch_size=5
+    )
+
+    assert receipt.failed == 0, receipt.as_xcom()
+    assert receipt.outcomes, "the second attempt did nothing"
+    assert_everything_planned_is_done(engine, company["realm_id"], "run-chaos")
+    assert_qbo_matches_sync_state(engine, emulator, company["realm_id"])
+    served = emulator.admin("GET", "requests").json()
+    statuses = {int(s) for s in served["counts_by_status"]}
+    assert {429, 401}.issubset(statuses) and statuses & {500, 503}, served["counts_by_status"]
+    assert any(r["dropped"] for r in served["requests"] if r["realm_id"] == company["realm_id"])
+    assert 0 < audited_when_killed < planned.operations
+
+
+def _audited(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(warehouse.qbo_requests)).scalar()
