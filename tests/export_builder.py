@@ -74,3 +74,11 @@ def replace_row(name: str, old_start: str, new_row: str) -> str:
 def validate_folder(folder: Path) -> dict[str, ValidatedFile]:
     """Every file of the export at `folder`, validated, by file name (without .csv)."""
     return {v.export_file.name: v for v in validate_export(ExportReader(folder).read)}
+
+
+def drop_row(name: str, old_start: str) -> str:
+    """The base file `name` without the row starting `old_start`."""
+    lines = BASE_EXPORT[name].splitlines()
+    kept = [line for line in lines if not line.startswith(old_start)]
+    assert kept != lines, f"no row of {name} starts with {old_start!r}"
+    return "\n".join(kept) + "\n"

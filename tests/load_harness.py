@@ -121,15 +121,16 @@ def assert_qbo_matches_sync_state(engine: Engine, emulator: EmulatorHandle, real
     assert max(customer_names.values()) == 1
 
     state = warehouse.qbo_sync_state
-    plan = warehouse.sync_plan
+    plan, runs = warehouse.sync_plan, warehouse.sync_plan_runs
     with engine.connect() as conn:
         rows = conn.execute(sa.select(state).where(state.c.realm_id == realm_id)).all()
         last_payloads = {
             (r.taxdome_kind, r.taxdome_id): json.loads(r.payload)
             for r in conn.execute(
-                sa.select(plan.c.taxdome_kind, plan.c.taxdome_id, plan.c.payload, plan.c.seq)
+                sa.select(plan.c.taxdome_kind, plan.c.taxdome_id, plan.c.payload)
+                .join(runs, runs.c.run_id == plan.c.run_id)
                 .where(plan.c.realm_id == realm_id, plan.c.action.in_(["create", "update"]))
-                .order_by(plan.c.seq)
+                .order_by(runs.c.planned_at, plan.c.seq)
             )
         }
     assert not [r for r in rows if r.pending_action is not None], "writes left with an unknown outcome"
@@ -224,3 +225,31 @@ def assert_everything_planned_is_done(engine: Engine, realm_id: str, run_id: str
         if row.status != ("deleted" if row.action == "delete" else "synced")
     ]
     assert not missing, f"planned but not done: {missing[:5]} ({len(missing)} in all)"
+
+
+BASE_FIRM_SETTINGS = {"sync_start_date": "2026-01-01", "integration_date": "2025-07-01"}
+
+
+def company_for_base_export(emulator: EmulatorHandle) -> dict:
+    """A company with the items the base export (tests/export_builder.py) copies or needs."""
+    from quickbooks.objects import Account, Item, Ref
+
+    company = emulator.admin("POST", "companies").json()
+    qb = emulator.quickbooks(company)
+    income = Account.filter(Name="Services", qb=qb)[0]
+    for name in ("Bookkeeping", "Sales Tax"):
+        item = Item()
+        item.Name, item.Type = name, "Service"
+        item.IncomeAccountRef = Ref()
+        item.IncomeAccountRef.value = income.Id
+        item.save(qb=qb)
+    return company
+
+
+def objects_marked(emulator: EmulatorHandle, realm_id: str, marker: str) -> list[tuple[str, dict]]:
+    return [
+        (entity, obj)
+        for entity, rows in qbo_objects(emulator, realm_id).items()
+        for obj in rows
+        if marker_of(entity, obj) == marker
+    ]

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from export_builder import drop_row, replace_row, write_export
 from load_harness import (
+    BASE_FIRM_SETTINGS,
+    Firm,
     assert_everything_planned_is_done,
     assert_qbo_matches_sync_state,
+    company_for_base_export,
     generated_firm,
     load,
     load_in_this_process,
+    objects_marked,
     plan,
     request_count,
     seeded_company,
@@ -20,6 +26,7 @@ from load_harness import (
     stage,
     writes_since,
 )
+from quickbooks.objects import Invoice, Vendor
 
 from qbo_emulator.testing import running_emulator
 from taxdome_qbo.services import warehouse
@@ -157,3 +164,134 @@ def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
 def _audited(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(warehouse.qbo_requests)).scalar()
+
+
+def _sync_export(engine, emulator, company, export, run_id, **plan_options):
+    stage(engine, export)
+    session = session_for(engine, emulator, company)
+    plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), run_id, **plan_options)
+    return load(engine, session, emulator, run_id)
+
+
+def test_a_changed_invoice_is_updated_and_a_payment_gone_from_a_full_export_is_deleted_with_its_refund(
+    warehouse_engine, emulator, tmp_path
+):
+    engine = warehouse_engine
+    company = company_for_base_export(emulator)
+    realm = company["realm_id"]
+    first = _sync_export(engine, emulator, company, write_export(tmp_path / "e1"), "run-1")
+    assert first.failed == 0, first.as_xcom()
+    [(_, invoice_before)] = objects_marked(emulator, realm, "taxdome:invoice:I2")
+    assert [entity for entity, _ in objects_marked(emulator, realm, "taxdome:fee:P1")] == ["Purchase"]
+
+    newer = write_export(
+        tmp_path / "e2",
+        invoices_csv=replace_row(
+            "invoices.csv", "I2,", "I2,INV-0002,A2,2026-01-06,,Unpaid,USD,,300.00,,2026-01-10T09:00:00Z"
+        ),
+        invoice_lines_csv=replace_row(
+            "invoice_lines.csv", "I2,1,", "I2,1,S1,Tax return,,300.00,1,300.00,false"
+        ),
+        payments_csv=drop_row("payments.csv", "P1,"),
+        payment_applications_csv=drop_row("payment_applications.csv", "P1,"),
+        refunds_csv=drop_row("refunds.csv", "R1,"),
+        payouts_csv=drop_row("payouts.csv", "PO1,"),
+    )
+    second = _sync_export(engine, emulator, company, newer, "run-2", allow_mass_delete=True)
+
+    assert second.failed == 0, second.as_xcom()
+    assert second.by_kind()["invoice"] == {"updated": 1}
+    assert second.by_kind()["payment"] == {"deleted": 1}
+    assert second.by_kind()["fee"] == {"deleted": 1} and second.by_kind()["refund"] == {"deleted": 1}
+    [(_, invoice_after)] = objects_marked(emulator, realm, "taxdome:invoice:I2")
+    assert invoice_after["Id"] == invoice_before["Id"]
+    assert Decimal(str(invoice_after["TotalAmt"])) == Decimal("300.00")
+    assert int(invoice_after["SyncToken"]) == int(invoice_before["SyncToken"]) + 1
+    for gone in ("taxdome:payment:P1", "taxdome:fee:P1", "taxdome:refund:R1"):
+        assert objects_marked(emulator, realm, gone) == [], gone
+    assert_qbo_matches_sync_state(engine, emulator, realm)
+
+
+def test_a_refused_object_fails_with_a_reason_its_dependents_wait_and_the_run_goes_on(
+    warehouse_engine, emulator, tmp_path
+):
+    engine = warehouse_engine
+    company = company_for_base_export(emulator)
+    export = write_export(tmp_path / "e1")
+    stage(engine, export)
+    session = session_for(engine, emulator, company)
+    plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), "run-1")
+    # Between the plan and the load, someone adds a vendor with the name the plan gives a new customer.
+    vendor = Vendor()
+    vendor.DisplayName = "Zoë Müller"
+    vendor.save(qb=emulator.quickbooks(company))
+
+    receipt = load(engine, session, emulator, "run-1")
+
+    assert receipt.by_kind()["account"] == {"created": 1, "failed": 1}
+    assert receipt.by_kind()["invoice"] == {"created": 1, "not_synced": 1}
+    status = warehouse.sync_object_status
+    with engine.connect() as conn:
+        verdicts = {
+            (row.taxdome_kind, row.taxdome_id): (row.status, row.reason)
+            for row in conn.execute(sa.select(status).where(status.c.run_id == "run-1"))
+        }
+        audit = conn.execute(
+            sa.select(warehouse.qbo_requests).where(warehouse.qbo_requests.c.taxdome_id == "A2")
+        ).one()
+    assert verdicts[("account", "A2")][0] == "failed"
+    assert "already used by another QuickBooks customer, vendor or employee" in verdicts[("account", "A2")][1]
+    assert verdicts[("invoice", "I2")] == (
+        "not_synced",
+        f"its account A2 is not in QuickBooks: {verdicts[('account', 'A2')][1]}",
+    )
+    assert verdicts[("payment", "P2")][0] == "not_synced"
+    assert verdicts[("invoice", "I1")][0] == verdicts[("payment", "P1")][0] == "synced"
+    assert (audit.http_status, audit.fault_code, audit.operation) == (200, "6240", "create")
+
+    # Renamed in QuickBooks, the vendor no longer blocks: the next plan creates the account and its invoice.
+    vendor.DisplayName = "Zoë Müller (supplier)"
+    vendor.save(qb=emulator.quickbooks(company))
+    plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), "run-2")
+    retried = load(engine, session, emulator, "run-2")
+    assert retried.failed == 0 and retried.by_kind()["account"] == {"created": 1}
+    assert_qbo_matches_sync_state(engine, emulator, company["realm_id"])
+
+
+def test_an_object_changed_in_quickbooks_meanwhile_is_reread_and_updated_once(
+    warehouse_engine, emulator, tmp_path
+):
+    engine = warehouse_engine
+    company = company_for_base_export(emulator)
+    realm = company["realm_id"]
+    assert _sync_export(engine, emulator, company, write_export(tmp_path / "e1"), "run-1").failed == 0
+    qb = emulator.quickbooks(company)
+    [(_, invoice)] = objects_marked(emulator, realm, "taxdome:invoice:I2")
+    edited = Invoice.get(invoice["Id"], qb=qb)
+    edited.CustomerMemo = {"value": "Thank you!"}  # a bookkeeper's edit: the SyncToken we hold is stale now
+    edited.save(qb=qb)
+    newer = write_export(
+        tmp_path / "e2",
+        invoices_csv=replace_row(
+            "invoices.csv",
+            "I2,",
+            "I2,INV-0002,A2,2026-01-06,2026-02-06,Unpaid,USD,,250.00,,2026-01-10T09:00:00Z",
+        ),
+    )
+
+    receipt = _sync_export(engine, emulator, company, newer, "run-2")
+
+    assert receipt.by_kind()["invoice"] == {"updated": 1}
+    [(_, updated)] = objects_marked(emulator, realm, "taxdome:invoice:I2")
+    assert updated["DueDate"] == "2026-02-06"
+    with engine.connect() as conn:
+        faults = (
+            conn.execute(
+                sa.select(warehouse.qbo_requests.c.fault_code).where(
+                    warehouse.qbo_requests.c.run_id == "run-2"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(faults, key=str) == sorted(["5010", None], key=str)
