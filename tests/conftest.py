@@ -87,3 +87,26 @@ def warehouse_file(tmp_path, monkeypatch):
         "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(path)})
     )
     return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
+    """The warehouse as the DAG sees it (a connection in the environment) and an engine on the same data."""
+    if request.param == "sqlite":
+        path = tmp_path / "warehouse.db"
+        connection = {"conn_type": "sqlite", "host": str(path)}
+        engine = warehouse.sqlite_engine(str(path))
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        connection = {
+            "conn_type": "postgres",
+            "host": POSTGRES["host"],
+            "port": POSTGRES["port"],
+            "schema": POSTGRES["database"],
+            "login": POSTGRES["user"],
+            "extra": {"search_path": schema},
+        }
+        engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=schema)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
+    yield engine
+    engine.dispose()

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 from export_builder import with_rows, write_export
 from quickbooks.objects import Account, Customer, Item, Ref, Vendor
-from servers import POSTGRES
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import EmulatorHandle
@@ -19,29 +18,6 @@ from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.services import warehouse
 
 pytestmark = pytest.mark.airflow
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
-    """The warehouse as the DAG sees it (a connection in the environment) and an engine on the same data."""
-    if request.param == "sqlite":
-        path = tmp_path / "warehouse.db"
-        connection = {"conn_type": "sqlite", "host": str(path)}
-        engine = warehouse.sqlite_engine(str(path))
-    else:
-        schema = request.getfixturevalue("postgres_schema")
-        connection = {
-            "conn_type": "postgres",
-            "host": POSTGRES["host"],
-            "port": POSTGRES["port"],
-            "schema": POSTGRES["database"],
-            "login": POSTGRES["user"],
-            "extra": {"search_path": schema},
-        }
-        engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=schema)
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
-    yield engine
-    engine.dispose()
 
 
 def company_with_history(emulator: EmulatorHandle) -> tuple[dict, dict[str, str]]:

@@ -1,0 +1,92 @@
+"""End to end: `taxdome_qbo_sync` stages, plans and loads the QBO emulator through QuickBooksLoadOperator,
+and no token or secret shows up in anything the run produces."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+import sqlalchemy as sa
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+from export_builder import write_export
+from load_harness import (
+    BASE_FIRM_SETTINGS,
+    assert_qbo_matches_sync_state,
+    company_for_base_export,
+    writes_since,
+)
+
+from qbo_emulator.admin import airflow_connection
+from taxdome_qbo.services import warehouse
+from taxdome_qbo.services.qbo_tokens import TokenStore
+
+pytestmark = pytest.mark.airflow
+
+
+def xcom_values(run_id: str) -> dict[str, object]:
+    with create_session() as session:
+        rows = session.execute(
+            sa.select(XComModel.task_id, XComModel.value).where(XComModel.run_id == run_id)
+        ).all()
+    return dict(rows)
+
+
+def test_the_sync_loads_quickbooks_and_never_shows_a_secret(
+    airflow_db, emulator, warehouse_engine_from_connection, tmp_path, monkeypatch, capfd, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    engine = warehouse_engine_from_connection
+    company = company_for_base_export(emulator)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
+    )
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(reports))
+    sync_dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["taxdome_qbo_sync"]
+    export = write_export(tmp_path / "exports" / "2026-01-10")
+
+    run = sync_dag.test(run_conf={"export_dir": str(export), **BASE_FIRM_SETTINGS})
+
+    assert run.state == "success"
+    load_task = sync_dag.get_task("load")
+    assert load_task.pool == "qbo_api"
+    receipt = xcom_values(run.run_id)["load"]
+    assert receipt["outcomes"]["invoice"] == {"created": 2}
+    assert receipt["outcomes"]["account"] == {"created": 2}
+    assert receipt["outcomes"]["service"] == {"created": 1, "linked": 1}
+    assert_qbo_matches_sync_state(engine, emulator, company["realm_id"])
+
+    # Disconnected: the next run plans and loads nothing, and tries no write.
+    TokenStore(engine, company["realm_id"]).mark_disconnected()
+    before = len(emulator.admin("GET", "requests").json()["requests"])
+    second = sync_dag.test(run_conf={"export_dir": str(export), **BASE_FIRM_SETTINGS})
+    assert second.state == "success"
+    states = {ti.task_id: ti.state for ti in second.get_task_instances()}
+    assert states["plan"] == states["load"] == "skipped"
+    assert writes_since(emulator, company["realm_id"], before) == []
+
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(warehouse.qbo_oauth_tokens)).one()
+    secrets = {
+        "client secret": company["client_secret"],
+        "first refresh token": company["refresh_token"],
+        "stored refresh token": stored.refresh_token,
+    }
+    produced = {
+        "task output": "".join(capfd.readouterr()),
+        "log records": caplog.text,
+        "xcom": json.dumps([xcom_values(run.run_id), xcom_values(second.run_id)], default=str),
+        "reports": "".join(path.read_text() for path in reports.rglob("*") if path.is_file()),
+    }
+    assert produced["task output"] and produced["reports"]
+    leaks = [
+        (secret, where)
+        for secret, value in secrets.items()
+        for where, text in produced.items()
+        if value in text
+    ]
+    assert not leaks
