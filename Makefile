@@ -21,6 +21,8 @@ DEMO_SEED ?= 42
 DEMO_BAD_ROWS ?= 0.01
 DEMO_EXPORT := $(AIRFLOW_HOME)/landing/2026-10-31T2359-demo
 EMULATOR_PORT ?= 8765
+# The demo emulator keeps Intuit's limits, but its "minute" lasts 60 x DEMO_TIME_SCALE seconds.
+DEMO_TIME_SCALE ?= 0.1
 EMULATOR_URL := http://127.0.0.1:$(EMULATOR_PORT)
 # The generated demo export spans 2025-01-01..2026-10-31; these settings make its scenarios meaningful.
 export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "integration_date": "2025-07-01"}
@@ -47,6 +49,8 @@ airflow-home: $(AIRFLOW_HOME)/.migrated
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -50 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(BIN)/airflow pools set qbo_api 1 "QuickBooks Online loads (the rate governor shares each company's limits)" \
+		>> $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	@touch $@
 
 $(DEMO_EXPORT)/accounts.csv: | $(VENV)/.installed
@@ -58,6 +62,7 @@ $(DEMO_EXPORT)/accounts.csv: | $(VENV)/.installed
 # The demo runs against the bundled QBO emulator (state kept in the Airflow home), stopped on the way out.
 demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 	@$(BIN)/python -m qbo_emulator --host 127.0.0.1 --port $(EMULATOR_PORT) --db $(AIRFLOW_HOME)/qbo-emulator.db \
+		--config '{"time_scale": $(DEMO_TIME_SCALE)}' \
 		> $(AIRFLOW_HOME)/qbo-emulator.log 2>&1 & emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT; \
 	$(BIN)/python -c 'import sys; from qbo_emulator.testing import wait_until_answering; wait_until_answering(sys.argv[1])' \
 		$(EMULATOR_URL) || { cat $(AIRFLOW_HOME)/qbo-emulator.log; exit 1; }; \
@@ -65,12 +70,13 @@ demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 	$(BIN)/python -m taxdome_qbo.demo seed-qbo --export $(DEMO_EXPORT) --emulator $(EMULATOR_URL); \
 	$(BIN)/python -m qbo_emulator.admin clear-requests $(EMULATOR_URL); \
 	export AIRFLOW_CONN_QUICKBOOKS_DEFAULT="$$($(BIN)/python -m qbo_emulator.admin connection $(EMULATOR_URL))"; \
-	$(BIN)/airflow dags test taxdome_qbo_sync -c '{"dry_run": true}' > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
+	$(BIN)/airflow dags test taxdome_qbo_sync > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
 		|| { tail -80 $(AIRFLOW_HOME)/demo-run.log; echo "taxdome_qbo_sync failed; full log: $(AIRFLOW_HOME)/demo-run.log"; exit 1; }; \
-	echo "taxdome_qbo_sync succeeded (dry run; log: $(AIRFLOW_HOME)/demo-run.log)"; \
+	echo "taxdome_qbo_sync succeeded (log: $(AIRFLOW_HOME)/demo-run.log)"; \
 	$(BIN)/python -m taxdome_qbo staging-summary; \
 	$(BIN)/python -m taxdome_qbo plan-summary; \
-	echo "During the run (a dry run reads only):"; $(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL)
+	$(BIN)/python -m taxdome_qbo load-summary; \
+	echo "What the emulator served during the run:"; $(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL)
 
 lint: install
 	$(BIN)/ruff check .
@@ -87,6 +93,7 @@ bench: install
 	$(BIN)/python bench/stage.py
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/emulator.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(AIRFLOW_HOME) bench/out

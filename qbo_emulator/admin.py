@@ -13,16 +13,21 @@ import sys
 import httpx
 
 
-def airflow_connection(base_url: str, company: dict) -> dict:
+def airflow_connection(base_url: str, company: dict, rate_window_seconds: float = 60.0) -> dict:
+    """The connection of ``company``; an emulator whose minute is time-scaled tells the loader's rate
+    governor how long its minute lasts (`rate_window_seconds`)."""
+    extra = {
+        "realm_id": company["realm_id"],
+        "environment": base_url,
+        "refresh_token": company["refresh_token"],
+    }
+    if rate_window_seconds != 60.0:
+        extra["rate_window_seconds"] = rate_window_seconds
     return {
         "conn_type": "quickbooks",
         "login": company["client_id"],
         "password": company["client_secret"],
-        "extra": {
-            "realm_id": company["realm_id"],
-            "environment": base_url,
-            "refresh_token": company["refresh_token"],
-        },
+        "extra": extra,
     }
 
 
@@ -38,7 +43,8 @@ def main(argv: list[str]) -> None:
     base_url = arguments.base_url.rstrip("/")
     if arguments.command == "connection":
         company = _admin(base_url, "companies")[0]
-        sys.stdout.write(json.dumps(airflow_connection(base_url, company)) + "\n")
+        window = 60.0 * _admin(base_url, "config")["time_scale"]
+        sys.stdout.write(json.dumps(airflow_connection(base_url, company, window)) + "\n")
         return
     if arguments.command == "clear-requests":
         httpx.delete(f"{base_url}/_emulator/requests", timeout=30).raise_for_status()

@@ -6,23 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from taxdome_qbo import connection_cli, sync_issues_cli
+from airflow.sdk.exceptions import AirflowException
+
+from taxdome_qbo import connection_cli, dag_tasks, sync_issues_cli
 from taxdome_qbo.core.export_contract import EXPORT_FILES
+from taxdome_qbo.core.qbo_faults import CATEGORIES
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import planning, sql, warehouse
-
-
-def _table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    numeric = [all(isinstance(row[i], int) for row in rows) for i in range(len(headers))]
-    lines = [
-        "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, right in zip(r, widths, numeric, strict=True))
-        for r in cells
-    ]
-    lines = [line.rstrip() for line in lines]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+from taxdome_qbo.services import loading, planning, sql, warehouse
+from taxdome_qbo.text_table import text_table as _table
 
 
 def staging_summary(args: argparse.Namespace) -> int:
@@ -110,6 +101,67 @@ def plan_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_summary(args: argparse.Namespace) -> int:
+    """Print what the most recent load did: outcomes per kind, and its write requests by HTTP status."""
+    summary = loading.latest_load(WarehouseHook().get_engine())
+    if summary is None:
+        print("nothing has been loaded into QuickBooks yet")
+        return 0
+    receipt = summary.receipt
+    print(
+        f"QuickBooks load of run {summary.run_id} into company {summary.realm_id} at {summary.loaded_at}: "
+        f"{receipt['requests']} requests, {receipt['throttled']} throttled (429) and waited out, "
+        f"{receipt['retries']} retried, {receipt['token_refreshes']} token refreshes, {receipt['seconds']} s"
+    )
+    outcomes = sorted({outcome for by_kind in receipt["outcomes"].values() for outcome in by_kind})
+    rows = [
+        (kind, *(by_kind.get(outcome, 0) for outcome in outcomes))
+        for kind, by_kind in receipt["outcomes"].items()
+    ]
+    print(_table(rows, ["kind", *outcomes]) if rows else "nothing to write: QuickBooks was already in step")
+    if summary.requests:
+        print("\nwrite requests (a row per batch item and attempt; in qbo_requests):")
+        print(
+            _table(
+                [
+                    (r.entity, r.operation, "no answer" if r.http_status is None else r.http_status, r.items)
+                    for r in summary.requests
+                ],
+                ["entity", "operation", "HTTP status", "items"],
+            )
+        )
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> loading.Selection | None:
+    if args.all:
+        return None
+    objects = set()
+    for text in args.object:
+        kind, _, taxdome_id = text.partition(":")
+        objects.add((kind, taxdome_id))
+    return loading.Selection(frozenset(objects), frozenset(args.category))
+
+
+def retry(args: argparse.Namespace) -> int:
+    """Plan again from the staged exports and load the chosen objects now."""
+    if not (args.all or args.object or args.category):
+        print("say what to retry: --object KIND:ID, --category CATEGORY or --all", file=sys.stderr)
+        return 2
+    try:
+        planned, loaded = dag_tasks.retry_sync(_selection(args), export_mode=args.export_mode)
+    except AirflowException as exc:
+        print(f"retry did not run: {exc}", file=sys.stderr)
+        return 1
+    print(f"planned {planned['operations']} operation(s) in run {planned['run_id']}")
+    for kind, outcomes in loaded.by_kind().items():
+        print(f"  {kind}: {', '.join(f'{outcome} {n}' for outcome, n in outcomes.items())}")
+    if loaded.failed:
+        print(f"{loaded.failed} object(s) failed again: `python -m taxdome_qbo issues` says why")
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taxdome_qbo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +174,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = commands.add_parser("plan-summary", help="the preview of the most recent sync plan")
     plan.add_argument("--examples", type=int, default=2, help="examples per kind and action")
     plan.set_defaults(handler=plan_summary)
+    loaded = commands.add_parser("load-summary", help="what the most recent QuickBooks load did")
+    loaded.set_defaults(handler=load_summary)
+    again = commands.add_parser(
+        "retry",
+        help="plan again and load failed or skipped objects now (one object, a category, or all)",
+        description="Plans again from what is staged (firm settings from the taxdome_qbo_settings Variable) and "
+        "loads only what is chosen; the rest waits for the next sync. Exit 1 if something fails again.",
+    )
+    again.add_argument(
+        "--object", action="append", default=[], metavar="KIND:ID", help="e.g. account:A1, fee:P7"
+    )
+    again.add_argument("--category", action="append", default=[], choices=CATEGORIES)
+    again.add_argument("--all", action="store_true", help="load everything the new plan holds")
+    again.add_argument(
+        "--export-mode",
+        choices=["incremental", "full"],
+        default="incremental",
+        help="full also deletes what the latest export lacks (default incremental: never by absence)",
+    )
+    again.set_defaults(handler=retry)
     connection_cli.add_commands(commands)
     sync_issues_cli.add_commands(commands)
     args = parser.parse_args(argv)

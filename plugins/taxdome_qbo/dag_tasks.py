@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath, Variable
@@ -15,13 +16,24 @@ from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsE
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
-from taxdome_qbo.services import planning
+from taxdome_qbo.services import loading, planning, warehouse
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
+from taxdome_qbo.services.qbo_client import QboAuthorizationError, RetryPolicy, endpoints_for
+from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
 from taxdome_qbo.services.staging import stage_export
 
 log = logging.getLogger(__name__)
+
+# Connection extras that tune the rate governor: an emulator with time-scaled minutes shrinks the window.
+RATE_EXTRAS = {
+    "rate_window_seconds": "window_seconds",
+    "throttle_wait_seconds": "throttle_wait_seconds",
+    "requests_per_minute": "requests_per_window",
+    "batch_requests_per_minute": "batch_requests_per_window",
+    "max_concurrent_requests": "max_concurrent",
+}
 
 
 def firm_settings(params: dict[str, Any]) -> FirmSettings:
@@ -113,3 +125,74 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         planning.write_operations_csv(engine, run_id, handle)
     planning.record_preview_location(engine, run_id, str(folder / "plan_preview.md"))
     return receipt.as_xcom() | {"dry_run": params["dry_run"], "preview": str(folder / "plan_preview.md")}
+
+
+def load_run(
+    run_id: str,
+    *,
+    quickbooks_conn_id: str = QuickBooksHook.default_conn_name,
+    warehouse_conn_id: str = WarehouseHook.default_conn_name,
+    options: loading.LoadOptions | None = None,
+) -> loading.LoadReceipt:
+    """Load the run's plan into the connected company, within its rate limits shared by every task.
+
+    Skips (AirflowSkipException) when there is nothing to load or QuickBooks is not connected; fails without
+    retries when the plan cannot be loaded as it is or QBO refuses the company.
+    """
+    engine = WarehouseHook(warehouse_conn_id).get_engine()
+    warehouse.create_schema(engine)
+    run = loading.plan_run(engine, run_id)
+    if run is None:
+        raise AirflowSkipException(f"run {run_id} has no plan (QuickBooks was not connected when it planned)")
+    if run.dry_run:
+        raise AirflowSkipException("dry run: the plan is only a preview, nothing is written to QuickBooks")
+    hook = QuickBooksHook(quickbooks_conn_id, warehouse_conn_id)
+    try:
+        session = hook.get_session()
+    except AirflowNotFoundException as exc:
+        raise AirflowSkipException(
+            f"QuickBooks is not connected (no {quickbooks_conn_id} connection): nothing was written"
+        ) from exc
+    except QboDisconnectedError as exc:
+        raise AirflowSkipException(
+            f"QuickBooks is disconnected: no write was attempted ({exc}). Reconnect with "
+            "`python -m taxdome_qbo reconnect --realm <company id>`, then run the sync again."
+        ) from exc
+    extras = hook.get_connection(quickbooks_conn_id).extra_dejson
+    defaults = RateLimits()
+    try:
+        limits = RateLimits(
+            **{
+                field: type(getattr(defaults, field))(extras[extra])
+                for extra, field in RATE_EXTRAS.items()
+                if extra in extras
+            }
+        )
+    except (TypeError, ValueError) as exc:
+        raise AirflowFailException(f"connection {quickbooks_conn_id}: bad rate limit extra ({exc})") from exc
+    session.govern(RateGovernor(engine, session.realm_id, limits), RetryPolicy())
+    app_url = endpoints_for(hook.get_credentials().environment).app_url
+    try:
+        receipt = loading.load_plan(engine, session, run_id, app_url=app_url, options=options)
+    except (loading.LoadRefused, QboAuthorizationError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    for kind, outcomes in receipt.by_kind().items():
+        log.info("%s: %s", kind, ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items()))
+    if receipt.failed:
+        log.warning(
+            "%d object(s) failed in QuickBooks; `python -m taxdome_qbo issues` lists them with what to do",
+            receipt.failed,
+        )
+    return receipt
+
+
+def retry_sync(selection: loading.Selection | None, *, export_mode: str) -> tuple[dict, loading.LoadReceipt]:
+    """Plan again from what is staged, and load only the selected objects (all when None), now.
+
+    The firm settings come from the `taxdome_qbo_settings` Variable (then the defaults), as in a scheduled
+    run without params. Returns the plan's and the load's receipts.
+    """
+    run_id = f"retry__{datetime.now(UTC):%Y-%m-%dT%H%M%S.%f}"
+    params = {"export_mode": export_mode, "allow_mass_delete": False, "dry_run": False}
+    planned = plan_sync(params, run_id)
+    return planned, load_run(run_id, options=loading.LoadOptions(selection=selection))

@@ -226,6 +226,12 @@ class _Loader:
         self.receipt.requests, self.receipt.throttled = stats.requests, stats.throttled
         self.receipt.retries, self.receipt.token_refreshes = stats.retries, stats.token_refreshes
         self.receipt.seconds = time.monotonic() - started
+        with self.engine.begin() as conn:
+            conn.execute(
+                warehouse.sync_plan_runs.update()
+                .where(warehouse.sync_plan_runs.c.run_id == self.run_id)
+                .values(loaded_at=_now(), load_receipt=json.dumps(self.receipt.as_xcom()))
+            )
         if self.unanswered:
             raise UnansweredWritesError(
                 f"{len(self.unanswered)} write(s) got no answer from QuickBooks (first: "
@@ -666,6 +672,27 @@ def _upsert(conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: list
             ),
             same_shape,
         )
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    run_id: str
+    realm_id: str
+    loaded_at: datetime
+    receipt: dict
+    requests: list[sa.Row]  # entity, operation, http_status, items
+
+
+def latest_load(engine: Engine) -> LoadSummary | None:
+    """What the most recent load did: its receipt and its write requests by entity, operation and status."""
+    warehouse.create_schema(engine)
+    with engine.connect() as conn:
+        found = sql.fetch_all(conn, "loading/select_latest_loaded_run")
+        if not found:
+            return None
+        run = found[0]
+        requests = sql.fetch_all(conn, "loading/select_request_counts", run_id=run.run_id)
+    return LoadSummary(run.run_id, run.realm_id, run.loaded_at, json.loads(run.load_receipt), requests)
 
 
 def plan_run(engine: Engine, run_id: str) -> sa.Row | None:

@@ -26,7 +26,7 @@ from taxdome_qbo.core.planner import (
 )
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
-from taxdome_qbo.services import sql, warehouse
+from taxdome_qbo.services import sql, sync_issues, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,10 @@ def plan_sync(
     """Plan the run against the company in `reference`, recording operations as the planner decides them.
 
     The run's earlier plan is replaced in the same transaction; a refused plan (PlanRefused) records nothing.
+    Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
     """
-    staged = read_staged_firm(engine)
+    overrides = sync_issues.read_overrides(engine)
+    staged = sync_issues.apply_overrides(read_staged_firm(engine), overrides)
     state = read_sync_state(engine, reference.realm_id)
     run = {"run_id": run_id, "realm_id": reference.realm_id}
     recorded = 0
@@ -114,7 +116,8 @@ def plan_sync(
             _insert(conn, warehouse.sync_plan, operations.assign(**run))
 
         plan = build_plan(staged, settings, reference, state, options, sink=record)
-        _insert(conn, warehouse.sync_object_status, plan.statuses.assign(**run))
+        statuses = sync_issues.explain_overrides(plan.statuses, overrides)
+        _insert(conn, warehouse.sync_object_status, statuses.assign(**run))
         conn.execute(
             warehouse.sync_plan_runs.insert().values(
                 **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
@@ -128,7 +131,7 @@ def plan_sync(
         operations_by_kind_and_action={
             f"{row.taxdome_kind}.{row.action}": int(row.operations) for row in counts
         },
-        statuses={k: int(v) for k, v in plan.statuses["status"].value_counts().sort_index().items()},
+        statuses={k: int(v) for k, v in statuses["status"].value_counts().sort_index().items()},
     )
 
 

@@ -198,7 +198,10 @@ sync_plan_runs = sa.Table(
     sa.Column("dry_run", sa.Boolean(create_constraint=False), nullable=False),
     sa.Column("operations", sa.Integer, nullable=False),
     sa.Column("preview_location", sa.Text),
-    comment="One row per planned run: when, for which company, whether it was a dry run, where its preview is",
+    sa.Column("loaded_at", UTC_TIMESTAMP),
+    sa.Column("load_receipt", sa.Text),  # JSON: outcomes per kind, requests, 429s, retries
+    comment="One row per planned run: when, for which company, whether it was a dry run, where its preview is, "
+    "and what its load did",
 )
 
 sync_object_status = sa.Table(

@@ -1,0 +1,33 @@
+-- What of one TaxDome account's payments is in the QuickBooks company now: payments (or credit memos),
+-- processing fees, refunds. These go when the account stops syncing; its customer and invoices stay.
+-- Grain: one row per TaxDome kind present.
+SELECT
+    owned.taxdome_kind,
+    COUNT(*) AS objects
+FROM (
+    SELECT s.taxdome_kind
+    FROM stg_taxdome__payments AS p
+    INNER JOIN qbo_sync_state AS s
+        ON
+            s.realm_id = :realm_id
+            AND s.taxdome_kind IN ('payment', 'credit_memo', 'fee')
+            AND s.taxdome_id = p.payment_id
+    WHERE
+        p.account_id = :account_id
+        AND s.status = 'synced'
+        AND s.qbo_id IS NOT NULL
+    UNION ALL
+    SELECT s.taxdome_kind
+    FROM stg_taxdome__refunds AS f
+    INNER JOIN qbo_sync_state AS s
+        ON
+            s.realm_id = :realm_id
+            AND s.taxdome_kind = 'refund'
+            AND s.taxdome_id = f.refund_id
+    WHERE
+        f.account_id = :account_id
+        AND s.status = 'synced'
+        AND s.qbo_id IS NOT NULL
+) AS owned
+GROUP BY owned.taxdome_kind
+ORDER BY owned.taxdome_kind
