@@ -156,8 +156,10 @@ def retry(args: argparse.Namespace) -> int:
     print(f"planned {planned['operations']} operation(s) in run {planned['run_id']}")
     for kind, outcomes in loaded.by_kind().items():
         print(f"  {kind}: {', '.join(f'{outcome} {n}' for outcome, n in outcomes.items())}")
-    if loaded.failed:
-        print(f"{loaded.failed} object(s) failed again: `python -m taxdome_qbo issues` says why")
+    # Objects the plan refuses have no operation to load; both kinds of failure count.
+    failed = planned["statuses"].get("failed", 0) + loaded.failed
+    if failed:
+        print(f"{failed} object(s) failed: `python -m taxdome_qbo issues` says why and what to do")
         return 1
     return 0
 

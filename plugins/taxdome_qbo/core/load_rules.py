@@ -62,6 +62,15 @@ def batch_request_id(operation_request_ids: list[str]) -> str:
     return "tdb-" + digest.hexdigest()[: MAX_BATCH_REQUEST_ID - 4]
 
 
+def references_in(payload: Any) -> set[str]:
+    """The symbolic references (`@account:A1`) a payload holds."""
+    if isinstance(payload, dict):
+        return set().union(*map(references_in, payload.values()))
+    if isinstance(payload, list):
+        return set().union(*map(references_in, payload))
+    return {payload} if isinstance(payload, str) and _SYMBOLIC.match(payload) else set()
+
+
 def resolve(payload: Any, qbo_id_of: Callable[[str], str | None]) -> Any:
     """The payload with every symbolic reference replaced by its QBO id; UnresolvedReference if one has none."""
     if isinstance(payload, dict):

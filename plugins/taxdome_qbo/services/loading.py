@@ -63,7 +63,8 @@ class UnansweredWritesError(QboUnavailableError):
 
 @dataclass(frozen=True)
 class Selection:
-    """Load only these objects (`(kind, id)` of their status) or categories; None loads everything."""
+    """Load only these objects (`(kind, id)` of their status) or categories, and what needs them; None
+    loads everything."""
 
     objects: frozenset[tuple[str, str]] = frozenset()
     categories: frozenset[str] = frozenset()
@@ -173,6 +174,7 @@ class _Loader:
         self.state = self._read_state()
         self.causes: dict[str, str] = {}  # "@kind:id" -> why it has no QBO object
         self.unanswered: list[_Operation] = []
+        self.selected_references: set[str] = set()
         self.done_in_phase: Counter = Counter()
         self.planned: dict[tuple[str, str], int] = {}
         self.last_progress = time.monotonic()
@@ -261,14 +263,14 @@ class _Loader:
         selection = self.options.selection
         for operation in chunk:
             self.done_in_phase[(operation.kind, operation.action)] += 1
-            if selection is not None and not selection.covers(operation.kind, operation.taxdome_id):
+            payload = json.loads(operation.payload, parse_float=Decimal)
+            if selection is not None and not self._selected(operation, payload):
                 self.receipt.count(operation.kind, "deferred")
                 continue
             known = self.state.get((operation.kind, operation.taxdome_id))
             if self._already_done(operation, known):
                 self.receipt.count(operation.kind, "already_done")
                 continue
-            payload = json.loads(operation.payload, parse_float=Decimal)
             if operation.action == "link":
                 self._succeeded(outcomes, operation, payload["Id"], None, "linked", request_id=None)
                 continue
@@ -306,6 +308,15 @@ class _Loader:
             self._send(outcomes, to_send)
         self._record(outcomes)
         self._report()
+
+    def _selected(self, operation: _Operation, payload: dict) -> bool:
+        """Chosen, or needing a chosen object: what waited for a failed account goes with it once it syncs."""
+        chosen = self.options.selection.covers(operation.kind, operation.taxdome_id) or bool(
+            load_rules.references_in(payload) & self.selected_references
+        )
+        if chosen:
+            self.selected_references.add(symbolic(operation.kind, operation.taxdome_id))
+        return chosen
 
     def _already_done(self, operation: _Operation, known: _State | None) -> bool:
         """True when an earlier attempt of this run (or an identical plan) already did this operation."""
