@@ -48,6 +48,9 @@ class Company:
         self._upserts: list = []
         self._deletions: list = []
         self._balances_cache: tuple[int, object] | None = None
+        # (TxnType, TxnId) of an invoice or credit memo -> [(payment Id, amount applied)]: kept up to date on
+        # every payment write, so a payment never scans all the others.
+        self.applications: dict[tuple[str, str], list[tuple[str, object]]] = defaultdict(list)
 
     # --- loading and persistence -------------------------------------------------------------------------
 
@@ -61,6 +64,7 @@ class Company:
         else:
             self.objects[kind][key] = data
             self._index_name(kind, data)
+            self._index_applications(kind, data)
 
     def flush(self) -> None:
         if self._upserts or self._deletions:
@@ -106,6 +110,7 @@ class Company:
             sync_token = str(int(previous["SyncToken"]) + 1)
             create_time = previous["MetaData"]["CreateTime"]
             self._unindex_name(entity, previous)
+            self._unindex_applications(entity, previous)
             obj["Id"] = previous["Id"]
             obj["SyncToken"] = sync_token
             obj["MetaData"] = {"CreateTime": create_time, "LastUpdatedTime": timestamp}
@@ -113,6 +118,7 @@ class Company:
         obj["sparse"] = False
         self.objects[entity][obj["Id"]] = obj
         self._index_name(entity, obj)
+        self._index_applications(entity, obj)
         self._upserts.append((self.realm_id, entity, obj["Id"], obj))
         if entity not in NAME_FIELDS:
             self.ledger_version += 1
@@ -121,6 +127,7 @@ class Company:
     def remove(self, entity: str, obj: dict) -> dict:
         del self.objects[entity][obj["Id"]]
         self._unindex_name(entity, obj)
+        self._unindex_applications(entity, obj)
         tombstone = {
             "Id": obj["Id"],
             "status": "Deleted",
@@ -158,3 +165,26 @@ class Company:
         field = NAME_FIELDS.get(entity)
         if field and obj.get(field):
             self._names[entity].pop(name_key(obj[field]), None)
+
+    # --- payment applications index ------------------------------------------------------------------------
+
+    def _index_applications(self, entity: str, obj: dict) -> None:
+        if entity != "Payment":
+            return
+        for line in obj.get("Line", []):
+            for link in line.get("LinkedTxn", []):
+                entries = self.applications[(link["TxnType"], link["TxnId"])]
+                entries.append((obj["Id"], line["Amount"]))
+                entries.sort(key=lambda entry: int(entry[0]))  # oldest payment first, as QBO lists them
+
+    def _unindex_applications(self, entity: str, obj: dict) -> None:
+        if entity != "Payment":
+            return
+        for line in obj.get("Line", []):
+            for link in line.get("LinkedTxn", []):
+                key = (link["TxnType"], link["TxnId"])
+                kept = [entry for entry in self.applications.get(key, []) if entry[0] != obj["Id"]]
+                if kept:
+                    self.applications[key] = kept
+                else:
+                    self.applications.pop(key, None)

@@ -231,13 +231,8 @@ def render(company: Company, entity: str, obj: dict) -> dict:
 
 
 def _applications(company: Company) -> dict[tuple[str, str], list[tuple[str, Decimal]]]:
-    """(TxnType, TxnId) of each invoice or credit memo → [(payment Id, amount applied)]."""
-    applied: dict[tuple[str, str], list[tuple[str, Decimal]]] = defaultdict(list)
-    for payment in company.all("Payment"):
-        for line in payment.get("Line", []):
-            for link in line.get("LinkedTxn", []):
-                applied[(link["TxnType"], link["TxnId"])].append((payment["Id"], line["Amount"]))
-    return applied
+    """(TxnType, TxnId) of each invoice or credit memo → [(payment Id, amount applied)], oldest payment first."""
+    return company.applications
 
 
 def _linked_targets(payment: dict | None) -> set[tuple[str, str]]:
