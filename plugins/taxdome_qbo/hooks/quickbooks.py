@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
 from quickbooks import QuickBooks
 from sqlalchemy.engine import Engine
 
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import qbo_client, warehouse
+from taxdome_qbo.services import qbo_client, qbo_tokens, warehouse
 from taxdome_qbo.services.qbo_client import QboCredentials, QboSession
+from taxdome_qbo.services.qbo_connection import QboApp
 from taxdome_qbo.services.qbo_tokens import TokenStore
 
 # Refreshing tokens never redirects; the URI only matters to the connect command's authorization flow.
@@ -22,9 +23,10 @@ class QuickBooksHook(BaseHook):
     """Connects to one QuickBooks Online company through python-quickbooks and intuit-oauth.
 
     The connection (`AIRFLOW_CONN_QUICKBOOKS_DEFAULT`, JSON) holds the app's client id in `login`, its client
-    secret in `password`, and extras `realm_id` (the company), `environment` (`sandbox`, `production`, or the
-    base URL of a QBO emulator), `refresh_token` (only the first one: the warehouse keeps the rotated ones, and
-    the newest stored token always wins) and optionally `redirect_uri`.
+    secret in `password`, and extras `environment` (`sandbox`, `production`, or the base URL of a QBO
+    emulator), `redirect_uri` (optional; the connect command's), `realm_id` (the company, until
+    `python -m taxdome_qbo connect` makes one current in the warehouse) and `refresh_token` (only the first
+    one of `realm_id`: the warehouse keeps the rotated ones, and the newest stored token always wins).
 
     :param quickbooks_conn_id: the QuickBooks connection id.
     :param warehouse_conn_id: the connection id of the warehouse that stores the OAuth tokens.
@@ -45,33 +47,58 @@ class QuickBooksHook(BaseHook):
         self.quickbooks_conn_id = quickbooks_conn_id
         self.warehouse_conn_id = warehouse_conn_id
 
+    def get_app(self) -> QboApp:
+        """The Intuit app of the connection (client id, secret, environment, redirect URI); no company needed."""
+        return self._app(self.get_connection(self.quickbooks_conn_id))
+
     def get_credentials(self) -> QboCredentials:
-        """The app's credentials and the company, from the connection (missing extras raise ValueError)."""
+        """The app's credentials and the company the sync writes to (missing settings raise ValueError).
+
+        The company is the current one in the warehouse once a company has been connected, else the
+        connection's extra `realm_id`. The connection's `refresh_token` only seeds the connection's company.
+        """
         conn = self.get_connection(self.quickbooks_conn_id)
+        realm_id = self._current_realm_id(conn)
+        app = self._app(conn, realm_needed=True, realm_id=realm_id)
         extra = conn.extra_dejson
-        missing = [
-            name
-            for name, value in (
-                ("login (client id)", conn.login),
-                ("password (client secret)", conn.password),
-                ("extra realm_id", extra.get("realm_id")),
-                ("extra environment", extra.get("environment")),
-            )
-            if not value
-        ]
+        seeds_this_company = realm_id == str(extra.get("realm_id"))
+        return app.credentials(
+            realm_id,
+            initial_refresh_token=(extra.get("refresh_token") or None) if seeds_this_company else None,
+        )
+
+    def current_realm_id(self) -> str | None:
+        """The company the sync writes to: the current one in the warehouse, else the connection's realm_id."""
+        return self._current_realm_id(self.get_connection(self.quickbooks_conn_id))
+
+    def _current_realm_id(self, conn: Connection) -> str | None:
+        realm_id = qbo_tokens.current_realm_id(self.warehouse_engine) or conn.extra_dejson.get("realm_id")
+        return str(realm_id) if realm_id else None
+
+    def _app(self, conn: Connection, *, realm_needed: bool = False, realm_id: str | None = None) -> QboApp:
+        extra = conn.extra_dejson
+        required = [("login (client id)", conn.login), ("password (client secret)", conn.password)]
+        if realm_needed:
+            required.append(("extra realm_id", realm_id))
+        required.append(("extra environment", extra.get("environment")))
+        missing = [name for name, value in required if not value]
         if missing:
-            raise ValueError(f"connection {self.quickbooks_conn_id} lacks {', '.join(missing)}")
-        return QboCredentials(
+            no_company = (
+                " (or connect a company: python -m taxdome_qbo connect)"
+                if realm_needed and not realm_id
+                else ""
+            )
+            raise ValueError(f"connection {self.quickbooks_conn_id} lacks {', '.join(missing)}{no_company}")
+        return QboApp(
             client_id=conn.login,
             client_secret=conn.password,
-            realm_id=str(extra["realm_id"]),
             environment=extra["environment"],
             redirect_uri=extra.get("redirect_uri") or DEFAULT_REDIRECT_URI,
-            initial_refresh_token=extra.get("refresh_token") or None,
         )
 
     @cached_property
-    def _warehouse_engine(self) -> Engine:
+    def warehouse_engine(self) -> Engine:
+        """The warehouse that keeps the companies' tokens (its schema created if needed)."""
         engine = WarehouseHook(self.warehouse_conn_id).get_engine()
         warehouse.create_schema(engine)
         return engine
@@ -79,7 +106,7 @@ class QuickBooksHook(BaseHook):
     def get_session(self) -> QboSession:
         """A connected session whose `call` refreshes the access token once when QBO refuses it."""
         credentials = self.get_credentials()
-        return qbo_client.open_session(credentials, TokenStore(self._warehouse_engine, credentials.realm_id))
+        return qbo_client.open_session(credentials, TokenStore(self.warehouse_engine, credentials.realm_id))
 
     def get_conn(self) -> QuickBooks:
         """A bare python-quickbooks client (it does not refresh by itself; `get_session` does)."""

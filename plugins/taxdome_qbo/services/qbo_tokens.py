@@ -5,6 +5,9 @@ is written in the same transaction as the refresh, and refreshes are serialized 
 by `SELECT ... FOR UPDATE` on the company's row, on SQLite (which only locks the whole database) by making a
 write the transaction's first statement. The newest stored refresh token always wins; the Airflow
 connection's token only seeds a company that has no row yet. Tokens never appear in logs, exceptions or reprs.
+
+One row is the current company (`is_current`), the one the sync writes to; the others keep their tokens and
+status so that going back to a company re-links to what was synced there.
 """
 
 from __future__ import annotations
@@ -51,6 +54,18 @@ Refresher = Callable[[str], TokenGrant]
 """Exchanges a refresh token for a new grant at Intuit's token endpoint."""
 
 
+def current_realm_id(engine: Engine) -> str | None:
+    """The company the sync writes to (connected or disconnected), None before any company is stored."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(qbo_oauth_tokens.c.realm_id)
+            .where(qbo_oauth_tokens.c.is_current.is_(True))
+            # Only one row is ever current; should a race leave two, the latest connection is the one meant.
+            .order_by(qbo_oauth_tokens.c.connected_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -82,15 +97,24 @@ class TokenStore:
         return f"TokenStore(realm_id={self.realm_id!r}, database={database!r})"
 
     def seed(self, refresh_token: str) -> None:
-        """Store the connection's refresh token if the company has no row yet; a stored one always wins."""
+        """Store the connection's refresh token if the company has no row yet; a stored one always wins.
+
+        A company seeded while no company is current becomes the current one.
+        """
+        now = _utc_now()
+        # Decided inside the INSERT: a read first would make concurrent seeds on SQLite fail to upgrade to
+        # the write lock.
+        no_current_company = ~sa.exists().where(qbo_oauth_tokens.c.is_current.is_(True))
         with self._engine.begin() as conn:
             inserted = conn.execute(
                 insert_for(conn)(qbo_oauth_tokens)
                 .values(
                     realm_id=self.realm_id,
                     refresh_token=refresh_token,
-                    refreshed_at=_utc_now(),
+                    refreshed_at=now,
                     status=CONNECTED,
+                    is_current=no_current_company,
+                    connected_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=[qbo_oauth_tokens.c.realm_id])
             ).rowcount
@@ -106,11 +130,11 @@ class TokenStore:
         already stored a newer one.
         """
         with self._engine.connect() as conn:
-            row = self._row(conn)
+            row = self._connected_row(conn)
         if self._reusable(row, rejected_access_token):
             return self._stored(row)
         with self._engine.begin() as conn:
-            row = self._locked_row(conn)
+            row = self._connected_row(conn, lock=True)
             # Whoever held the lock before us may have refreshed already.
             if self._reusable(row, rejected_access_token):
                 return self._stored(row)
@@ -137,7 +161,10 @@ class TokenStore:
         return stored
 
     def store_new_connection(self, refresh_token: str, access_token: str, expires_in: int) -> None:
-        """Record the tokens of a (re)connection (authorization code grant); they replace whatever was stored."""
+        """Record the tokens of a (re)connection (authorization code grant) and make this the current company.
+
+        The tokens replace whatever the company had; the other companies keep theirs but stop being current.
+        """
         now = _utc_now()
         values = {
             "refresh_token": refresh_token,
@@ -145,28 +172,62 @@ class TokenStore:
             "access_token_expires_at": now + timedelta(seconds=expires_in),
             "refreshed_at": now,
             "status": CONNECTED,
+            "is_current": True,
+            "connected_at": now,
         }
         with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(qbo_oauth_tokens)
+                .where(qbo_oauth_tokens.c.realm_id != self.realm_id)
+                .values(is_current=False)
+            )
             conn.execute(
                 insert_for(conn)(qbo_oauth_tokens)
                 .values(realm_id=self.realm_id, **values)
                 .on_conflict_do_update(index_elements=[qbo_oauth_tokens.c.realm_id], set_=values)
             )
-        log.info("QuickBooks company %s: stored the tokens of a new connection", self.realm_id)
+        log.info(
+            "QuickBooks company %s: stored the tokens of a new connection; it is now current", self.realm_id
+        )
 
-    def mark_disconnected(self) -> None:
-        """Stop using the company's tokens until it is reconnected (the access token is forgotten)."""
+    def mark_disconnected(self) -> str:
+        """Stop using the company's tokens until it is reconnected (the access token is forgotten).
+
+        Runs under the company's lock, so no refresh can rotate the token afterwards. Returns the last refresh
+        token, for revoking at Intuit; raises QboDisconnectedError when the company has no stored tokens.
+        """
         with self._engine.begin() as conn:
+            row = self._fetch(conn, lock=True)
+            if row is None:
+                raise QboDisconnectedError(f"QuickBooks company {self.realm_id} has no stored tokens")
             conn.execute(
                 sa.update(qbo_oauth_tokens)
                 .where(qbo_oauth_tokens.c.realm_id == self.realm_id)
-                .values(status=DISCONNECTED, access_token=None, access_token_expires_at=None)
+                .values(
+                    status=DISCONNECTED,
+                    access_token=None,
+                    access_token_expires_at=None,
+                    disconnected_at=_utc_now(),
+                )
             )
         log.info("QuickBooks company %s: marked disconnected", self.realm_id)
+        return row.refresh_token
 
-    def _row(self, conn: Connection, *, for_update: bool = False) -> sa.Row:
+    def _fetch(self, conn: Connection, *, lock: bool) -> sa.Row | None:
+        """The company's row; with `lock`, locked until `conn`'s transaction ends."""
+        if lock and conn.dialect.name == "sqlite":
+            # SQLite has no row locks and takes its single write lock at the first write of a transaction
+            # (others wait up to busy_timeout): this no-op update makes us the only writer before we read.
+            conn.execute(
+                sa.update(qbo_oauth_tokens)
+                .where(qbo_oauth_tokens.c.realm_id == self.realm_id)
+                .values(status=qbo_oauth_tokens.c.status)
+            )
         query = sa.select(qbo_oauth_tokens).where(qbo_oauth_tokens.c.realm_id == self.realm_id)
-        row = conn.execute(query.with_for_update() if for_update else query).one_or_none()
+        return conn.execute(query.with_for_update() if lock else query).one_or_none()
+
+    def _connected_row(self, conn: Connection, *, lock: bool = False) -> sa.Row:
+        row = self._fetch(conn, lock=lock)
         if row is None:
             raise QboDisconnectedError(
                 f"QuickBooks company {self.realm_id} has no stored tokens and the connection gives no "
@@ -177,18 +238,6 @@ class TokenStore:
                 f"QuickBooks company {self.realm_id} is disconnected: reconnect it before syncing"
             )
         return row
-
-    def _locked_row(self, conn: Connection) -> sa.Row:
-        """The company's row, locked until `conn`'s transaction ends."""
-        if conn.dialect.name == "sqlite":
-            # SQLite has no row locks and takes its single write lock at the first write of a transaction
-            # (others wait up to busy_timeout): this no-op update makes us the only refresher before we read.
-            conn.execute(
-                sa.update(qbo_oauth_tokens)
-                .where(qbo_oauth_tokens.c.realm_id == self.realm_id)
-                .values(status=qbo_oauth_tokens.c.status)
-            )
-        return self._row(conn, for_update=True)
 
     def _reusable(self, row: sa.Row, rejected_access_token: str | None) -> bool:
         expires_at = _as_utc(row.access_token_expires_at)
