@@ -276,8 +276,8 @@ class QboSession:
         time.sleep(wait)
 
     def call(self, operation: Callable[[QuickBooks], Result]) -> Result:
-        """`operation(client)` (a read) within the company's limits: a 401 refreshes the access token once;
-        throttling, 5xx, timeouts and lost connections are retried."""
+        """`operation(client)` (a read) within the company's limits: a 401 refreshes the access token (a
+        second one in a row is raised); throttling, 5xx, timeouts and lost connections are retried."""
         attempt = throttles = 0
         refreshed = False
         while True:
@@ -292,6 +292,7 @@ class QboSession:
                 self.refresh()
                 refreshed = True
             except QuickbooksException as error:
+                refreshed = False
                 # python-quickbooks gives no HTTP status: a 429 is code 3001 or an unreadable page naming it.
                 if str(error.error_code) == THROTTLE_CODE or mentions_throttling(error.message):
                     throttles += 1
@@ -301,6 +302,7 @@ class QboSession:
                 else:
                     raise
             except (requests.ConnectionError, requests.Timeout) as error:
+                refreshed = False
                 self._transient(f"{type(error).__name__}", attempt)
 
     def send(
@@ -360,7 +362,11 @@ class QboSession:
             if answer is Answer.UNAUTHORIZED and not refreshed:
                 self.refresh()
                 refreshed = True
-            elif answer is Answer.THROTTLED:
+                continue
+            if answer is not Answer.UNAUTHORIZED:
+                # Only a 401 right after a refresh means the company refuses us; a later one is a new expiry.
+                refreshed = False
+            if answer is Answer.THROTTLED:
                 throttles += 1
                 self._throttled(_retry_after(response), throttles)
             elif answer is Answer.TRANSIENT:
