@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from airflow.sdk import ObjectStoragePath
 from sqlalchemy.engine import Engine
 
-from qbo_emulator.testing import EmulatorHandle
+from qbo_emulator.testing import REDIRECT_URI, EmulatorHandle
 from taxdome_qbo.core.planner import PlanOptions
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.demo.generator import generate_export
@@ -49,7 +49,7 @@ def credentials(emulator: EmulatorHandle, company: dict) -> QboCredentials:
         client_secret=company["client_secret"],
         realm_id=company["realm_id"],
         environment=emulator.base_url,
-        redirect_uri="http://127.0.0.1/callback",
+        redirect_uri=REDIRECT_URI,
         initial_refresh_token=company["refresh_token"],
     )
 

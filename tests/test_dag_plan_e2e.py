@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 from export_builder import with_rows, write_export
-from quickbooks.objects import Account, Customer, Item, Ref, Vendor
+from load_harness import company_for_base_export
+from quickbooks.objects import Customer, Vendor
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import EmulatorHandle
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.airflow
 
 def company_with_history(emulator: EmulatorHandle) -> tuple[dict, dict[str, str]]:
     """A company that already has a customer of the same name, an inactive one, and the firm's items."""
-    company = emulator.admin("POST", "companies").json()
+    company = company_for_base_export(emulator)
     qb = emulator.quickbooks(company)
     existing = Customer()
     existing.DisplayName = "O'Brien & Sons"
@@ -37,13 +38,6 @@ def company_with_history(emulator: EmulatorHandle) -> tuple[dict, dict[str, str]
         "Stripe Payments"  # also the name of a TaxDome account: QBO names are one namespace
     )
     supplier.save(qb=qb)
-    income = Account.filter(Name="Services", qb=qb)[0]
-    for name in ("Bookkeeping", "Sales Tax"):
-        item = Item()
-        item.Name, item.Type = name, "Service"
-        item.IncomeAccountRef = Ref()
-        item.IncomeAccountRef.value = income.Id
-        item.save(qb=qb)
     return company, {"O'Brien & Sons": str(existing.Id), "Zoë Müller": str(inactive.Id)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import load_harness
 import pytest
 import sqlalchemy as sa
 from quickbooks.batch import batch_create
@@ -15,7 +16,7 @@ from quickbooks.objects.preferences import Preferences
 from quickbooks.objects.vendor import Vendor
 
 from qbo_emulator.config import EmulatorConfig
-from qbo_emulator.testing import REDIRECT_URI, EmulatorHandle, running_emulator
+from qbo_emulator.testing import EmulatorHandle, running_emulator
 from taxdome_qbo.core import qbo_reference
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.qbo_client import (
@@ -49,14 +50,7 @@ def tuned_emulator(emulator: EmulatorHandle) -> EmulatorHandle:
 
 @pytest.fixture
 def credentials(emulator: EmulatorHandle, company: dict) -> QboCredentials:
-    return QboCredentials(
-        client_id=company["client_id"],
-        client_secret=company["client_secret"],
-        realm_id=company["realm_id"],
-        environment=emulator.base_url,
-        redirect_uri=REDIRECT_URI,
-        initial_refresh_token=company["refresh_token"],
-    )
+    return load_harness.credentials(emulator, company)
 
 
 @pytest.fixture
