@@ -125,6 +125,20 @@ def test_an_older_version_never_overwrites_a_newer_one(warehouse_engine, tmp_pat
     assert names["A1"] == "O'Brien & Sons Ltd"
 
 
+def test_a_version_after_one_without_an_update_time_replaces_it(warehouse_engine, tmp_path):
+    undated = replace_row("accounts.csv", "A1,", "A1,O'Brien & Sons,Company,,,,false,auto,")
+    dated = replace_row(
+        "accounts.csv", "A1,", "A1,O'Brien & Sons Ltd,Company,,,2026-03-01T00:00:00Z,false,auto,"
+    )
+    staging.stage_export(warehouse_engine, write_export(tmp_path / "undated", accounts_csv=undated))
+
+    result = staging.stage_export(warehouse_engine, write_export(tmp_path / "dated", accounts_csv=dated))
+
+    assert next(f for f in result.files if f.source_file == "accounts.csv").rows_updated == 1
+    names = {r.account_id: r.account_name for r in table_rows(warehouse_engine, "accounts")}
+    assert names["A1"] == "O'Brien & Sons Ltd"
+
+
 def test_rejected_rows_are_quarantined_once_per_export(warehouse_engine, tmp_path):
     export = write_export(
         tmp_path / "export",

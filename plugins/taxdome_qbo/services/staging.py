@@ -205,9 +205,8 @@ def _staged_versions(conn: Connection, table: sa.Table, key: str, version: str, 
     for start in range(0, len(ids), 5_000):
         found.extend(conn.execute(statement, {"ids": ids.iloc[start : start + 5_000].tolist()}).all())
     versions = pd.DataFrame(found, columns=[key, version])
-    return pd.Series(
-        pd.to_datetime(versions[version], utc=True).to_numpy(), index=versions[key].astype("str")
-    )
+    # `.array` keeps the UTC dtype even when every stored version is missing (all NaT).
+    return pd.Series(pd.to_datetime(versions[version], utc=True).array, index=versions[key].astype("str"))
 
 
 def _merge_file(
