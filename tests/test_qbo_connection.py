@@ -16,7 +16,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from intuitlib.exceptions import AuthClientError
-from servers import POSTGRES
 
 from qbo_emulator.testing import REDIRECT_URI, free_port
 from taxdome_qbo.cli import main
@@ -28,28 +27,11 @@ from taxdome_qbo.services.warehouse import qbo_oauth_tokens, qbo_sync_state
 AUTHORIZE_URL = re.compile(r"^https?://\S+/connect/oauth2\?\S+$", re.MULTILINE)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request, tmp_path, monkeypatch):
+@pytest.fixture
+def engine(warehouse_engine_from_connection):
     """The warehouse as the commands see it (`warehouse_default` in the environment), and an engine on it."""
-    if request.param == "sqlite":
-        path = tmp_path / "warehouse.db"
-        connection = {"conn_type": "sqlite", "host": str(path)}
-        engine = warehouse.sqlite_engine(str(path))
-    else:
-        schema = request.getfixturevalue("postgres_schema")
-        connection = {
-            "conn_type": "postgres",
-            "host": POSTGRES["host"],
-            "port": POSTGRES["port"],
-            "schema": POSTGRES["database"],
-            "login": POSTGRES["user"],
-            "extra": {"search_path": schema},
-        }
-        engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=schema)
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
-    warehouse.create_schema(engine)
-    yield engine
-    engine.dispose()
+    warehouse.create_schema(warehouse_engine_from_connection)
+    return warehouse_engine_from_connection
 
 
 @pytest.fixture
@@ -73,6 +55,17 @@ def set_quickbooks_connection(monkeypatch, app: dict, environment: str, **extra)
         "extra": {"environment": environment, "redirect_uri": REDIRECT_URI, **extra},
     }
     monkeypatch.setenv("AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(connection))
+
+
+def set_seeding_connection(monkeypatch, emulator, company: dict) -> None:
+    """`quickbooks_default` naming the company and its refresh token, so the connection seeds the company."""
+    set_quickbooks_connection(
+        monkeypatch,
+        company,
+        emulator.base_url,
+        realm_id=company["realm_id"],
+        refresh_token=company["refresh_token"],
+    )
 
 
 @pytest.fixture
@@ -190,13 +183,7 @@ def test_disconnect_revokes_the_token_and_stops_the_sync(emulator, app, engine, 
 def test_disconnect_before_any_sync_revokes_the_connections_token(
     emulator, company, sqlite_only_engine, owner, monkeypatch
 ):
-    set_quickbooks_connection(
-        monkeypatch,
-        company,
-        emulator.base_url,
-        realm_id=company["realm_id"],
-        refresh_token=company["refresh_token"],
-    )
+    set_seeding_connection(monkeypatch, emulator, company)
 
     exit_code, _, err = owner.run("disconnect")
 
@@ -358,13 +345,7 @@ def test_a_used_code_fails_without_showing_it(app, sqlite_only_engine, owner):
 def test_the_connections_company_is_seeded_as_current_until_another_is_connected(
     emulator, company, sqlite_only_engine, owner, monkeypatch
 ):
-    set_quickbooks_connection(
-        monkeypatch,
-        company,
-        emulator.base_url,
-        realm_id=company["realm_id"],
-        refresh_token=company["refresh_token"],
-    )
+    set_seeding_connection(monkeypatch, emulator, company)
     assert company_name_through_the_hook() == company["company_name"]
     assert token_rows(sqlite_only_engine)[company["realm_id"]].is_current
     other = emulator.admin("POST", "companies").json()

@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from export_builder import replace_row, with_rows, write_export
 from planning_builder import no_state, staged_firm
-from servers import POSTGRES
 
 from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.core.planner import PlanOptions, build_plan
@@ -26,27 +25,10 @@ MISSING_MATCH = "A1,O'Brien & Sons,Company,,,,false,auto,OBrien Holdings"  # man
 INVOICE_LINK = "https://app.qbo.intuit.com/app/invoice?txnId=1002"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request, tmp_path, monkeypatch):
+@pytest.fixture
+def engine(warehouse_engine_from_connection):
     """The warehouse as the command line sees it (the connection in the environment), and an engine on it."""
-    if request.param == "sqlite":
-        path = tmp_path / "warehouse.db"
-        connection = {"conn_type": "sqlite", "host": str(path)}
-        engine = warehouse.sqlite_engine(str(path))
-    else:
-        schema = request.getfixturevalue("postgres_schema")
-        connection = {
-            "conn_type": "postgres",
-            "host": POSTGRES["host"],
-            "port": POSTGRES["port"],
-            "schema": POSTGRES["database"],
-            "login": POSTGRES["user"],
-            "extra": {"search_path": schema},
-        }
-        engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=schema)
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
-    yield engine
-    engine.dispose()
+    return warehouse_engine_from_connection
 
 
 def stage(engine, tmp_path, **changes) -> None:

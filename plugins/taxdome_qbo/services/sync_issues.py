@@ -164,9 +164,17 @@ def next_sync_effect(engine: Engine, kind: str, taxdome_id: str) -> list[str]:
     with engine.connect() as conn:
         override = find_override(conn, kind, taxdome_id)
         realm_id = _current_realm(conn)
+        staged = _staged_row(conn, *_STAGED_BY_KIND[kind], taxdome_id)
+        subject, export_says = _described(kind, taxdome_id, staged)
+        said = [f"warning: no {kind} {taxdome_id} in the staged export; {_WAITS}"] if staged is None else []
+        if override is None:
+            return [*said, f"{subject} follows the export again{export_says}."]
         if kind == "account":
-            return _account_effect(conn, taxdome_id, override, realm_id)
-        return _payment_effect(conn, taxdome_id, override, realm_id)
+            return said + _account_effect(conn, taxdome_id, subject, export_says, realm_id, override.sync)
+        return said + _payment_effect(conn, taxdome_id, staged, subject, export_says, realm_id, override.sync)
+
+
+_STAGED_BY_KIND = {"account": ("accounts", "account_id"), "payment": ("payments", "payment_id")}
 
 
 def _current_realm(conn: Connection) -> str | None:
@@ -200,10 +208,32 @@ def _in_quickbooks(
     ).first()
 
 
-def _deleted_objects(conn: Connection, realm_id: str | None, query: str, **params) -> dict[str, int]:
+def _described(kind: str, taxdome_id: str, staged: sa.Row | None) -> tuple[str, str]:
+    """How the effect names the object, and what its staged row says of syncing ('' when no export has it)."""
+    if staged is None:
+        return f"{kind} {taxdome_id}", ""
+    if kind == "account":
+        return f"account {taxdome_id} ({staged.account_name})", f" (qbo_sync: {staged.qbo_sync})"
+    amount = format_cents(int(staged.amount_cents))
+    return (
+        f"payment {taxdome_id} ({staged.method} payment of {amount} by account {staged.account_id})",
+        f" (sync_to_qbo: {str(bool(staged.sync_to_qbo)).lower()})",
+    )
+
+
+def _deleted_objects(
+    conn: Connection, realm_id: str | None, *, account_id: str | None = None, payment_id: str | None = None
+) -> dict[str, int]:
+    """What of one account's payments, or of one payment, is in the company: objects per TaxDome kind."""
     if realm_id is None:
         return {}
-    rows = sql.fetch_all(conn, f"sync_issues/{query}", realm_id=realm_id, **params)
+    rows = sql.fetch_all(
+        conn,
+        "sync_issues/select_payments_in_quickbooks",
+        realm_id=realm_id,
+        account_id=account_id,
+        payment_id=payment_id,
+    )
     return {row.taxdome_kind: int(row.objects) for row in rows}
 
 
@@ -231,30 +261,24 @@ def _mass_delete_warning(conn: Connection, realm_id: str, deleted: dict[str, int
 
 
 def _account_effect(
-    conn: Connection, account_id: str, override: Override | None, realm_id: str | None
+    conn: Connection, account_id: str, subject: str, export_says: str, realm_id: str | None, sync: bool
 ) -> list[str]:
-    staged = _staged_row(conn, "accounts", "account_id", account_id)
-    subject = f"account {account_id}" + (f" ({staged.account_name})" if staged is not None else "")
-    export_says = "" if staged is None else f" (qbo_sync: {staged.qbo_sync})"
-    said = [] if staged is not None else [f"warning: no account {account_id} in the staged export; {_WAITS}"]
-    if override is None:
-        return [*said, f"{subject} follows the export again{export_says}."]
-    if override.sync:
-        said.append(
+    """What the account's override (`sync`) does at the next sync, after its subject and export are named."""
+    if sync:
+        return [
             f"{subject} will sync at the next sync, even without invoices or payments and whatever the export "
             f"says{export_says}; its invoices and payments sync too, from the sync date on."
-        )
-        return said
-    said.append(
+        ]
+    said = [
         f"{subject} is set to Do not sync: from the next sync, its invoices, payments and refunds stop syncing."
-    )
+    ]
     customer = _in_quickbooks(conn, realm_id, ("account",), account_id)
     if customer is not None:
         said.append(
             f"Its customer ({customer.qbo_entity} {customer.qbo_id}) and its invoices stay in QuickBooks, "
             "no longer updated."
         )
-    deleted = _deleted_objects(conn, realm_id, "select_account_payments_in_quickbooks", account_id=account_id)
+    deleted = _deleted_objects(conn, realm_id, account_id=account_id)
     if deleted:
         said.append(
             f"Its {_deletion_summary(deleted)} in QuickBooks (company {realm_id}) will be deleted at the next sync."
@@ -264,21 +288,20 @@ def _account_effect(
 
 
 def _payment_effect(
-    conn: Connection, payment_id: str, override: Override | None, realm_id: str | None
+    conn: Connection,
+    payment_id: str,
+    staged: sa.Row | None,
+    subject: str,
+    export_says: str,
+    realm_id: str | None,
+    sync: bool,
 ) -> list[str]:
-    staged = _staged_row(conn, "payments", "payment_id", payment_id)
-    subject = f"payment {payment_id}"
-    if staged is not None:
-        subject += f" ({staged.method} payment of {format_cents(int(staged.amount_cents))} by account {staged.account_id})"
-    export_says = "" if staged is None else f" (sync_to_qbo: {str(bool(staged.sync_to_qbo)).lower()})"
-    said = [] if staged is not None else [f"warning: no payment {payment_id} in the staged export; {_WAITS}"]
-    if override is None:
-        return [*said, f"{subject} follows the export again{export_says}."]
-    if override.sync:
-        said.append(
+    """What the payment's override (`sync`) does at the next sync, after its subject and export are named."""
+    if sync:
+        said = [
             f"{subject} will sync at the next sync whatever the export says{export_says}, as long as its "
             "account syncs, it is dated on or after the sync date and payment sync is on in the firm settings."
-        )
+        ]
         if staged is not None:
             account_override = find_override(conn, "account", staged.account_id)
             account = _staged_row(conn, "accounts", "account_id", staged.account_id)
@@ -295,9 +318,8 @@ def _payment_effect(
         return said
     in_quickbooks = _in_quickbooks(conn, realm_id, ("payment", "credit_memo"), payment_id)
     if in_quickbooks is None:
-        said.append(f"{subject} will be skipped at the next sync; nothing of it is in QuickBooks.")
-        return said
-    deleted = _deleted_objects(conn, realm_id, "select_payment_in_quickbooks", payment_id=payment_id)
+        return [f"{subject} will be skipped at the next sync; nothing of it is in QuickBooks."]
+    deleted = _deleted_objects(conn, realm_id, payment_id=payment_id)
     going = ["it"]
     if in_quickbooks.qbo_entity == "CreditMemo":
         going.append("what its credit pays")
@@ -305,12 +327,11 @@ def _payment_effect(
         going.append("its processing fee")
     if deleted.get("refund"):
         going.append("its refund" if deleted["refund"] == 1 else f"its {deleted['refund']} refunds")
-    said.append(
+    return [
         f"{subject} is in QuickBooks ({in_quickbooks.qbo_entity} {in_quickbooks.qbo_id}, company {realm_id}): "
-        f"{_listed(going)} will be deleted from QuickBooks at the next sync."
-    )
-    said += _mass_delete_warning(conn, realm_id, deleted)
-    return said
+        f"{_listed(going)} will be deleted from QuickBooks at the next sync.",
+        *_mass_delete_warning(conn, realm_id, deleted),
+    ]
 
 
 _WAITS = "the decision is kept and applies once an export has it (check the id for a typo)"
