@@ -573,7 +573,6 @@ class _Loader:
     ) -> None:
         """A `qbo_requests` row per attempt and item; the final attempt carries each item's QBO id or fault."""
         final = _item_answers(answer)
-        sent_at = _now()
         for attempt_number, attempt in enumerate(answer.attempts, start=1):
             last = attempt_number == len(answer.attempts)
             for batch_item_id, operation in items:
@@ -594,7 +593,7 @@ class _Loader:
                         "fault_code": fault.code if fault else None,
                         "error": fault.describe() if fault else attempt.error,
                         "duration_ms": attempt.duration_ms,
-                        "sent_at": sent_at,
+                        "sent_at": attempt.sent_at,
                     }
                 )
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -94,6 +95,7 @@ class Attempt:
     status: int | None
     duration_ms: int
     error: str | None
+    sent_at: datetime
 
 
 @dataclass(frozen=True)
@@ -336,12 +338,12 @@ class QboSession:
                 "User-Agent": "python-quickbooks V3 library",
             }
             query = {**(params or {}), "minorversion": client.minorversion}
-            started = time.monotonic()
+            sent_at, started = datetime.now(UTC), time.monotonic()
             try:
                 with self._slot(batch=batch):
                     response = client.process_request(method, url, headers=headers, params=query, data=data)
             except (requests.ConnectionError, requests.Timeout) as error:
-                attempts.append(Attempt(None, _elapsed_ms(started), type(error).__name__))
+                attempts.append(Attempt(None, _elapsed_ms(started), type(error).__name__, sent_at))
                 transient += 1
                 self._transient(f"no answer ({type(error).__name__})", transient)
                 continue
@@ -357,6 +359,7 @@ class QboSession:
                     status,
                     _elapsed_ms(started),
                     fault.describe() if fault else None if answer is Answer.OK else f"HTTP {status}",
+                    sent_at,
                 )
             )
             if answer is Answer.UNAUTHORIZED and not refreshed:
