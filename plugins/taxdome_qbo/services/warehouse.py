@@ -278,6 +278,184 @@ sync_overrides = sa.Table(
 )
 
 
+def _qbo_copy(name: str, comment: str, *columns: sa.Column) -> sa.Table:
+    """A table of what QBO holds, read back for the reconciliation: one row per QBO object of a company."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("realm_id", sa.String(32), primary_key=True),
+        sa.Column("qbo_id", sa.String(32), primary_key=True),
+        *columns,
+        sa.Column("marker", sa.Text),  # taxdome:<kind>:<id> when the sync created it
+        sa.Column("sync_token", sa.String(16)),
+        sa.Column("last_updated", UTC_TIMESTAMP),
+        sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
+        comment=comment,
+    )
+
+
+stg_qbo_customers = _qbo_copy(
+    "stg_qbo__customers",
+    "QBO customers as last read",
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("balance_cents", sa.BigInteger),
+)
+stg_qbo_invoices = _qbo_copy(
+    "stg_qbo__invoices",
+    "QBO invoices as last read",
+    sa.Column("doc_number", sa.Text),
+    sa.Column("txn_date", sa.Date),
+    sa.Column("due_date", sa.Date),
+    sa.Column("customer_id", sa.String(32)),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("tax_cents", sa.BigInteger, nullable=False),
+    sa.Column("balance_cents", sa.BigInteger, nullable=False),
+)
+stg_qbo_invoice_lines = sa.Table(
+    "stg_qbo__invoice_lines",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("invoice_id", sa.String(32), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),  # position among the invoice's sales lines, from 1
+    sa.Column("item_id", sa.String(32)),
+    sa.Column("description", sa.Text),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    comment="Sales lines of the QBO invoices as last read (QBO's subtotal line left out)",
+)
+stg_qbo_payments = _qbo_copy(
+    "stg_qbo__payments",
+    "QBO payments as last read",
+    sa.Column("txn_date", sa.Date),
+    sa.Column("customer_id", sa.String(32)),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("unapplied_cents", sa.BigInteger),
+    sa.Column("deposit_account_id", sa.String(32)),
+    sa.Column("payment_ref", sa.Text),
+)
+stg_qbo_payment_links = sa.Table(
+    "stg_qbo__payment_links",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("payment_id", sa.String(32), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),  # the payment line, from 1
+    sa.Column("txn_type", sa.String(24), primary_key=True),  # Invoice | CreditMemo
+    sa.Column("txn_id", sa.String(32), primary_key=True),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    comment="What each QBO payment line applies to (its linked transactions)",
+)
+stg_qbo_credit_memos = _qbo_copy(
+    "stg_qbo__credit_memos",
+    "QBO credit memos as last read",
+    sa.Column("txn_date", sa.Date),
+    sa.Column("customer_id", sa.String(32)),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("remaining_cents", sa.BigInteger),
+)
+stg_qbo_purchases = _qbo_copy(
+    "stg_qbo__purchases",
+    "QBO purchases (expenses) as last read",
+    sa.Column("txn_date", sa.Date),
+    sa.Column("paid_from_account_id", sa.String(32)),
+    sa.Column("expense_account_id", sa.String(32)),  # of the first line
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+)
+stg_qbo_refund_receipts = _qbo_copy(
+    "stg_qbo__refund_receipts",
+    "QBO refund receipts as last read",
+    sa.Column("txn_date", sa.Date),
+    sa.Column("customer_id", sa.String(32)),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("deposit_account_id", sa.String(32)),
+    sa.Column("payment_ref", sa.Text),
+)
+QBO_COPIES = {
+    "Customer": stg_qbo_customers,
+    "Invoice": stg_qbo_invoices,
+    "Payment": stg_qbo_payments,
+    "CreditMemo": stg_qbo_credit_memos,
+    "Purchase": stg_qbo_purchases,
+    "RefundReceipt": stg_qbo_refund_receipts,
+}
+
+qbo_readbacks = sa.Table(
+    "qbo_readbacks",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("entity", sa.String(24), primary_key=True),
+    sa.Column("read_at", UTC_TIMESTAMP, nullable=False),  # the QBO time the next incremental read starts from
+    sa.Column("mode", sa.String(16), nullable=False),  # full | cdc
+    sa.Column("objects", sa.Integer, nullable=False),
+    comment="When each QBO entity of a company was last read back, and how",
+)
+
+dq_results = sa.Table(
+    "dq_results",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("check_name", sa.String(120), primary_key=True),
+    sa.Column("table_name", sa.String(64), nullable=False),
+    sa.Column("engine", sa.String(16), nullable=False),  # gx | sql
+    sa.Column("severity", sa.String(16), nullable=False),  # critical | warning
+    sa.Column("success", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("evaluated_rows", sa.BigInteger),
+    sa.Column("unexpected_count", sa.BigInteger),
+    sa.Column("observed", sa.Text),
+    sa.Column("unexpected_ids", sa.Text),  # JSON list of TaxDome ids (the first ones)
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("checked_at", UTC_TIMESTAMP, nullable=False),
+    comment="Data-quality checks of a sync run's staged data, before anything is written to QBO",
+)
+
+reconciliation_runs = sa.Table(
+    "reconciliation_runs",
+    metadata,
+    sa.Column("recon_run_id", sa.Text, primary_key=True),
+    sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("period_from", sa.Date),
+    sa.Column("period_to", sa.Date),
+    sa.Column("started_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("finished_at", UTC_TIMESTAMP),
+    sa.Column("verdict", sa.String(24)),  # clean | differences
+    sa.Column("unexplained", sa.Integer),
+    sa.Column("report_location", sa.Text),
+    comment="One row per reconciliation run: the company, the period, the verdict and where its report is",
+)
+
+rpt_reconciliation_summary = sa.Table(
+    "rpt_reconciliation__summary",
+    metadata,
+    sa.Column("recon_run_id", sa.Text, primary_key=True),
+    sa.Column("measure", sa.String(48), primary_key=True),  # invoiced, tax, collected_gross, fees, net, ...
+    sa.Column("period", sa.String(10), primary_key=True),  # total | YYYY-MM | YYYY-MM-DD
+    sa.Column("dimension", sa.String(48), primary_key=True),  # '' or e.g. the processor
+    sa.Column("taxdome_cents", sa.BigInteger, nullable=False),
+    sa.Column("qbo_cents", sa.BigInteger, nullable=False),
+    sa.Column("difference_cents", sa.BigInteger, nullable=False),
+    comment="TaxDome vs QBO per reconciliation run, measure, period and dimension, to the cent",
+)
+
+rpt_reconciliation_exceptions = sa.Table(
+    "rpt_reconciliation__exceptions",
+    metadata,
+    sa.Column("recon_run_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("difference_class", sa.String(32), nullable=False),
+    sa.Column("explained", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("object_kind", sa.String(24), nullable=False),
+    sa.Column("taxdome_id", sa.Text),
+    sa.Column("qbo_entity", sa.String(24)),
+    sa.Column("qbo_id", sa.String(32)),
+    sa.Column("measure", sa.String(48)),
+    sa.Column("taxdome_cents", sa.BigInteger),
+    sa.Column("qbo_cents", sa.BigInteger),
+    sa.Column("difference_cents", sa.BigInteger),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("qbo_link", sa.Text),
+    comment="One row per difference found by a reconciliation run, with both sides and its class",
+)
+
+
 def insert_for(conn: Connection):
     """The dialect's INSERT construct, which knows ON CONFLICT (both warehouse databases have it)."""
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[conn.dialect.name]
