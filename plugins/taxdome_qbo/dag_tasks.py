@@ -127,6 +127,24 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     return receipt.as_xcom() | {"dry_run": params["dry_run"], "preview": str(folder / "plan_preview.md")}
 
 
+def rate_limits(hook: QuickBooksHook) -> RateLimits:
+    """Intuit's limits, or what the connection's extras say (an emulator's time-scaled minute)."""
+    extras = hook.get_connection(hook.quickbooks_conn_id).extra_dejson
+    defaults = RateLimits()
+    try:
+        return RateLimits(
+            **{
+                field: type(getattr(defaults, field))(extras[extra])
+                for extra, field in RATE_EXTRAS.items()
+                if extra in extras
+            }
+        )
+    except (TypeError, ValueError) as exc:
+        raise AirflowFailException(
+            f"connection {hook.quickbooks_conn_id}: bad rate limit extra ({exc})"
+        ) from exc
+
+
 def load_run(
     run_id: str,
     *,
@@ -158,19 +176,7 @@ def load_run(
             f"QuickBooks is disconnected: no write was attempted ({exc}). Reconnect with "
             "`python -m taxdome_qbo reconnect --realm <company id>`, then run the sync again."
         ) from exc
-    extras = hook.get_connection(quickbooks_conn_id).extra_dejson
-    defaults = RateLimits()
-    try:
-        limits = RateLimits(
-            **{
-                field: type(getattr(defaults, field))(extras[extra])
-                for extra, field in RATE_EXTRAS.items()
-                if extra in extras
-            }
-        )
-    except (TypeError, ValueError) as exc:
-        raise AirflowFailException(f"connection {quickbooks_conn_id}: bad rate limit extra ({exc})") from exc
-    session.govern(RateGovernor(engine, session.realm_id, limits), RetryPolicy())
+    session.govern(RateGovernor(engine, session.realm_id, rate_limits(hook)), RetryPolicy())
     app_url = endpoints_for(hook.get_credentials().environment).app_url
     try:
         receipt = loading.load_plan(engine, session, run_id, app_url=app_url, options=options)

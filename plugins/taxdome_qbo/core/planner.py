@@ -345,11 +345,37 @@ def _date_text(value) -> str | None:
 
 
 @dataclass
-class _Reference:
+class SettingIds:
     """QBO ids of the names the settings give, and why a missing one stops what needs it."""
 
     ids: dict[str, str | None] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_setting_ids(settings: FirmSettings, reference: QboReference) -> SettingIds:
+    """The QBO ids of the accounts, items and customer type the firm settings name."""
+    resolved = SettingIds()
+    accounts = reference.accounts
+    items = reference.items
+    wanted = {
+        "deposit_to_account": (accounts, settings.deposit_to_account, "account"),
+        "fee_paid_from_account": (accounts, settings.effective_fee_paid_from_account, "account"),
+        "fee_expense_account": (accounts, settings.fee_expense_account, "account"),
+        "service_income_account": (accounts, settings.service_income_account, "account"),
+        "default_sales_item": (items, settings.default_sales_item, "item"),
+        "tax_item": (items, settings.tax_item, "item"),
+    }
+    for setting, (frame, name, what) in wanted.items():
+        found = frame[(frame["name"] == name) & frame["active"].astype(bool)]
+        resolved.ids[setting] = None if found.empty else str(found["id"].iloc[0])
+        if found.empty:
+            resolved.missing[setting] = (
+                f"the {what} '{name}' ({setting}) is not an active {what} in QuickBooks"
+            )
+    types = reference.customer_types
+    match = types[types["name"] == settings.customer_type]
+    resolved.ids["customer_type"] = None if match.empty else str(match["id"].iloc[0])
+    return resolved
 
 
 class _Planner:
@@ -379,32 +405,7 @@ class _Planner:
         self.synced_services: set[str] = set()
         self.synced_invoices: set[str] = set()
         self.synced_payments: set[str] = set()  # real-money payments that are (or will be) in QBO
-        self.refs = self._resolve_settings()
-
-    # -- settings -> QBO ids ---------------------------------------------------------------------------
-    def _resolve_settings(self) -> _Reference:
-        resolved = _Reference()
-        accounts = self.reference.accounts
-        items = self.reference.items
-        wanted = {
-            "deposit_to_account": (accounts, self.settings.deposit_to_account, "account"),
-            "fee_paid_from_account": (accounts, self.settings.effective_fee_paid_from_account, "account"),
-            "fee_expense_account": (accounts, self.settings.fee_expense_account, "account"),
-            "service_income_account": (accounts, self.settings.service_income_account, "account"),
-            "default_sales_item": (items, self.settings.default_sales_item, "item"),
-            "tax_item": (items, self.settings.tax_item, "item"),
-        }
-        for setting, (frame, name, what) in wanted.items():
-            found = frame[(frame["name"] == name) & frame["active"].astype(bool)]
-            resolved.ids[setting] = None if found.empty else str(found["id"].iloc[0])
-            if found.empty:
-                resolved.missing[setting] = (
-                    f"the {what} '{name}' ({setting}) is not an active {what} in QuickBooks"
-                )
-        types = self.reference.customer_types
-        match = types[types["name"] == self.settings.customer_type]
-        resolved.ids["customer_type"] = None if match.empty else str(match["id"].iloc[0])
-        return resolved
+        self.refs = resolve_setting_ids(settings, reference)
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def status(self, kind: str, taxdome_id: str, status: str, reason: str, entity: str | None = None) -> None:

@@ -1,0 +1,78 @@
+"""
+### TaxDome ↔ QuickBooks Online reconciliation
+
+**What it does.** Answers finance's question after every sync: does QuickBooks now say exactly what TaxDome
+says, and where not, why? `read_back` reads the company's customers, invoices (with lines), payments (with
+what they apply to), credit memos, purchases and refund receipts into the `stg_qbo__*` tables (Change Data
+Capture since the last read; a full read the first time, after 30 days, or with `full_read`). `reconcile`
+compares them with the staged TaxDome firm for the sync's scope, per object and in totals (invoiced, tax,
+collected gross, fees, net = gross − fees per day, month and processor, refunds, credits, customer balances,
+payouts), to the cent, and classifies every difference (missing in QBO, extra in QBO, amount mismatch,
+customer mismatch, field mismatch, duplicate in QBO; out of scope by a sync rule is explained).
+`report` writes an HTML report (opens offline), CSV files and an XLSX workbook to
+`<reports>/<run id>/`. `verdict` then fails the run if a difference is unexplained: the evidence exists
+first.
+
+**When it runs.** After every successful load of `taxdome_qbo_sync` (scheduled on the Asset its `load`
+task emits), or by hand for any period (`period_from`, `period_to`; default: the sync date to today).
+
+**Where to look.** `rpt_reconciliation__summary` (run × measure × period × dimension: TaxDome, QBO,
+difference), `rpt_reconciliation__exceptions` (one row per difference, both sides' ids and amounts, its
+class, the QuickBooks link), `reconciliation_runs` (verdict, report location).
+
+**When it fails.** *N unexplained difference(s)*: open the report; each exception says what differs. Fix
+it in TaxDome or QuickBooks (or `python -m taxdome_qbo retry`) and run the sync, or this DAG, again.
+`read_back` failing after retries: QuickBooks was unreachable; clear the task later.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from taxdome_qbo import reconcile_tasks
+
+NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
+
+
+@dag(
+    dag_id="taxdome_qbo_reconcile",
+    schedule=[reconcile_tasks.QUICKBOOKS_LOADED],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-team", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["taxdome", "quickbooks", "finance", "reconciliation"],
+    doc_md=__doc__,
+    params={
+        "period_from": Param(None, description="First day (YYYY-MM-DD). Empty: the sync date.", **NULLABLE_DATE),
+        "period_to": Param(None, description="Last day (YYYY-MM-DD). Empty: today.", **NULLABLE_DATE),
+        "full_read": Param(False, type="boolean", description="Read QuickBooks in full instead of by CDC."),
+    },
+)
+def taxdome_qbo_reconcile():
+    @task
+    def read_back() -> dict:
+        return reconcile_tasks.read_back(get_current_context()["params"])
+
+    @task
+    def reconcile() -> dict:
+        context = get_current_context()
+        return reconcile_tasks.reconcile(context["params"], context["run_id"])
+
+    @task
+    def report(receipt: dict) -> dict:
+        return reconcile_tasks.report(receipt, get_current_context()["run_id"])
+
+    @task(retries=0)
+    def verdict(receipt: dict, written: dict) -> None:
+        reconcile_tasks.verdict(receipt, written)
+
+    compared = reconcile()
+    read_back() >> compared
+    verdict(compared, report(compared))
+
+
+taxdome_qbo_reconcile()

@@ -1,0 +1,788 @@
+"""TaxDome against QuickBooks, to the cent: per object and in totals, net of processing fees.
+
+Pure: staged TaxDome frames, the QBO copies read back, the sync's verdicts and sync state in; a summary
+(measure × period × dimension: TaxDome, QBO, difference) and the exceptions (one row per difference, with
+its class) out. Nothing here reads a database or QBO.
+
+Which TaxDome objects QBO must hold is the sync's decision: an object whose latest verdict is `synced` is
+in scope and must have exactly one QBO counterpart with the same amounts and customer; one the rules keep
+out (skipped, do not sync, not synced) is an explained difference naming the rule; one QBO refused
+(failed) is an unexplained one. QBO objects are matched through the sync state (and the marker
+`taxdome:<kind>:<id>` every created object carries); a QBO transaction of the period that matches nothing
+is extra. Amounts are integer cents: differences are exact, with no tolerance unless one is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from taxdome_qbo.core.load_rules import app_link
+from taxdome_qbo.core.planner import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
+
+MATCHED = "matched"
+MISSING_IN_QBO = "missing_in_qbo"
+EXTRA_IN_QBO = "extra_in_qbo"
+AMOUNT_MISMATCH = "amount_mismatch"
+CUSTOMER_MISMATCH = "customer_mismatch"
+FIELD_MISMATCH = "field_mismatch"  # a date or deposit account other than TaxDome's
+DUPLICATE_IN_QBO = "duplicate_in_qbo"
+OUT_OF_SCOPE = "out_of_scope"
+DIFFERENCE_CLASSES = (
+    MISSING_IN_QBO,
+    EXTRA_IN_QBO,
+    AMOUNT_MISMATCH,
+    CUSTOMER_MISMATCH,
+    FIELD_MISMATCH,
+    DUPLICATE_IN_QBO,
+    OUT_OF_SCOPE,
+)
+SUMMARY_COLUMNS = ("measure", "period", "dimension", "taxdome_cents", "qbo_cents", "difference_cents")
+EXCEPTION_COLUMNS = (
+    "difference_class",
+    "explained",
+    "object_kind",
+    "taxdome_id",
+    "qbo_entity",
+    "qbo_id",
+    "measure",
+    "taxdome_cents",
+    "qbo_cents",
+    "difference_cents",
+    "detail",
+    "qbo_link",
+)
+TOTAL = "total"
+_KEPT_OUT = frozenset({"skipped", "do_not_sync", "not_synced"})
+# TaxDome object kind -> the QBO entity its counterpart is, and where that counterpart was read back.
+_ENTITY = {
+    "invoice": "Invoice",
+    "payment": "Payment",
+    "credit_memo": "CreditMemo",
+    "fee": "Purchase",
+    "refund": "RefundReceipt",
+    "account": "Customer",
+}
+
+
+@dataclass(frozen=True)
+class TaxDomeSide:
+    """The staged firm (rows a full export no longer lists already left out)."""
+
+    accounts: pd.DataFrame  # account_id, account_name
+    invoices: (
+        pd.DataFrame
+    )  # invoice_id, invoice_number, account_id, posted_date, status, tax_amount_cents, total_cents
+    payments: (
+        pd.DataFrame
+    )  # payment_id, account_id, payment_date, amount_cents, method, processor, processing_fee_cents
+    applications: pd.DataFrame  # payment_id, invoice_id, amount_cents
+    refunds: pd.DataFrame  # refund_id, payment_id, account_id, refund_date, amount_cents
+    payouts: pd.DataFrame  # payout_id, payout_date, processor, gross_cents, fee_cents, net_cents, payment_ids
+
+
+@dataclass(frozen=True)
+class QboSide:
+    """The QBO copies read back (`stg_qbo__*`), one company."""
+
+    customers: pd.DataFrame  # qbo_id, display_name, balance_cents, marker
+    invoices: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, tax_cents, balance_cents, marker
+    invoice_lines: pd.DataFrame  # invoice_id, item_id, amount_cents
+    payments: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, deposit_account_id, marker
+    payment_links: pd.DataFrame  # payment_id, txn_type, txn_id, amount_cents
+    credit_memos: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, marker
+    purchases: pd.DataFrame  # qbo_id, txn_date, expense_account_id, total_cents, marker
+    refund_receipts: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, marker
+
+
+@dataclass(frozen=True)
+class ReconciliationSettings:
+    """The period (by transaction date, both ends included; None: open) and the company's ids the rules use."""
+
+    period_from: dt.date | None = None
+    period_to: dt.date | None = None
+    tax_item_id: str | None = None  # without automated sales tax, tax is a line of this item
+    fee_expense_account_id: str | None = None  # a QBO expense to it that matches no fee is an extra fee
+    deposit_account_id: str | None = None  # where payments must be deposited
+    app_url: str = ""
+    tolerance_cents: int = 0
+
+
+@dataclass
+class Reconciliation:
+    summary: pd.DataFrame
+    exceptions: pd.DataFrame
+    objects_in_scope: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unexplained(self) -> int:
+        return int((~self.exceptions["explained"].astype(bool)).sum())
+
+
+def _rows(frame: pd.DataFrame, **columns) -> pd.DataFrame:
+    """`frame.assign(**columns)` with Series aligned to `frame` first: pandas would otherwise give an empty
+    frame the Series' whole index."""
+    return frame.assign(
+        **{
+            name: value.reindex(frame.index) if isinstance(value, pd.Series) else value
+            for name, value in columns.items()
+        }
+    )
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce")
+
+
+def _cents(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").fillna(0).astype("int64")
+
+
+def _in_period(dates: pd.Series, settings: ReconciliationSettings) -> pd.Series:
+    keep = pd.Series(True, index=dates.index)
+    if settings.period_from is not None:
+        keep &= dates >= pd.Timestamp(settings.period_from)
+    if settings.period_to is not None:
+        keep &= dates <= pd.Timestamp(settings.period_to)
+    return keep
+
+
+class _Exceptions:
+    """Differences as they are found; one frame at the end (vectorized parts are added as frames)."""
+
+    def __init__(self, settings: ReconciliationSettings) -> None:
+        self.settings = settings
+        self.frames: list[pd.DataFrame] = []
+
+    def add(self, frame: pd.DataFrame, difference_class: str, *, explained: bool = False) -> None:
+        if frame.empty:
+            return
+        rows = pd.DataFrame(index=frame.index)
+        for column in EXCEPTION_COLUMNS:
+            rows[column] = frame.get(column)
+        rows["difference_class"] = difference_class
+        rows["explained"] = explained
+        links = [
+            app_link(self.settings.app_url, entity, qbo_id) if isinstance(qbo_id, str) and entity else None
+            for entity, qbo_id in zip(rows["qbo_entity"], rows["qbo_id"], strict=True)
+        ]
+        rows["qbo_link"] = links
+        self.frames.append(rows)
+
+    def frame(self) -> pd.DataFrame:
+        if not self.frames:
+            return pd.DataFrame({column: pd.Series(dtype=object) for column in EXCEPTION_COLUMNS})
+        return pd.concat(self.frames, ignore_index=True)
+
+
+def _qbo_ids(state: pd.DataFrame, kind: str) -> pd.Series:
+    """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
+    rows = state[(state["taxdome_kind"] == kind) & (state["status"] == "synced")]
+    return pd.Series(rows["qbo_id"].astype(str).to_numpy(), index=rows["taxdome_id"].astype(str).to_numpy())
+
+
+def _verdicts(verdicts: pd.DataFrame, kind: str) -> pd.DataFrame:
+    rows = verdicts[verdicts["taxdome_kind"] == kind]
+    return rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason"]].set_axis(
+        ["verdict", "verdict_reason"], axis=1
+    )
+
+
+class _Reconciler:
+    def __init__(
+        self,
+        taxdome: TaxDomeSide,
+        qbo: QboSide,
+        verdicts: pd.DataFrame,
+        state: pd.DataFrame,
+        settings: ReconciliationSettings,
+    ) -> None:
+        self.taxdome, self.qbo, self.settings = taxdome, qbo, settings
+        self.verdicts, self.state = verdicts, state
+        self.exceptions = _Exceptions(settings)
+        self.totals: list[pd.DataFrame] = []  # measure, period, dimension, taxdome_cents, qbo_cents
+        self.in_scope: dict[str, int] = {}
+        self.customer_of_account = _qbo_ids(state, "account")
+        self.claimed: dict[str, set[str]] = {entity: set() for entity in _ENTITY.values()}
+
+    # -- one kind of object --------------------------------------------------------------------------------
+    def _scope(self, kind: str, objects: pd.DataFrame, id_column: str, date_column: str) -> pd.DataFrame:
+        """The kind's objects of the period with their verdict and QBO id; the kept-out and failed ones
+        become exceptions here. Returns the in-scope ones (verdict synced)."""
+        objects = objects[_in_period(_dates(objects[date_column]), self.settings)].copy()
+        objects["taxdome_id"] = objects[id_column].astype(str)
+        verdicts = _verdicts(self.verdicts, kind)
+        objects = objects.join(verdicts, on="taxdome_id")
+        objects["qbo_id"] = objects["taxdome_id"].map(_qbo_ids(self.state, kind))
+        entity = _ENTITY[kind]
+        objects["qbo_entity"] = entity
+        objects["object_kind"] = kind
+        return self._split_scope(objects, kind)
+
+    def _split_scope(self, objects: pd.DataFrame, kind: str) -> pd.DataFrame:
+        kept_out = objects["verdict"].isin(_KEPT_OUT) & objects["qbo_id"].isna()
+        self.exceptions.add(
+            _rows(
+                objects[kept_out],
+                detail="kept out by the sync rules: " + objects["verdict_reason"].astype(str),
+            ),
+            OUT_OF_SCOPE,
+            explained=True,
+        )
+        failed = objects["verdict"].eq("failed") & objects["qbo_id"].isna()
+        self.exceptions.add(
+            _rows(objects[failed], detail="QuickBooks refused it: " + objects["verdict_reason"].astype(str)),
+            MISSING_IN_QBO,
+        )
+        in_scope = objects[objects["verdict"].eq("synced") | objects["qbo_id"].notna()]
+        self.in_scope[kind] = len(in_scope)
+        return in_scope
+
+    def _pair(self, in_scope: pd.DataFrame, copy: pd.DataFrame, kind: str) -> pd.DataFrame:
+        """In-scope objects joined to their QBO counterpart (columns suffixed `_qbo`); the unmatched become
+        missing_in_qbo."""
+        entity = _ENTITY[kind]
+        paired = in_scope.merge(
+            copy.add_suffix("_qbo"),
+            how="left",
+            left_on="qbo_id",
+            right_on="qbo_id_qbo",
+            validate="many_to_one",
+        )
+        missing = paired["qbo_id_qbo"].isna()
+        self.exceptions.add(
+            _rows(
+                paired[missing],
+                detail=np.where(
+                    paired.loc[missing, "qbo_id"].isna(),
+                    f"the sync says it is in QuickBooks, but no {entity} is recorded for it",
+                    f"its {entity} is no longer in QuickBooks (deleted there?)",
+                ),
+            ),
+            MISSING_IN_QBO,
+        )
+        self.claimed[entity].update(paired.loc[~missing, "qbo_id"])
+        return paired[~missing]
+
+    def _compare(self, paired: pd.DataFrame, measure: str, taxdome: str, qbo: str, what: str) -> None:
+        difference = paired[taxdome] - paired[qbo]
+        off = difference.abs() > self.settings.tolerance_cents
+        rows = _rows(
+            paired[off],
+            measure=measure,
+            taxdome_cents=paired.loc[off, taxdome],
+            qbo_cents=paired.loc[off, qbo],
+            difference_cents=difference[off],
+            detail=f"{what} differs",
+        )
+        self.exceptions.add(rows, AMOUNT_MISMATCH)
+
+    def _compare_customer(self, paired: pd.DataFrame, account_column: str) -> None:
+        expected = paired[account_column].astype(str).map(self.customer_of_account)
+        off = expected.notna() & (expected != paired["customer_id_qbo"].astype(str))
+        rows = _rows(
+            paired[off],
+            measure="customer",
+            detail="QuickBooks has it under customer "
+            + paired.loc[off, "customer_id_qbo"].astype(str)
+            + ", TaxDome's account "
+            + paired.loc[off, account_column].astype(str)
+            + " is customer "
+            + expected[off].astype(str),
+        )
+        self.exceptions.add(rows, CUSTOMER_MISMATCH)
+
+    def _compare_date(self, paired: pd.DataFrame, date_column: str) -> None:
+        taxdome, qbo = _dates(paired[date_column]), _dates(paired["txn_date_qbo"])
+        off = taxdome.ne(qbo) & qbo.notna()
+        rows = _rows(
+            paired[off],
+            measure="date",
+            detail="dated "
+            + qbo[off].dt.strftime("%Y-%m-%d")
+            + " in QuickBooks, "
+            + taxdome[off].dt.strftime("%Y-%m-%d")
+            + " in TaxDome",
+        )
+        self.exceptions.add(rows, FIELD_MISMATCH)
+
+    def _extras(self, copy: pd.DataFrame, kind: str, candidates: pd.Series | None = None) -> pd.DataFrame:
+        """QBO objects of the period that no TaxDome object claims: a second copy of a synced object (same
+        marker) is a duplicate, anything else is extra. Returns them (they count in QBO's totals)."""
+        entity = _ENTITY[kind]
+        in_period = copy[_in_period(_dates(copy["txn_date"]), self.settings)]
+        if candidates is not None:
+            in_period = in_period[candidates.reindex(in_period.index, fill_value=False)]
+        unclaimed = in_period[~in_period["qbo_id"].isin(self.claimed[entity])]
+        claimed_markers = set(copy.loc[copy["qbo_id"].isin(self.claimed[entity]), "marker"].dropna())
+        duplicate = unclaimed["marker"].isin(claimed_markers)
+        self.exceptions.add(
+            _rows(
+                unclaimed[duplicate],
+                object_kind=kind,
+                qbo_entity=entity,
+                taxdome_id=unclaimed.loc[duplicate, "marker"].str.rsplit(":", n=1).str[-1],
+                measure="amount",
+                qbo_cents=unclaimed.loc[duplicate, "total_cents"],
+                difference_cents=-unclaimed.loc[duplicate, "total_cents"],
+                detail="a second QuickBooks copy of a synced object (same marker "
+                + unclaimed.loc[duplicate, "marker"].astype(str)
+                + ")",
+            ),
+            DUPLICATE_IN_QBO,
+        )
+        extra = unclaimed[~duplicate]
+        self.exceptions.add(
+            _rows(
+                extra,
+                object_kind=kind,
+                qbo_entity=entity,
+                measure="amount",
+                qbo_cents=extra["total_cents"],
+                difference_cents=-extra["total_cents"],
+                detail=np.where(
+                    extra["marker"].fillna("").str.startswith("taxdome:"),
+                    "marked " + extra["marker"].fillna("") + ", which matches no TaxDome object in scope",
+                    f"a {entity} that carries no TaxDome marker",
+                ),
+            ),
+            EXTRA_IN_QBO,
+        )
+        return unclaimed
+
+    def _total(self, measure: str, taxdome: pd.DataFrame, qbo: pd.DataFrame, *, dimension: str = "") -> None:
+        """Sums by month and in total of (date, cents[, dimension]) frames of both sides."""
+        for side, frame in (("taxdome_cents", taxdome), ("qbo_cents", qbo)):
+            if frame.empty:
+                continue
+            dates = _dates(frame["date"])
+            months = pd.DataFrame(
+                {
+                    "measure": measure,
+                    "period": dates.dt.strftime("%Y-%m"),
+                    "dimension": frame[dimension].astype(str) if dimension else "",
+                    side: frame["cents"].astype("int64"),
+                }
+            )
+            self.totals.append(months)
+            self.totals.append(_rows(months, period=TOTAL))
+            if measure == "net":
+                self.totals.append(_rows(months, period=dates.dt.strftime("%Y-%m-%d")))
+
+    # -- the kinds -------------------------------------------------------------------------------------
+    def invoices(self) -> None:
+        taxdome = self.taxdome.invoices
+        in_scope = self._scope("invoice", taxdome, "invoice_id", "posted_date")
+        copy = self._qbo_invoices()
+        paired = self._pair(in_scope, copy, "invoice")
+        self._compare(paired, "invoiced", "total_cents", "total_cents_qbo", "the invoice total")
+        self._compare(paired, "tax", "tax_amount_cents", "tax_cents_qbo", "the sales tax")
+        self._compare_customer(paired, "account_id")
+        applied = self.taxdome.applications.groupby("invoice_id")["amount_cents"].sum()
+        open_cents = paired["total_cents"] - paired["invoice_id"].astype(str).map(applied).fillna(0).astype(
+            "int64"
+        )
+        paid = paired["status"].eq("Paid")
+        off = paid.to_numpy() != paired["balance_cents_qbo"].eq(0).to_numpy()
+        self.exceptions.add(
+            _rows(
+                paired[off],
+                measure="balance",
+                taxdome_cents=open_cents[off],
+                qbo_cents=paired.loc[off, "balance_cents_qbo"],
+                difference_cents=open_cents[off] - paired.loc[off, "balance_cents_qbo"],
+                detail=np.where(
+                    paid[off], "paid in TaxDome, open in QuickBooks", "open in TaxDome, paid in QuickBooks"
+                ),
+            ),
+            AMOUNT_MISMATCH,
+        )
+        extras = self._extras(copy, "invoice")
+        qbo_side = pd.concat(
+            [
+                paired[["txn_date_qbo", "total_cents_qbo", "tax_cents_qbo"]].set_axis(
+                    ["txn_date", "total_cents", "tax_cents"], axis=1
+                ),
+                extras[["txn_date", "total_cents", "tax_cents"]],
+            ]
+        )
+        self._total(
+            "invoiced",
+            pd.DataFrame({"date": in_scope["posted_date"], "cents": in_scope["total_cents"]}),
+            pd.DataFrame({"date": qbo_side["txn_date"], "cents": qbo_side["total_cents"]}),
+        )
+        self._total(
+            "tax",
+            pd.DataFrame({"date": in_scope["posted_date"], "cents": in_scope["tax_amount_cents"]}),
+            pd.DataFrame({"date": qbo_side["txn_date"], "cents": qbo_side["tax_cents"]}),
+        )
+        self._applied(in_scope)
+
+    def _qbo_invoices(self) -> pd.DataFrame:
+        """QBO invoices with their tax: TotalTax, plus the lines of the tax item without automated sales tax."""
+        copy = self.qbo.invoices.copy()
+        copy["tax_cents"] = _cents(copy["tax_cents"])
+        if self.settings.tax_item_id is not None:
+            lines = self.qbo.invoice_lines
+            tax_lines = lines[lines["item_id"].astype(str) == self.settings.tax_item_id]
+            by_invoice = tax_lines.groupby("invoice_id")["amount_cents"].sum()
+            copy["tax_cents"] += copy["qbo_id"].map(by_invoice).fillna(0).astype("int64")
+        return copy
+
+    def _applied(self, invoices: pd.DataFrame) -> None:
+        """What pays each in-scope invoice: TaxDome's applications from payments the sync took to QBO (real
+        money, promotional and balance credits) against QBO's payment links to it."""
+        payment_verdicts = _verdicts(self.verdicts, "payment")
+        synced_payments = set(payment_verdicts.index[payment_verdicts["verdict"] == "synced"])
+        applications = self.taxdome.applications
+        applications = applications[applications["payment_id"].astype(str).isin(synced_payments)]
+        taxdome = applications.groupby(applications["invoice_id"].astype(str))["amount_cents"].sum()
+        links = self.qbo.payment_links
+        qbo = links[links["txn_type"] == "Invoice"].groupby("txn_id")["amount_cents"].sum()
+        paired = invoices[invoices["qbo_id"].notna()].copy()
+        paired["applied_taxdome"] = paired["taxdome_id"].map(taxdome).fillna(0).astype("int64")
+        paired["applied_qbo"] = paired["qbo_id"].map(qbo).fillna(0).astype("int64")
+        self._compare(paired, "applied", "applied_taxdome", "applied_qbo", "what pays the invoice")
+
+    def payments(self) -> None:
+        payments = self.taxdome.payments
+        money = payments[payments["method"].isin(REAL_MONEY_METHODS)]
+        in_scope = self._scope("payment", money, "payment_id", "payment_date")
+        copy = self.qbo.payments
+        paired = self._pair(in_scope, copy, "payment")
+        self._compare(paired, "collected_gross", "amount_cents", "total_cents_qbo", "the gross amount")
+        self._compare_customer(paired, "account_id")
+        self._compare_date(paired, "payment_date")
+        if self.settings.deposit_account_id is not None:
+            off = paired["deposit_account_id_qbo"].astype(str) != self.settings.deposit_account_id
+            self.exceptions.add(
+                _rows(
+                    paired[off],
+                    measure="deposit_account",
+                    detail="deposited to account "
+                    + paired.loc[off, "deposit_account_id_qbo"].astype(str)
+                    + ", not "
+                    + self.settings.deposit_account_id,
+                ),
+                FIELD_MISMATCH,
+            )
+        # Zero-amount payments that apply promotional credits belong to the credit memos (see credits()).
+        applications = _qbo_ids(self.state, "credit_application")
+        self.claimed["Payment"].update(applications)
+        extras = self._extras(copy, "payment", copy["total_cents"].ne(0))
+        taxdome_fees, qbo_fees = self._fees(in_scope)
+        qbo_side = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "date": paired["txn_date_qbo"],
+                        "cents": paired["total_cents_qbo"],
+                        "processor": paired["processor"],
+                    }
+                ),
+                pd.DataFrame(
+                    {"date": extras["txn_date"], "cents": extras["total_cents"], "processor": "unmatched"}
+                ),
+            ]
+        )
+        taxdome_side = pd.DataFrame(
+            {
+                "date": in_scope["payment_date"],
+                "cents": in_scope["amount_cents"],
+                "processor": in_scope["processor"],
+            }
+        )
+        self._total("collected_gross", taxdome_side, qbo_side)
+        self._total("collected_gross", taxdome_side, qbo_side, dimension="processor")
+        self._total("fees", taxdome_fees, qbo_fees)
+        self._total("fees", taxdome_fees, qbo_fees, dimension="processor")
+        net_taxdome = pd.concat([taxdome_side, _rows(taxdome_fees, cents=-taxdome_fees["cents"])])
+        net_qbo = pd.concat([qbo_side, _rows(qbo_fees, cents=-qbo_fees["cents"])])
+        self._total("net", net_taxdome, net_qbo)
+        self._total("net", net_taxdome, net_qbo, dimension="processor")
+
+    def _fees(self, payments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Processing fees of the in-scope payments against QBO's expense purchases; (TaxDome, QBO) sides
+        as (date, cents, processor)."""
+        with_fee = payments[_cents(payments["processing_fee_cents"]) > 0].copy()
+        with_fee["qbo_id"] = with_fee["taxdome_id"].map(_qbo_ids(self.state, "fee"))
+        with_fee["qbo_entity"], with_fee["object_kind"] = "Purchase", "fee"
+        copy = self.qbo.purchases
+        paired = self._pair(with_fee, copy, "fee")
+        self._compare(paired, "fees", "processing_fee_cents", "total_cents_qbo", "the processing fee")
+        candidates = None
+        if self.settings.fee_expense_account_id is not None:
+            candidates = copy["expense_account_id"].astype(str).eq(
+                self.settings.fee_expense_account_id
+            ) | copy["marker"].fillna("").str.startswith("taxdome:fee:")
+        extras = self._extras(copy, "fee", candidates)
+        taxdome = pd.DataFrame(
+            {
+                "date": with_fee["payment_date"],
+                "cents": with_fee["processing_fee_cents"],
+                "processor": with_fee["processor"],
+            }
+        )
+        qbo = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "date": paired["txn_date_qbo"],
+                        "cents": paired["total_cents_qbo"],
+                        "processor": paired["processor"],
+                    }
+                ),
+                pd.DataFrame(
+                    {"date": extras["txn_date"], "cents": extras["total_cents"], "processor": "unmatched"}
+                ),
+            ]
+        )
+        return taxdome, qbo
+
+    def credits(self) -> None:
+        """Promotional credits against credit memos."""
+        payments = self.taxdome.payments
+        promotional = payments[payments["method"] == "promotional_credit"]
+        verdicts = _verdicts(self.verdicts, "payment")
+        in_scope = self._scope_credit(promotional, verdicts)
+        copy = self.qbo.credit_memos
+        paired = self._pair(in_scope, copy, "credit_memo")
+        self._compare(paired, "credits", "amount_cents", "total_cents_qbo", "the credit")
+        self._compare_customer(paired, "account_id")
+        extras = self._extras(copy, "credit_memo")
+        self._total(
+            "credits",
+            pd.DataFrame({"date": in_scope["payment_date"], "cents": in_scope["amount_cents"]}),
+            pd.concat(
+                [
+                    pd.DataFrame({"date": paired["txn_date_qbo"], "cents": paired["total_cents_qbo"]}),
+                    pd.DataFrame({"date": extras["txn_date"], "cents": extras["total_cents"]}),
+                ]
+            ),
+        )
+
+    def _scope_credit(self, promotional: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+        """A promotional credit's verdict is its payment's; its counterpart is a credit memo."""
+        frame = promotional[_in_period(_dates(promotional["payment_date"]), self.settings)].copy()
+        frame["taxdome_id"] = frame["payment_id"].astype(str)
+        frame = frame.join(verdicts, on="taxdome_id")
+        frame["qbo_id"] = frame["taxdome_id"].map(_qbo_ids(self.state, "credit_memo"))
+        frame["qbo_entity"], frame["object_kind"] = "CreditMemo", "credit_memo"
+        return self._split_scope(frame, "credit_memo")
+
+    def refunds(self) -> None:
+        in_scope = self._scope("refund", self.taxdome.refunds, "refund_id", "refund_date")
+        copy = self.qbo.refund_receipts
+        paired = self._pair(in_scope, copy, "refund")
+        self._compare(paired, "refunds", "amount_cents", "total_cents_qbo", "the refund")
+        self._compare_customer(paired, "account_id")
+        self._compare_date(paired, "refund_date")
+        extras = self._extras(copy, "refund")
+        self._total(
+            "refunds",
+            pd.DataFrame({"date": in_scope["refund_date"], "cents": in_scope["amount_cents"]}),
+            pd.concat(
+                [
+                    pd.DataFrame({"date": paired["txn_date_qbo"], "cents": paired["total_cents_qbo"]}),
+                    pd.DataFrame({"date": extras["txn_date"], "cents": extras["total_cents"]}),
+                ]
+            ),
+        )
+
+    def customers(self) -> None:
+        """A customer the sync created must still bear its account's name (a rename breaks TaxDome's match)."""
+        accounts = _rows(self.taxdome.accounts, taxdome_id=lambda f: f["account_id"].astype(str))
+        accounts["qbo_id"] = accounts["taxdome_id"].map(self.customer_of_account)
+        paired = accounts[accounts["qbo_id"].notna()].merge(
+            self.qbo.customers.add_suffix("_qbo"), left_on="qbo_id", right_on="qbo_id_qbo", how="left"
+        )
+        missing = paired["qbo_id_qbo"].isna()
+        self.exceptions.add(
+            _rows(
+                paired[missing],
+                object_kind="account",
+                qbo_entity="Customer",
+                detail="its QuickBooks customer is gone (deleted?)",
+            ),
+            MISSING_IN_QBO,
+        )
+        created = paired[~missing & paired["marker_qbo"].eq("taxdome:account:" + paired["taxdome_id"])]
+        expected = created["account_name"].map(lambda name: qbo_name(str(name), MAX_DISPLAY_NAME))
+        renamed = created[expected != created["display_name_qbo"]]
+        self.exceptions.add(
+            _rows(
+                renamed,
+                object_kind="account",
+                qbo_entity="Customer",
+                measure="name",
+                detail="renamed in QuickBooks to '"
+                + renamed["display_name_qbo"].astype(str)
+                + "'; TaxDome's account is '"
+                + renamed["account_name"].astype(str)
+                + "'",
+            ),
+            CUSTOMER_MISMATCH,
+        )
+        self.in_scope["account"] = len(paired)
+
+    def customer_balances(self) -> None:
+        """Per synced account, over everything synced: TaxDome's invoices − payments − promotional credits
+        against the customer's open balance in QBO."""
+        accounts = self.customer_of_account
+        if accounts.empty:
+            return
+        signed = []
+        invoice_ids = _qbo_ids(self.state, "invoice")
+        invoices = self.taxdome.invoices
+        invoices = invoices[invoices["invoice_id"].astype(str).isin(invoice_ids.index)]
+        signed.append(pd.DataFrame({"account_id": invoices["account_id"], "cents": invoices["total_cents"]}))
+        payments = self.taxdome.payments
+        for kind, methods in (("payment", REAL_MONEY_METHODS), ("credit_memo", {"promotional_credit"})):
+            held = payments[
+                payments["method"].isin(methods)
+                & payments["payment_id"].astype(str).isin(_qbo_ids(self.state, kind).index)
+            ]
+            signed.append(pd.DataFrame({"account_id": held["account_id"], "cents": -held["amount_cents"]}))
+        by_account = pd.concat(signed).astype({"cents": "int64"}).groupby("account_id")["cents"].sum()
+        frame = pd.DataFrame({"taxdome_id": accounts.index.astype(str), "qbo_id": accounts.to_numpy()})
+        frame["taxdome_cents"] = frame["taxdome_id"].map(by_account).fillna(0).astype("int64")
+        balances = self.qbo.customers.set_index("qbo_id")["balance_cents"]
+        frame["qbo_cents"] = frame["qbo_id"].map(balances)
+        frame = frame[frame["qbo_cents"].notna()].astype({"qbo_cents": "int64"})
+        frame["object_kind"], frame["qbo_entity"] = "account", "Customer"
+        frame["difference_cents"] = frame["taxdome_cents"] - frame["qbo_cents"]
+        off = frame["difference_cents"].abs() > self.settings.tolerance_cents
+        self.exceptions.add(
+            _rows(
+                frame[off],
+                measure="customer_balance",
+                detail="TaxDome's balance (invoices − payments − credits synced) differs from the QuickBooks customer's open balance",
+            ),
+            AMOUNT_MISMATCH,
+        )
+        self.totals.append(
+            pd.DataFrame(
+                {
+                    "measure": ["customer_balance"],
+                    "period": [TOTAL],
+                    "dimension": [""],
+                    "taxdome_cents": [int(frame["taxdome_cents"].sum())],
+                    "qbo_cents": [int(frame["qbo_cents"].sum())],
+                }
+            )
+        )
+
+    def payouts(self) -> None:
+        """Each payout: its net is its payments' gross − fees − the refunds made by then (TaxDome's own
+        arithmetic), and its gross, fees and net against what QBO holds for those payments."""
+        payouts = self.taxdome.payouts
+        payouts = payouts[_in_period(_dates(payouts["payout_date"]), self.settings)]
+        if payouts.empty:
+            return
+        members = (
+            payouts[["payout_id", "payout_date", "payment_ids"]]
+            .assign(payment_id=payouts["payment_ids"].fillna("").str.split(";"))
+            .explode("payment_id")
+        )
+        members = members[members["payment_id"].fillna("") != ""]
+        payments = self.taxdome.payments.set_index(self.taxdome.payments["payment_id"].astype(str))
+        members["gross"] = members["payment_id"].map(payments["amount_cents"]).fillna(0).astype("int64")
+        members["fee"] = (
+            members["payment_id"].map(_cents(payments["processing_fee_cents"])).fillna(0).astype("int64")
+        )
+        refunds = self.taxdome.refunds.merge(
+            members[["payout_id", "payout_date", "payment_id"]], on="payment_id", how="inner"
+        )
+        refunds = refunds[_dates(refunds["refund_date"]) <= _dates(refunds["payout_date"])]
+        qbo_payment = _qbo_ids(self.state, "payment").map(
+            self.qbo.payments.set_index("qbo_id")["total_cents"]
+        )
+        qbo_fee = _qbo_ids(self.state, "fee").map(self.qbo.purchases.set_index("qbo_id")["total_cents"])
+        qbo_refund = _qbo_ids(self.state, "refund").map(
+            self.qbo.refund_receipts.set_index("qbo_id")["total_cents"]
+        )
+        members["qbo_gross"] = members["payment_id"].map(qbo_payment).fillna(0).astype("int64")
+        members["qbo_fee"] = members["payment_id"].map(qbo_fee).fillna(0).astype("int64")
+        refunds = _rows(
+            refunds, qbo_amount=refunds["refund_id"].astype(str).map(qbo_refund).fillna(0).astype("int64")
+        )
+        sums = members.groupby("payout_id")[["gross", "fee", "qbo_gross", "qbo_fee"]].sum()
+        refunded = refunds.groupby("payout_id")[["amount_cents", "qbo_amount"]].sum()
+        frame = payouts.set_index("payout_id").join(sums).join(refunded).fillna(0)
+        frame["computed_net"] = frame["gross"] - frame["fee"] - frame["amount_cents"]
+        frame["qbo_net"] = frame["qbo_gross"] - frame["qbo_fee"] - frame["qbo_amount"]
+        frame = frame.reset_index().assign(
+            object_kind="payout", taxdome_id=lambda f: f["payout_id"].astype(str)
+        )
+        inconsistent = frame["net_cents"] != frame["computed_net"]
+        self.exceptions.add(
+            _rows(
+                frame[inconsistent],
+                measure="payout_net",
+                taxdome_cents=frame.loc[inconsistent, "net_cents"],
+                qbo_cents=None,
+                difference_cents=frame.loc[inconsistent, "net_cents"]
+                - frame.loc[inconsistent, "computed_net"],
+                detail="TaxDome's payout net is not its payments' gross − fees − refunds ("
+                + frame.loc[inconsistent, "computed_net"].astype(str)
+                + " cents)",
+            ),
+            AMOUNT_MISMATCH,
+        )
+        for measure, taxdome, qbo in (
+            ("payout_gross", "gross_cents", "qbo_gross"),
+            ("payout_fees", "fee_cents", "qbo_fee"),
+            ("payout_net", "net_cents", "qbo_net"),
+        ):
+            self._compare(
+                frame, measure, taxdome, qbo, f"the payout's {measure.removeprefix('payout_')} in QuickBooks"
+            )
+            self._total(
+                measure,
+                pd.DataFrame({"date": frame["payout_date"], "cents": frame[taxdome]}),
+                pd.DataFrame({"date": frame["payout_date"], "cents": frame[qbo]}),
+            )
+
+    def summary(self) -> pd.DataFrame:
+        if not self.totals:
+            return pd.DataFrame({column: pd.Series(dtype=object) for column in SUMMARY_COLUMNS})
+        frame = pd.concat(self.totals, ignore_index=True)
+        for side in ("taxdome_cents", "qbo_cents"):
+            if side not in frame:
+                frame[side] = 0
+        frame = frame.fillna({"taxdome_cents": 0, "qbo_cents": 0})
+        summed = frame.groupby(["measure", "period", "dimension"], as_index=False)[
+            ["taxdome_cents", "qbo_cents"]
+        ].sum()
+        summed = summed.astype({"taxdome_cents": "int64", "qbo_cents": "int64"})
+        summed["difference_cents"] = summed["taxdome_cents"] - summed["qbo_cents"]
+        return summed[list(SUMMARY_COLUMNS)]
+
+
+def reconcile(
+    taxdome: TaxDomeSide,
+    qbo: QboSide,
+    verdicts: pd.DataFrame,
+    state: pd.DataFrame,
+    settings: ReconciliationSettings,
+) -> Reconciliation:
+    """Compare the sync's scope of TaxDome with QBO.
+
+    :param verdicts: the latest verdict of every TaxDome object (`taxdome_kind, taxdome_id, status, reason`).
+    :param state: the company's sync state (`taxdome_kind, taxdome_id, qbo_entity, qbo_id, status`).
+    """
+    reconciler = _Reconciler(taxdome, qbo, verdicts, state, settings)
+    reconciler.invoices()
+    reconciler.payments()
+    reconciler.credits()
+    reconciler.refunds()
+    reconciler.customers()
+    reconciler.customer_balances()
+    reconciler.payouts()
+    exceptions = reconciler.exceptions.frame()
+    for column in ("taxdome_cents", "qbo_cents", "difference_cents"):
+        exceptions[column] = pd.array(pd.to_numeric(exceptions[column], errors="coerce"), dtype="Int64")
+    return Reconciliation(reconciler.summary(), exceptions, reconciler.in_scope)

@@ -1,0 +1,94 @@
+"""Bodies of the `taxdome_qbo_reconcile` tasks: resolve Airflow things, call one service, return a receipt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
+
+from taxdome_qbo import dag_tasks
+from taxdome_qbo.core.planner import resolve_setting_ids
+from taxdome_qbo.core.reconciliation import ReconciliationSettings
+from taxdome_qbo.hooks.quickbooks import QuickBooksHook
+from taxdome_qbo.hooks.warehouse import WarehouseHook
+from taxdome_qbo.services import qbo_readback, reconciliation, reports
+from taxdome_qbo.services.qbo_client import QboSession, endpoints_for
+from taxdome_qbo.services.qbo_rate import RateGovernor
+from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
+
+log = logging.getLogger(__name__)
+
+# Emitted by the sync's `load` task when it succeeds; the reconciliation is scheduled on it.
+QUICKBOOKS_LOADED = Asset(name="taxdome_qbo_quickbooks_load", uri="taxdome-qbo://quickbooks/load")
+
+
+def _session(hook: QuickBooksHook) -> QboSession:
+    try:
+        session = hook.get_session()
+    except AirflowNotFoundException as exc:
+        raise AirflowSkipException(
+            "QuickBooks is not connected (no quickbooks_default): nothing to reconcile"
+        ) from exc
+    except QboDisconnectedError as exc:
+        raise AirflowSkipException(f"QuickBooks is disconnected: nothing is read ({exc})") from exc
+    session.govern(RateGovernor(hook.warehouse_engine, session.realm_id, dag_tasks.rate_limits(hook)))
+    return session
+
+
+def read_back(params: dict[str, Any]) -> dict:
+    """Read the company's customers and transactions back into the `stg_qbo__*` tables (CDC when it can)."""
+    hook = QuickBooksHook()
+    session = _session(hook)
+    receipt = qbo_readback.read_back(hook.warehouse_engine, session, incremental=not params["full_read"])
+    return receipt.as_xcom()
+
+
+def reconcile(params: dict[str, Any], run_id: str) -> dict:
+    """Compare TaxDome with the QBO copies for the period and record the summary and the exceptions."""
+    settings = dag_tasks.firm_settings(params)
+    hook = QuickBooksHook()
+    reference = hook.fetch_reference()
+    ids = resolve_setting_ids(settings, reference)
+    period_from = params.get("period_from") or settings.sync_start_date
+    period_to = params.get("period_to") or dt.datetime.now(dt.UTC).date()
+    automated_tax = settings.automated_sales_tax or reference.automated_sales_tax
+    options = ReconciliationSettings(
+        period_from=dt.date.fromisoformat(str(period_from)) if period_from else None,
+        period_to=dt.date.fromisoformat(str(period_to)),
+        tax_item_id=None if automated_tax else ids.ids["tax_item"],
+        fee_expense_account_id=ids.ids["fee_expense_account"],
+        deposit_account_id=ids.ids["deposit_to_account"],
+        app_url=endpoints_for(hook.get_credentials().environment).app_url,
+    )
+    try:
+        receipt = reconciliation.reconcile_company(
+            WarehouseHook().get_engine(), reference.realm_id, run_id, options
+        )
+    except reconciliation.NothingToReconcile as exc:
+        raise AirflowSkipException(str(exc)) from exc
+    return receipt.as_xcom()
+
+
+def report(receipt: dict, run_id: str) -> dict:
+    """HTML, CSV and XLSX reports of the run, in `<reports>/<run id>/` (a local folder or an object store)."""
+    engine = WarehouseHook().get_engine()
+    folder = dag_tasks.run_folder(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = reports.write_reports(engine, receipt["recon_run_id"], folder, dq_run_id=receipt["sync_run_id"])
+    reconciliation.record_report_location(engine, receipt["recon_run_id"], written["html"])
+    log.info("reconciliation report: %s", written["html"])
+    return written
+
+
+def verdict(receipt: dict, written: dict) -> None:
+    """Fails the run when a difference is unexplained; the report exists by then."""
+    if receipt["unexplained"]:
+        classes = ", ".join(f"{name} {n}" for name, n in receipt["exceptions_by_class"].items())
+        raise AirflowFailException(
+            f"{receipt['unexplained']} unexplained difference(s) between TaxDome and QuickBooks ({classes}); "
+            f"the report says which and why: {written['html']}"
+        )
+    log.info("TaxDome and QuickBooks agree to the cent (report: %s)", written["html"])

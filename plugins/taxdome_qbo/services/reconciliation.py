@@ -1,0 +1,216 @@
+"""Run a reconciliation: read the staged firm, the sync's verdicts and state, and the QBO copies from the
+warehouse, compare them (core/reconciliation.py), and record the run, its summary and its exceptions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from taxdome_qbo.core.reconciliation import (
+    EXCEPTION_COLUMNS,
+    QboSide,
+    Reconciliation,
+    ReconciliationSettings,
+    TaxDomeSide,
+    reconcile,
+)
+from taxdome_qbo.services import sql, warehouse
+
+log = logging.getLogger(__name__)
+
+WRITE_CHUNK_ROWS = 50_000
+_TAXDOME_COLUMNS = {
+    "accounts": ("account_id", "account_name"),
+    "invoices": (
+        "invoice_id",
+        "invoice_number",
+        "account_id",
+        "posted_date",
+        "status",
+        "tax_amount_cents",
+        "total_cents",
+    ),
+    "payments": (
+        "payment_id",
+        "account_id",
+        "payment_date",
+        "amount_cents",
+        "method",
+        "processor",
+        "processing_fee_cents",
+    ),
+    "payment_applications": ("payment_id", "invoice_id", "amount_cents"),
+    "refunds": ("refund_id", "payment_id", "account_id", "refund_date", "amount_cents"),
+    "payouts": (
+        "payout_id",
+        "payout_date",
+        "processor",
+        "gross_cents",
+        "fee_cents",
+        "net_cents",
+        "payment_ids",
+    ),
+}
+
+
+class NothingToReconcile(RuntimeError):
+    """The company has never been loaded: there is no sync verdict to reconcile against."""
+
+
+@dataclass(frozen=True)
+class ReconciliationReceipt:
+    recon_run_id: str
+    realm_id: str
+    sync_run_id: str
+    verdict: str
+    unexplained: int
+    exceptions_by_class: dict[str, int]
+    objects_in_scope: dict[str, int]
+
+    def as_xcom(self) -> dict:
+        return {
+            "recon_run_id": self.recon_run_id,
+            "realm_id": self.realm_id,
+            "sync_run_id": self.sync_run_id,
+            "verdict": self.verdict,
+            "unexplained": self.unexplained,
+            "exceptions_by_class": self.exceptions_by_class,
+            "objects_in_scope": self.objects_in_scope,
+        }
+
+
+def _frame(conn: Connection, select: sa.Select, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([tuple(row) for row in conn.execute(select)], columns=columns)
+
+
+def _staged(conn: Connection, name: str) -> pd.DataFrame:
+    """A staged table's rows the latest full export still lists (those it lacks were deleted in TaxDome)."""
+    table = warehouse.STAGING_TABLES[name]
+    columns = list(_TAXDOME_COLUMNS[name])
+    select = sa.select(*(table.c[c] for c in columns))
+    if "_absent_since_batch" in table.c:
+        select = select.where(table.c._absent_since_batch.is_(None))
+    return _frame(conn, select, columns)
+
+
+def _company_rows(conn: Connection, table: sa.Table, realm_id: str) -> pd.DataFrame:
+    columns = [c.name for c in table.columns if c.name != "realm_id"]
+    return _frame(
+        conn, sa.select(*(table.c[c] for c in columns)).where(table.c.realm_id == realm_id), columns
+    )
+
+
+def read_inputs(
+    engine: Engine, realm_id: str
+) -> tuple[TaxDomeSide, QboSide, pd.DataFrame, pd.DataFrame, str]:
+    """Both sides, the latest verdicts and the sync state of the company, and the sync run they come from."""
+    warehouse.create_schema(engine)
+    with engine.connect() as conn:
+        found = sql.fetch_all(conn, "reconciliation/select_latest_loaded_run_of_company", realm_id=realm_id)
+        if not found:
+            raise NothingToReconcile(
+                f"QuickBooks company {realm_id} has never been loaded: run taxdome_qbo_sync first"
+            )
+        sync_run_id = found[0].run_id
+        taxdome = TaxDomeSide(
+            accounts=_staged(conn, "accounts"),
+            invoices=_staged(conn, "invoices"),
+            payments=_staged(conn, "payments"),
+            applications=_staged(conn, "payment_applications"),
+            refunds=_staged(conn, "refunds"),
+            payouts=_staged(conn, "payouts"),
+        )
+        qbo = QboSide(
+            customers=_company_rows(conn, warehouse.stg_qbo_customers, realm_id),
+            invoices=_company_rows(conn, warehouse.stg_qbo_invoices, realm_id),
+            invoice_lines=_company_rows(conn, warehouse.stg_qbo_invoice_lines, realm_id),
+            payments=_company_rows(conn, warehouse.stg_qbo_payments, realm_id),
+            payment_links=_company_rows(conn, warehouse.stg_qbo_payment_links, realm_id),
+            credit_memos=_company_rows(conn, warehouse.stg_qbo_credit_memos, realm_id),
+            purchases=_company_rows(conn, warehouse.stg_qbo_purchases, realm_id),
+            refund_receipts=_company_rows(conn, warehouse.stg_qbo_refund_receipts, realm_id),
+        )
+        status = warehouse.sync_object_status
+        verdicts = _frame(
+            conn,
+            sa.select(status.c.taxdome_kind, status.c.taxdome_id, status.c.status, status.c.reason).where(
+                status.c.run_id == sync_run_id
+            ),
+            ["taxdome_kind", "taxdome_id", "status", "reason"],
+        )
+        state = warehouse.qbo_sync_state
+        sync_state = _frame(
+            conn,
+            sa.select(
+                state.c.taxdome_kind, state.c.taxdome_id, state.c.qbo_entity, state.c.qbo_id, state.c.status
+            ).where(state.c.realm_id == realm_id),
+            ["taxdome_kind", "taxdome_id", "qbo_entity", "qbo_id", "status"],
+        )
+    return taxdome, qbo, verdicts, sync_state, sync_run_id
+
+
+def _insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    for start in range(0, len(frame), WRITE_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(object)
+        conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
+
+
+def record(
+    engine: Engine, recon_run_id: str, realm_id: str, result: Reconciliation, settings: ReconciliationSettings
+) -> None:
+    """The run, its summary and its exceptions, replacing an earlier attempt of the same run."""
+    runs = warehouse.reconciliation_runs
+    with engine.begin() as conn:
+        for table in (warehouse.rpt_reconciliation_summary, warehouse.rpt_reconciliation_exceptions, runs):
+            conn.execute(table.delete().where(table.c.recon_run_id == recon_run_id))
+        conn.execute(
+            runs.insert().values(
+                recon_run_id=recon_run_id,
+                realm_id=realm_id,
+                period_from=settings.period_from,
+                period_to=settings.period_to,
+                started_at=datetime.now(UTC),
+                finished_at=datetime.now(UTC),
+                verdict="clean" if result.unexplained == 0 else "differences",
+                unexplained=result.unexplained,
+            )
+        )
+        _insert(conn, warehouse.rpt_reconciliation_summary, result.summary.assign(recon_run_id=recon_run_id))
+        exceptions = result.exceptions[list(EXCEPTION_COLUMNS)].assign(
+            recon_run_id=recon_run_id, seq=range(1, len(result.exceptions) + 1)
+        )
+        _insert(conn, warehouse.rpt_reconciliation_exceptions, exceptions)
+
+
+def reconcile_company(
+    engine: Engine, realm_id: str, recon_run_id: str, settings: ReconciliationSettings
+) -> ReconciliationReceipt:
+    """Reconcile the company's QBO copies (read back beforehand) against the staged firm and record it."""
+    taxdome, qbo, verdicts, state, sync_run_id = read_inputs(engine, realm_id)
+    result = reconcile(taxdome, qbo, verdicts, state, settings)
+    record(engine, recon_run_id, realm_id, result, settings)
+    by_class = result.exceptions["difference_class"].value_counts().sort_index()
+    receipt = ReconciliationReceipt(
+        recon_run_id=recon_run_id,
+        realm_id=realm_id,
+        sync_run_id=sync_run_id,
+        verdict="clean" if result.unexplained == 0 else "differences",
+        unexplained=result.unexplained,
+        exceptions_by_class={str(k): int(v) for k, v in by_class.items()},
+        objects_in_scope=result.objects_in_scope,
+    )
+    log.info("reconciliation %s: %s", recon_run_id, receipt.as_xcom())
+    return receipt
+
+
+def record_report_location(engine: Engine, recon_run_id: str, location: str) -> None:
+    runs = warehouse.reconciliation_runs
+    with engine.begin() as conn:
+        conn.execute(
+            runs.update().where(runs.c.recon_run_id == recon_run_id).values(report_location=location)
+        )
