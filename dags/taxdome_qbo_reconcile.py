@@ -33,13 +33,14 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from taxdome_qbo import reconcile_tasks
+from taxdome_qbo.assets import QUICKBOOKS_LOADED
 
 NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
 
 
 @dag(
     dag_id="taxdome_qbo_reconcile",
-    schedule=[reconcile_tasks.QUICKBOOKS_LOADED],
+    schedule=[QUICKBOOKS_LOADED],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -47,7 +48,9 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
     tags=["taxdome", "quickbooks", "finance", "reconciliation"],
     doc_md=__doc__,
     params={
-        "period_from": Param(None, description="First day (YYYY-MM-DD). Empty: the sync date.", **NULLABLE_DATE),
+        "period_from": Param(
+            None, description="First day (YYYY-MM-DD). Empty: the sync date.", **NULLABLE_DATE
+        ),
         "period_to": Param(None, description="Last day (YYYY-MM-DD). Empty: today.", **NULLABLE_DATE),
         "full_read": Param(False, type="boolean", description="Read QuickBooks in full instead of by CDC."),
     },

@@ -53,6 +53,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from taxdome_qbo import dag_tasks
+from taxdome_qbo.assets import QUICKBOOKS_LOADED
 from taxdome_qbo.operators.quickbooks_load import QuickBooksLoadOperator
 
 NULLABLE_TEXT = ["null", "string"]
@@ -139,7 +140,7 @@ def taxdome_qbo_sync():
         context = get_current_context()
         return dag_tasks.plan_sync(context["params"], context["run_id"])
 
-    stage(extract()) >> plan() >> QuickBooksLoadOperator(task_id="load")
+    stage(extract()) >> plan() >> QuickBooksLoadOperator(task_id="load", outlets=[QUICKBOOKS_LOADED])
 
 
 taxdome_qbo_sync()

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
 from taxdome_qbo import dag_tasks
@@ -20,9 +19,6 @@ from taxdome_qbo.services.qbo_rate import RateGovernor
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
 
 log = logging.getLogger(__name__)
-
-# Emitted by the sync's `load` task when it succeeds; the reconciliation is scheduled on it.
-QUICKBOOKS_LOADED = Asset(name="taxdome_qbo_quickbooks_load", uri="taxdome-qbo://quickbooks/load")
 
 
 def _session(hook: QuickBooksHook) -> QboSession:
