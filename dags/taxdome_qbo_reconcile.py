@@ -69,7 +69,7 @@ def taxdome_qbo_reconcile():
     def report(receipt: dict) -> dict:
         return reconcile_tasks.report(receipt, get_current_context()["run_id"])
 
-    @task(retries=0)
+    @task
     def verdict(receipt: dict, written: dict) -> None:
         reconcile_tasks.verdict(receipt, written)
 

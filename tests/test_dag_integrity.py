@@ -56,3 +56,12 @@ def test_parsing_does_no_io(monkeypatch):
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}
     assert time.perf_counter() - started < 10
+
+
+def test_the_reconciliation_runs_after_each_load_and_reports_before_its_verdict(dagbag):
+    sync, reconcile = dagbag.dags["taxdome_qbo_sync"], dagbag.dags["taxdome_qbo_reconcile"]
+    (emitted,) = sync.get_task("load").outlets
+    assert reconcile.timetable.asset_condition.objects == (emitted,)
+    assert [t.task_id for t in reconcile.topological_sort()][-1] == "verdict"
+    assert reconcile.get_task("verdict").upstream_task_ids == {"reconcile", "report"}
+    assert set(reconcile.params.keys()) == {"period_from", "period_to", "full_read"}
