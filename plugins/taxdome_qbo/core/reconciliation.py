@@ -381,25 +381,7 @@ class _Reconciler:
         self._compare(paired, "invoiced", "total_cents", "total_cents_qbo", "the invoice total")
         self._compare(paired, "tax", "tax_amount_cents", "tax_cents_qbo", "the sales tax")
         self._compare_customer(paired, "account_id")
-        applied = self.taxdome.applications.groupby("invoice_id")["amount_cents"].sum()
-        open_cents = paired["total_cents"] - paired["invoice_id"].astype(str).map(applied).fillna(0).astype(
-            "int64"
-        )
-        paid = paired["status"].eq("Paid")
-        off = paid.to_numpy() != paired["balance_cents_qbo"].eq(0).to_numpy()
-        self.exceptions.add(
-            _rows(
-                paired[off],
-                measure="balance",
-                taxdome_cents=open_cents[off],
-                qbo_cents=paired.loc[off, "balance_cents_qbo"],
-                difference_cents=open_cents[off] - paired.loc[off, "balance_cents_qbo"],
-                detail=np.where(
-                    paid[off], "paid in TaxDome, open in QuickBooks", "open in TaxDome, paid in QuickBooks"
-                ),
-            ),
-            AMOUNT_MISMATCH,
-        )
+        self._balances(paired)
         extras = self._extras(copy, "invoice")
         qbo_side = pd.concat(
             [
@@ -420,6 +402,45 @@ class _Reconciler:
             pd.DataFrame({"date": qbo_side["txn_date"], "cents": qbo_side["tax_cents"]}),
         )
         self._applied(in_scope)
+
+    def _balances(self, paired: pd.DataFrame) -> None:
+        """Paid in TaxDome ⇔ nothing open in QBO. What the sync keeps out (a payment before the sync date, one
+        set not to sync) leaves its part open in QBO: explained when QBO's balance is exactly that."""
+        applications = self.taxdome.applications
+        invoice_ids = applications["invoice_id"].astype(str)
+        applied = applications.groupby(invoice_ids)["amount_cents"].sum()
+        payment_verdicts = _verdicts(self.verdicts, "payment")["verdict"]
+        from_synced = applications["payment_id"].astype(str).map(payment_verdicts).eq("synced")
+        applied_synced = applications[from_synced].groupby(invoice_ids[from_synced])["amount_cents"].sum()
+        ids = paired["taxdome_id"]
+        open_cents = paired["total_cents"] - ids.map(applied).fillna(0).astype("int64")
+        expected_in_qbo = paired["total_cents"] - ids.map(applied_synced).fillna(0).astype("int64")
+        qbo = paired["balance_cents_qbo"]
+        paid = paired["status"].eq("Paid")
+        off = paid != qbo.eq(0)
+        for mask, difference_class, explained in (
+            (off & qbo.eq(expected_in_qbo), OUT_OF_SCOPE, True),
+            (off & qbo.ne(expected_in_qbo), AMOUNT_MISMATCH, False),
+        ):
+            detail = np.where(
+                paid[mask], "paid in TaxDome, open in QuickBooks", "open in TaxDome, paid in QuickBooks"
+            )
+            if explained:
+                detail = (
+                    detail + ": the payments that pay the rest are kept out of QuickBooks by the sync rules"
+                )
+            self.exceptions.add(
+                _rows(
+                    paired[mask],
+                    measure="balance",
+                    taxdome_cents=open_cents,
+                    qbo_cents=qbo,
+                    difference_cents=open_cents - qbo,
+                    detail=pd.Series(detail, index=paired.index[mask]),
+                ),
+                difference_class,
+                explained=explained,
+            )
 
     def _qbo_invoices(self) -> pd.DataFrame:
         """QBO invoices with their tax: TotalTax, plus the lines of the tax item without automated sales tax."""
@@ -676,14 +697,16 @@ class _Reconciler:
         )
 
     def payouts(self) -> None:
-        """Each payout: its net is its payments' gross − fees − the refunds made by then (TaxDome's own
-        arithmetic), and its gross, fees and net against what QBO holds for those payments."""
+        """Each payout of the period: its gross and fees are those of the payments it lists (TaxDome's own
+        arithmetic; the export lists no refunds in a payout, so its net is gross − fees), and its gross,
+        fees and net against what QBO holds for those payments. A difference made only of payments the
+        sync rules keep out of QBO is explained."""
         payouts = self.taxdome.payouts
         payouts = payouts[_in_period(_dates(payouts["payout_date"]), self.settings)]
         if payouts.empty:
             return
         members = (
-            payouts[["payout_id", "payout_date", "payment_ids"]]
+            payouts[["payout_id", "payment_ids"]]
             .assign(payment_id=payouts["payment_ids"].fillna("").str.split(";"))
             .explode("payment_id")
         )
@@ -693,53 +716,74 @@ class _Reconciler:
         members["fee"] = (
             members["payment_id"].map(_cents(payments["processing_fee_cents"])).fillna(0).astype("int64")
         )
-        refunds = self.taxdome.refunds.merge(
-            members[["payout_id", "payout_date", "payment_id"]], on="payment_id", how="inner"
-        )
-        refunds = refunds[_dates(refunds["refund_date"]) <= _dates(refunds["payout_date"])]
+        verdicts = _verdicts(self.verdicts, "payment")["verdict"]
+        synced = members["payment_id"].map(verdicts).eq("synced")
+        members["gross_in_scope"] = members["gross"].where(synced, 0)
+        members["fee_in_scope"] = members["fee"].where(synced, 0)
         qbo_payment = _qbo_ids(self.state, "payment").map(
             self.qbo.payments.set_index("qbo_id")["total_cents"]
         )
         qbo_fee = _qbo_ids(self.state, "fee").map(self.qbo.purchases.set_index("qbo_id")["total_cents"])
-        qbo_refund = _qbo_ids(self.state, "refund").map(
-            self.qbo.refund_receipts.set_index("qbo_id")["total_cents"]
-        )
         members["qbo_gross"] = members["payment_id"].map(qbo_payment).fillna(0).astype("int64")
         members["qbo_fee"] = members["payment_id"].map(qbo_fee).fillna(0).astype("int64")
-        refunds = _rows(
-            refunds, qbo_amount=refunds["refund_id"].astype(str).map(qbo_refund).fillna(0).astype("int64")
-        )
-        sums = members.groupby("payout_id")[["gross", "fee", "qbo_gross", "qbo_fee"]].sum()
-        refunded = refunds.groupby("payout_id")[["amount_cents", "qbo_amount"]].sum()
-        frame = payouts.set_index("payout_id").join(sums).join(refunded).fillna(0)
-        frame["computed_net"] = frame["gross"] - frame["fee"] - frame["amount_cents"]
-        frame["qbo_net"] = frame["qbo_gross"] - frame["qbo_fee"] - frame["qbo_amount"]
-        frame = frame.reset_index().assign(
-            object_kind="payout", taxdome_id=lambda f: f["payout_id"].astype(str)
-        )
-        inconsistent = frame["net_cents"] != frame["computed_net"]
-        self.exceptions.add(
-            _rows(
-                frame[inconsistent],
-                measure="payout_net",
-                taxdome_cents=frame.loc[inconsistent, "net_cents"],
-                qbo_cents=None,
-                difference_cents=frame.loc[inconsistent, "net_cents"]
-                - frame.loc[inconsistent, "computed_net"],
-                detail="TaxDome's payout net is not its payments' gross − fees − refunds ("
-                + frame.loc[inconsistent, "computed_net"].astype(str)
-                + " cents)",
-            ),
-            AMOUNT_MISMATCH,
-        )
-        for measure, taxdome, qbo in (
-            ("payout_gross", "gross_cents", "qbo_gross"),
-            ("payout_fees", "fee_cents", "qbo_fee"),
-            ("payout_net", "net_cents", "qbo_net"),
+        sums = members.groupby("payout_id")[
+            ["gross", "fee", "gross_in_scope", "fee_in_scope", "qbo_gross", "qbo_fee"]
+        ].sum()
+        frame = payouts.set_index("payout_id").join(sums).fillna(0).reset_index()
+        frame = _rows(frame, object_kind="payout", taxdome_id=frame["payout_id"].astype(str))
+        frame["net_in_scope"] = frame["gross_in_scope"] - frame["fee_in_scope"]
+        frame["qbo_net"] = frame["qbo_gross"] - frame["qbo_fee"]
+        for measure, listed, summed in (
+            ("payout_gross", "gross_cents", "gross"),
+            ("payout_fees", "fee_cents", "fee"),
         ):
-            self._compare(
-                frame, measure, taxdome, qbo, f"the payout's {measure.removeprefix('payout_')} in QuickBooks"
+            off = frame[listed] != frame[summed]
+            self.exceptions.add(
+                _rows(
+                    frame[off],
+                    measure=measure,
+                    taxdome_cents=frame[listed],
+                    difference_cents=frame[listed] - frame[summed],
+                    detail="TaxDome's payout is not the sum of the payments it lists ("
+                    + frame[summed].astype(str)
+                    + " cents)",
+                ),
+                AMOUNT_MISMATCH,
             )
+        for measure, taxdome, in_scope, qbo in (
+            ("payout_gross", "gross_cents", "gross_in_scope", "qbo_gross"),
+            ("payout_fees", "fee_cents", "fee_in_scope", "qbo_fee"),
+            ("payout_net", "net_cents", "net_in_scope", "qbo_net"),
+        ):
+            off = frame[taxdome] != frame[qbo]
+            kept_out = off & (frame[in_scope] == frame[qbo])
+            what = measure.removeprefix("payout_")
+            for mask, difference_class, explained, detail in (
+                (
+                    kept_out,
+                    OUT_OF_SCOPE,
+                    True,
+                    f"the payout's {what} includes payments the sync rules keep out of QuickBooks",
+                ),
+                (
+                    off & ~kept_out,
+                    AMOUNT_MISMATCH,
+                    False,
+                    f"the payout's {what} differs from what QuickBooks holds for its payments",
+                ),
+            ):
+                self.exceptions.add(
+                    _rows(
+                        frame[mask],
+                        measure=measure,
+                        taxdome_cents=frame[taxdome],
+                        qbo_cents=frame[qbo],
+                        difference_cents=frame[taxdome] - frame[qbo],
+                        detail=detail,
+                    ),
+                    difference_class,
+                    explained=explained,
+                )
             self._total(
                 measure,
                 pd.DataFrame({"date": frame["payout_date"], "cents": frame[taxdome]}),

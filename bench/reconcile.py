@@ -1,0 +1,254 @@
+"""Reconciliation benchmark: a firm of about 1,000,000 invoices compared with its QuickBooks side.
+
+The QBO side is prepared, not read from the emulator: the firm is planned against an empty company and the
+QBO copies (`stg_qbo__*` frames) are built from the plan's payloads exactly as a successful load would leave
+them (ids from the sync state, references resolved, totals, balances and payment links computed), with the
+sync state and verdicts of that plan. Only the comparison itself (core/reconciliation.py) is timed; the
+target on the 2-core reference machine is ≤ 60 s. A perfect QBO side must reconcile clean, so the run also
+checks the reconciler at scale. Read-back from QBO is measured by tests/benchmarks against the emulator
+and reported separately (README).
+
+    make bench
+    .venv/bin/python bench/reconcile.py --accounts 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pandas as pd
+
+from taxdome_qbo.core.planner import Plan, StagedFirm, build_plan
+from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
+from taxdome_qbo.core.settings import resolve_settings
+from taxdome_qbo.core.validation import validate_export
+from taxdome_qbo.demo.planning import demo_company, state_after_success
+from taxdome_qbo.services.export_reader import ExportReader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plan import OperationsFile  # the planning benchmark's operations file
+from stage import OUT, ensure_export, run_in_own_process, within_targets  # the staging benchmark's export
+
+TAX_ITEM, FEE_ACCOUNT, DEPOSIT_ACCOUNT = "2", "60", "35"  # ids in demo_company()
+
+
+def _cents(text: str) -> int:
+    return int(Decimal(text) * 100)
+
+
+def qbo_side_from_plan(operations: pd.DataFrame, state: pd.DataFrame) -> QboSide:
+    """What QBO holds after every operation of the plan succeeded."""
+    qbo_id = {
+        (k, i): q for k, i, q in zip(state["taxdome_kind"], state["taxdome_id"], state["qbo_id"], strict=True)
+    }
+
+    def resolved(value: str) -> str:
+        if value.startswith("@"):
+            kind, taxdome_id = value[1:].split(":", 1)
+            return qbo_id[(kind, taxdome_id)]
+        return value
+
+    rows: dict[str, list] = defaultdict(list)
+    for kind, taxdome_id, entity, payload in zip(
+        operations["taxdome_kind"],
+        operations["taxdome_id"],
+        operations["qbo_entity"],
+        operations["payload"],
+        strict=True,
+    ):
+        body = orjson.loads(payload)
+        own = qbo_id[(kind, taxdome_id)]
+        marker = body.get("Notes") if entity == "Customer" else body.get("PrivateNote")
+        if entity == "Customer":
+            rows["customers"].append((own, body["DisplayName"], True, marker))
+        elif entity == "Invoice":
+            tax = _cents(body.get("TxnTaxDetail", {}).get("TotalTax", "0"))
+            amounts = [_cents(line["Amount"]) for line in body["Line"]]
+            rows["invoices"].append(
+                (
+                    own,
+                    body["TxnDate"],
+                    resolved(body["CustomerRef"]["value"]),
+                    sum(amounts) + tax,
+                    tax,
+                    marker,
+                )
+            )
+            for line, cents in zip(body["Line"], amounts, strict=True):
+                rows["invoice_lines"].append((own, line["SalesItemLineDetail"]["ItemRef"]["value"], cents))
+        elif entity == "Payment":
+            rows["payments"].append(
+                (
+                    own,
+                    body["TxnDate"],
+                    resolved(body["CustomerRef"]["value"]),
+                    _cents(body["TotalAmt"]),
+                    body.get("DepositToAccountRef", {}).get("value"),
+                    marker,
+                )
+            )
+            for line in body["Line"]:
+                link = line["LinkedTxn"][0]
+                rows["payment_links"].append(
+                    (own, link["TxnType"], resolved(link["TxnId"]), _cents(line["Amount"]))
+                )
+        elif entity == "CreditMemo":
+            total = sum(_cents(line["Amount"]) for line in body["Line"])
+            rows["credit_memos"].append(
+                (own, body["TxnDate"], resolved(body["CustomerRef"]["value"]), total, marker)
+            )
+        elif entity == "Purchase":
+            account = body["Line"][0]["AccountBasedExpenseLineDetail"]["AccountRef"]["value"]
+            rows["purchases"].append((own, body["TxnDate"], account, _cents(body["TotalAmt"]), marker))
+        elif entity == "RefundReceipt":
+            rows["refund_receipts"].append(
+                (
+                    own,
+                    body["TxnDate"],
+                    resolved(body["CustomerRef"]["value"]),
+                    _cents(body["TotalAmt"]),
+                    marker,
+                )
+            )
+    frame = {
+        "customers": ["qbo_id", "display_name", "active", "marker"],
+        "invoices": ["qbo_id", "txn_date", "customer_id", "total_cents", "tax_cents", "marker"],
+        "invoice_lines": ["invoice_id", "item_id", "amount_cents"],
+        "payments": ["qbo_id", "txn_date", "customer_id", "total_cents", "deposit_account_id", "marker"],
+        "payment_links": ["payment_id", "txn_type", "txn_id", "amount_cents"],
+        "credit_memos": ["qbo_id", "txn_date", "customer_id", "total_cents", "marker"],
+        "purchases": ["qbo_id", "txn_date", "expense_account_id", "total_cents", "marker"],
+        "refund_receipts": ["qbo_id", "txn_date", "customer_id", "total_cents", "marker"],
+    }
+    side = {name: pd.DataFrame(rows[name], columns=columns) for name, columns in frame.items()}
+    links = side["payment_links"]
+    applied = links[links["txn_type"] == "Invoice"].groupby("txn_id")["amount_cents"].sum()
+    invoices = side["invoices"]
+    invoices["balance_cents"] = invoices["total_cents"] - invoices["qbo_id"].map(applied).fillna(0).astype(
+        "int64"
+    )
+    owed = (
+        pd.concat(
+            [
+                invoices[["customer_id", "total_cents"]],
+                side["payments"][["customer_id", "total_cents"]].assign(
+                    total_cents=lambda f: -f["total_cents"]
+                ),
+                side["credit_memos"][["customer_id", "total_cents"]].assign(
+                    total_cents=lambda f: -f["total_cents"]
+                ),
+            ]
+        )
+        .groupby("customer_id")["total_cents"]
+        .sum()
+    )
+    customers = side["customers"]
+    customers["balance_cents"] = customers["qbo_id"].map(owed).fillna(0).astype("int64")
+    return QboSide(**side)
+
+
+def run_one(export: Path) -> dict:
+    validated = {v.export_file.name: v.staged for v in validate_export(ExportReader(export).read)}
+    staged = StagedFirm(**{name: validated[name] for name in StagedFirm.__dataclass_fields__})
+    manifest = json.loads((export / "_generator_manifest.json").read_text())
+    settings = resolve_settings(manifest["firm_settings"], None)
+    company = demo_company(items=[("40", "Bookkeeping", True)])
+    operations_file = OperationsFile(OUT / f"{export.name}-reconcile-operations.parquet")
+    plan = build_plan(
+        staged,
+        settings,
+        company,
+        pd.DataFrame(
+            columns=[
+                "taxdome_kind",
+                "taxdome_id",
+                "qbo_entity",
+                "qbo_id",
+                "sync_token",
+                "payload_hash",
+                "status",
+            ]
+        ),
+        sink=operations_file,
+    )
+    operations_file.close()
+    operations = operations_file.read()
+    state = state_after_success(Plan(operations, plan.statuses))
+    prepared_at = time.perf_counter()
+    qbo = qbo_side_from_plan(operations[operations["action"] != "link"], state)
+    preparation = time.perf_counter() - prepared_at
+    taxdome = TaxDomeSide(
+        accounts=staged.accounts,
+        invoices=staged.invoices,
+        payments=staged.payments,
+        applications=staged.payment_applications,
+        refunds=staged.refunds,
+        payouts=validated["payouts"],
+    )
+    del operations, validated
+    options = ReconciliationSettings(
+        period_from=settings.sync_start_date,
+        tax_item_id=TAX_ITEM,
+        fee_expense_account_id=FEE_ACCOUNT,
+        deposit_account_id=DEPOSIT_ACCOUNT,
+        app_url="http://127.0.0.1:8765/app",
+    )
+    state = state.assign(status="synced")
+    started = time.perf_counter()
+    result = reconcile(taxdome, qbo, plan.statuses, state, options)
+    seconds = time.perf_counter() - started
+    return {
+        "case": "compare",
+        "seconds": round(seconds, 1),
+        "qbo_side_prepared_in": round(preparation, 1),
+        "invoices": len(staged.invoices),
+        "payments": len(staged.payments),
+        "qbo_objects": sum(
+            len(getattr(qbo, name))
+            for name in ("invoices", "payments", "credit_memos", "purchases", "refund_receipts", "customers")
+        ),
+        "in_scope": result.objects_in_scope,
+        "exceptions": len(result.exceptions),
+        "unexplained": result.unexplained,
+        "summary_rows": len(result.summary),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--run-one", nargs=2, metavar=("CASE", "EXPORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_one:
+        print(json.dumps(run_one(Path(args.run_one[1]))))
+        return 0
+    OUT.mkdir(exist_ok=True)
+    export, _ = ensure_export(args.accounts, args.seed)
+    run = run_in_own_process(__file__, "compare", export)
+    verdict = within_targets(run, seconds=60)
+    if run["unexplained"]:
+        verdict = "WRONG: a perfect QBO side did not reconcile clean"
+    print(
+        f"reconciled {run['invoices']:,} invoices and {run['payments']:,} payments against {run['qbo_objects']:,} "
+        f"QBO objects in {run['seconds']} s (QBO side prepared in {run['qbo_side_prepared_in']} s): "
+        f"{run['exceptions']:,} exceptions ({run['unexplained']} unexplained), {run['summary_rows']:,} summary rows, "
+        f"peak RSS {run['peak_rss_mb']} MB  [{verdict}]"
+    )
+    print(f"objects in scope: {run['in_scope']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
