@@ -27,7 +27,7 @@ EMULATOR_URL := http://127.0.0.1:$(EMULATOR_PORT)
 # The generated demo export spans 2025-01-01..2026-10-31; these settings make its scenarios meaningful.
 export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "integration_date": "2025-07-01"}
 
-.PHONY: help install airflow-home demo test lint format bench clean
+.PHONY: help install airflow-home browser demo test lint format bench clean
 
 help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
@@ -86,7 +86,12 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: airflow-home lint
+# The report test renders the reconciliation's HTML in Debian's Chromium: installed once, if missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
+		|| echo "could not install Debian's chromium: the browser test of the report will be skipped"
+
+test: airflow-home lint browser
 	$(BIN)/python -m pytest -q
 
 bench: install
