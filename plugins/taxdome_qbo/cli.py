@@ -12,7 +12,7 @@ from taxdome_qbo import connection_cli, dag_tasks, sync_issues_cli
 from taxdome_qbo.core.export_contract import EXPORT_FILES
 from taxdome_qbo.core.qbo_faults import CATEGORIES
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import loading, planning, sql, warehouse
+from taxdome_qbo.services import loading, planning, reconciliation, sql, warehouse
 from taxdome_qbo.text_table import text_table as _table
 
 
@@ -133,6 +133,32 @@ def load_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def reconciliation_summary(args: argparse.Namespace) -> int:
+    """Print the latest reconciliation's verdict, its differences by class and where its report is."""
+    engine = WarehouseHook().get_engine()
+    latest = reconciliation.latest_run(engine)
+    if latest is None:
+        print("no reconciliation has run yet")
+        return 0
+    run, by_class = latest
+    period = f"{run.period_from or 'the start'} to {run.period_to or 'today'}"
+    if run.verdict == "clean":
+        print(
+            f"Reconciliation {run.recon_run_id} ({period}): clean, TaxDome and QuickBooks agree to the cent"
+        )
+    else:
+        print(f"Reconciliation {run.recon_run_id} ({period}): {run.unexplained} unexplained difference(s)")
+    if by_class:
+        print(
+            _table(
+                [(r.difference_class, "yes" if r.explained else "no", r.differences) for r in by_class],
+                ["class", "explained", "differences"],
+            )
+        )
+    print(f"report: {run.report_location}")
+    return 0 if run.verdict == "clean" else 1
+
+
 def _selection(args: argparse.Namespace) -> loading.Selection | None:
     if args.all:
         return None
@@ -178,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan.set_defaults(handler=plan_summary)
     loaded = commands.add_parser("load-summary", help="what the most recent QuickBooks load did")
     loaded.set_defaults(handler=load_summary)
+    reconciled = commands.add_parser(
+        "reconciliation-summary",
+        help="the latest reconciliation's verdict and report (exit 1 while differences are unexplained)",
+    )
+    reconciled.set_defaults(handler=reconciliation_summary)
     again = commands.add_parser(
         "retry",
         help="plan again and load failed or skipped objects now (one object, a category, or all)",

@@ -13,7 +13,7 @@ from taxdome_qbo.core.planner import resolve_setting_ids
 from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import qbo_readback, reconciliation, reports
+from taxdome_qbo.services import qbo_client, qbo_readback, reconciliation, reports
 from taxdome_qbo.services.qbo_client import QboSession, endpoints_for
 from taxdome_qbo.services.qbo_rate import RateGovernor
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
@@ -46,7 +46,8 @@ def reconcile(params: dict[str, Any], run_id: str) -> dict:
     """Compare TaxDome with the QBO copies for the period and record the summary and the exceptions."""
     settings = dag_tasks.firm_settings(params)
     hook = QuickBooksHook()
-    reference = hook.fetch_reference()
+    session = _session(hook)
+    reference = qbo_client.fetch_reference(session)
     ids = resolve_setting_ids(settings, reference)
     period_from = params.get("period_from") or settings.sync_start_date
     period_to = params.get("period_to") or dt.datetime.now(dt.UTC).date()
@@ -65,7 +66,7 @@ def reconcile(params: dict[str, Any], run_id: str) -> dict:
         )
     except reconciliation.NothingToReconcile as exc:
         raise AirflowSkipException(str(exc)) from exc
-    return receipt.as_xcom()
+    return receipt.as_xcom() | {"company_name": qbo_client.fetch_company_info(session)["CompanyName"]}
 
 
 def report(receipt: dict, run_id: str) -> dict:
@@ -73,7 +74,13 @@ def report(receipt: dict, run_id: str) -> dict:
     engine = WarehouseHook().get_engine()
     folder = dag_tasks.run_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    written = reports.write_reports(engine, receipt["recon_run_id"], folder, dq_run_id=receipt["sync_run_id"])
+    written = reports.write_reports(
+        engine,
+        receipt["recon_run_id"],
+        folder,
+        dq_run_id=receipt["sync_run_id"],
+        company_name=receipt["company_name"],
+    )
     reconciliation.record_report_location(engine, receipt["recon_run_id"], written["html"])
     log.info("reconciliation report: %s", written["html"])
     return written

@@ -214,3 +214,15 @@ def record_report_location(engine: Engine, recon_run_id: str, location: str) -> 
         conn.execute(
             runs.update().where(runs.c.recon_run_id == recon_run_id).values(report_location=location)
         )
+
+
+def latest_run(engine: Engine) -> tuple[sa.Row, list[sa.Row]] | None:
+    """The latest reconciliation run, and its differences counted by class."""
+    warehouse.create_schema(engine)
+    with engine.connect() as conn:
+        found = sql.fetch_all(conn, "reconciliation/select_latest_run")
+        if not found:
+            return None
+        return found[0], sql.fetch_all(
+            conn, "reconciliation/select_class_counts", recon_run_id=found[0].recon_run_id
+        )

@@ -1,0 +1,14 @@
+-- The most recent reconciliation run (for the command line).
+-- Grain: at most one row.
+SELECT
+    r.recon_run_id,
+    r.realm_id,
+    r.period_from,
+    r.period_to,
+    r.finished_at,
+    r.verdict,
+    r.unexplained,
+    r.report_location
+FROM reconciliation_runs AS r
+ORDER BY r.started_at DESC
+LIMIT 1

@@ -1,0 +1,78 @@
+"""End to end: the sync loads the emulator, then `taxdome_qbo_reconcile` reads QBO back, reconciles, writes
+its reports, and gives its verdict: clean after a sync; failed, with the report written first, after a
+bookkeeper edits an invoice in QuickBooks."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from airflow.dag_processing.dagbag import DagBag
+from export_builder import write_export
+from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked
+from quickbooks.objects import Invoice
+
+from qbo_emulator.admin import airflow_connection
+from taxdome_qbo.cli import main as cli_main
+from taxdome_qbo.services import warehouse
+
+pytestmark = pytest.mark.airflow
+
+
+def test_the_reconciliation_reports_then_judges(
+    airflow_db, emulator, warehouse_engine_from_connection, tmp_path, monkeypatch, capsys
+):
+    engine = warehouse_engine_from_connection
+    company = company_for_base_export(emulator)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", json.dumps(BASE_FIRM_SETTINGS))
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(reports))
+    dags = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags
+    sync, reconcile = dags["taxdome_qbo_sync"], dags["taxdome_qbo_reconcile"]
+    assert sync.test(run_conf={"export_dir": str(write_export(tmp_path / "export"))}).state == "success"
+
+    clean = reconcile.test()
+
+    assert clean.state == "success"
+    written = {path.name for path in reports.rglob("*") if path.is_file()}
+    assert {"reconciliation.html", "reconciliation.xlsx", "exceptions.csv", "summary.csv"} <= written
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(warehouse.reconciliation_runs)).one()
+    assert (run.verdict, run.unexplained) == ("clean", 0)
+    assert run.report_location.endswith("reconciliation.html")
+
+    qb = emulator.quickbooks(company)
+    [(_, invoice)] = objects_marked(emulator, company["realm_id"], "taxdome:invoice:I2")
+    edited = Invoice.get(invoice["Id"], qb=qb)
+    edited.Line[0].Amount = edited.Line[0].SalesItemLineDetail.UnitPrice = Decimal("260.00")
+    edited.save(qb=qb)
+
+    differing = reconcile.test()
+
+    assert differing.state == "failed"
+    states = {ti.task_id: ti.state for ti in differing.get_task_instances()}
+    assert states == {
+        "read_back": "success",
+        "reconcile": "success",
+        "report": "success",
+        "verdict": "failed",
+    }
+    with engine.connect() as conn:
+        latest = conn.execute(
+            sa.select(warehouse.reconciliation_runs).where(
+                warehouse.reconciliation_runs.c.recon_run_id == differing.run_id
+            )
+        ).one()
+    assert (latest.verdict, latest.unexplained) == ("differences", 2)  # the invoice, and its customer's balance
+    html = Path(latest.report_location).read_text(encoding="utf-8")
+    assert "I2" in html and "2 unexplained differences" in html
+    assert cli_main(["reconciliation-summary"]) == 1
+    out = capsys.readouterr().out
+    assert "2 unexplained" in out and latest.report_location in out
