@@ -84,7 +84,7 @@ class Company:
         return found
 
     def all(self, entity: str) -> Iterator[dict]:
-        return iter(self.objects[entity].values())
+        return iter(self.objects.get(entity, {}).values())
 
     def find_by_name(self, entity: str, name: str) -> dict | None:
         object_id = self._names[entity].get(name_key(name))

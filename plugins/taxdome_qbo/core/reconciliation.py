@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxdome_qbo.core.load_rules import app_link
 from taxdome_qbo.core.planner import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
@@ -122,6 +124,12 @@ class Reconciliation:
         return int((~self.exceptions["explained"].astype(bool)).sum())
 
 
+def _isin(values: pd.Series, wanted) -> pd.Series:
+    """Membership through Arrow: pandas tests Arrow strings against a large set one value at a time."""
+    found = pc.is_in(pa.array(values.astype(str), pa.string()), value_set=pa.array(list(wanted), pa.string()))
+    return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=values.index)
+
+
 def _rows(frame: pd.DataFrame, **columns) -> pd.DataFrame:
     """`frame.assign(**columns)` with Series aligned to `frame` first: pandas would otherwise give an empty
     frame the Series' whole index."""
@@ -178,12 +186,6 @@ class _Exceptions:
         return pd.concat(self.frames, ignore_index=True)
 
 
-def _qbo_ids(state: pd.DataFrame, kind: str) -> pd.Series:
-    """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
-    rows = state[(state["taxdome_kind"] == kind) & (state["status"] == "synced")]
-    return pd.Series(rows["qbo_id"].astype(str).to_numpy(), index=rows["taxdome_id"].astype(str).to_numpy())
-
-
 def _verdicts(verdicts: pd.DataFrame, kind: str) -> pd.DataFrame:
     rows = verdicts[verdicts["taxdome_kind"] == kind]
     return rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason"]].set_axis(
@@ -205,8 +207,19 @@ class _Reconciler:
         self.exceptions = _Exceptions(settings)
         self.totals: list[pd.DataFrame] = []  # measure, period, dimension, taxdome_cents, qbo_cents
         self.in_scope: dict[str, int] = {}
-        self.customer_of_account = _qbo_ids(state, "account")
+        synced = state[state["status"] == "synced"]
+        self._qbo_ids_by_kind = {
+            kind: pd.Series(
+                rows["qbo_id"].astype(str).to_numpy(), index=rows["taxdome_id"].astype(str).to_numpy()
+            )
+            for kind, rows in synced.groupby("taxdome_kind")
+        }
+        self.customer_of_account = self.qbo_ids("account")
         self.claimed: dict[str, set[str]] = {entity: set() for entity in _ENTITY.values()}
+
+    def qbo_ids(self, kind: str) -> pd.Series:
+        """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
+        return self._qbo_ids_by_kind.get(kind, pd.Series(dtype=str))
 
     # -- one kind of object --------------------------------------------------------------------------------
     def _scope(self, kind: str, objects: pd.DataFrame, id_column: str, date_column: str) -> pd.DataFrame:
@@ -216,7 +229,7 @@ class _Reconciler:
         objects["taxdome_id"] = objects[id_column].astype(str)
         verdicts = _verdicts(self.verdicts, kind)
         objects = objects.join(verdicts, on="taxdome_id")
-        objects["qbo_id"] = objects["taxdome_id"].map(_qbo_ids(self.state, kind))
+        objects["qbo_id"] = objects["taxdome_id"].map(self.qbo_ids(kind))
         entity = _ENTITY[kind]
         objects["qbo_entity"] = entity
         objects["object_kind"] = kind
@@ -316,9 +329,9 @@ class _Reconciler:
         in_period = copy[_in_period(_dates(copy["txn_date"]), self.settings)]
         if candidates is not None:
             in_period = in_period[candidates.reindex(in_period.index, fill_value=False)]
-        unclaimed = in_period[~in_period["qbo_id"].isin(self.claimed[entity])]
-        claimed_markers = set(copy.loc[copy["qbo_id"].isin(self.claimed[entity]), "marker"].dropna())
-        duplicate = unclaimed["marker"].isin(claimed_markers)
+        unclaimed = in_period[~_isin(in_period["qbo_id"], self.claimed[entity])]
+        claimed_markers = set(copy.loc[_isin(copy["qbo_id"], self.claimed[entity]), "marker"].dropna())
+        duplicate = _isin(unclaimed["marker"].fillna(""), claimed_markers)
         self.exceptions.add(
             _rows(
                 unclaimed[duplicate],
@@ -354,23 +367,31 @@ class _Reconciler:
         return unclaimed
 
     def _total(self, measure: str, taxdome: pd.DataFrame, qbo: pd.DataFrame, *, dimension: str = "") -> None:
-        """Sums by month and in total of (date, cents[, dimension]) frames of both sides."""
+        """Sums by month (and by day for net) and in total of (date, cents[, dimension]) frames of both
+        sides; summed before the periods are written out, so only the groups are formatted."""
+        granularities = (("M", "%Y-%m"), ("D", "%Y-%m-%d")) if measure == "net" else (("M", "%Y-%m"),)
         for side, frame in (("taxdome_cents", taxdome), ("qbo_cents", qbo)):
             if frame.empty:
                 continue
-            dates = _dates(frame["date"])
-            months = pd.DataFrame(
-                {
-                    "measure": measure,
-                    "period": dates.dt.strftime("%Y-%m"),
-                    "dimension": frame[dimension].astype(str) if dimension else "",
-                    side: frame["cents"].astype("int64"),
-                }
+            days = _dates(frame["date"]).to_numpy(dtype="datetime64[D]")
+            dimensions = frame[dimension].astype(str).to_numpy() if dimension else np.full(len(frame), "")
+            cents = frame["cents"].astype("int64").to_numpy()
+            for unit, pattern in granularities:
+                grouped = (
+                    pd.DataFrame(
+                        {"period": days.astype(f"datetime64[{unit}]"), "dimension": dimensions, side: cents}
+                    )
+                    .groupby(["period", "dimension"], as_index=False, dropna=False)[side]
+                    .sum()
+                )
+                grouped["period"] = pd.to_datetime(grouped["period"]).dt.strftime(pattern)
+                self.totals.append(grouped.assign(measure=measure))
+            totals = (
+                pd.DataFrame({"dimension": dimensions, side: cents})
+                .groupby("dimension", as_index=False)[side]
+                .sum()
             )
-            self.totals.append(months)
-            self.totals.append(_rows(months, period=TOTAL))
-            if measure == "net":
-                self.totals.append(_rows(months, period=dates.dt.strftime("%Y-%m-%d")))
+            self.totals.append(totals.assign(measure=measure, period=TOTAL))
 
     # -- the kinds -------------------------------------------------------------------------------------
     def invoices(self) -> None:
@@ -459,7 +480,7 @@ class _Reconciler:
         payment_verdicts = _verdicts(self.verdicts, "payment")
         synced_payments = set(payment_verdicts.index[payment_verdicts["verdict"] == "synced"])
         applications = self.taxdome.applications
-        applications = applications[applications["payment_id"].astype(str).isin(synced_payments)]
+        applications = applications[_isin(applications["payment_id"], synced_payments)]
         taxdome = applications.groupby(applications["invoice_id"].astype(str))["amount_cents"].sum()
         links = self.qbo.payment_links
         qbo = links[links["txn_type"] == "Invoice"].groupby("txn_id")["amount_cents"].sum()
@@ -491,7 +512,7 @@ class _Reconciler:
                 FIELD_MISMATCH,
             )
         # Zero-amount payments that apply promotional credits belong to the credit memos (see credits()).
-        applications = _qbo_ids(self.state, "credit_application")
+        applications = self.qbo_ids("credit_application")
         self.claimed["Payment"].update(applications)
         extras = self._extras(copy, "payment", copy["total_cents"].ne(0))
         taxdome_fees, qbo_fees = self._fees(in_scope)
@@ -529,7 +550,7 @@ class _Reconciler:
         """Processing fees of the in-scope payments against QBO's expense purchases; (TaxDome, QBO) sides
         as (date, cents, processor)."""
         with_fee = payments[_cents(payments["processing_fee_cents"]) > 0].copy()
-        with_fee["qbo_id"] = with_fee["taxdome_id"].map(_qbo_ids(self.state, "fee"))
+        with_fee["qbo_id"] = with_fee["taxdome_id"].map(self.qbo_ids("fee"))
         with_fee["qbo_entity"], with_fee["object_kind"] = "Purchase", "fee"
         copy = self.qbo.purchases
         paired = self._pair(with_fee, copy, "fee")
@@ -590,7 +611,7 @@ class _Reconciler:
         frame = promotional[_in_period(_dates(promotional["payment_date"]), self.settings)].copy()
         frame["taxdome_id"] = frame["payment_id"].astype(str)
         frame = frame.join(verdicts, on="taxdome_id")
-        frame["qbo_id"] = frame["taxdome_id"].map(_qbo_ids(self.state, "credit_memo"))
+        frame["qbo_id"] = frame["taxdome_id"].map(self.qbo_ids("credit_memo"))
         frame["qbo_entity"], frame["object_kind"] = "CreditMemo", "credit_memo"
         return self._split_scope(frame, "credit_memo")
 
@@ -656,15 +677,14 @@ class _Reconciler:
         if accounts.empty:
             return
         signed = []
-        invoice_ids = _qbo_ids(self.state, "invoice")
+        invoice_ids = self.qbo_ids("invoice")
         invoices = self.taxdome.invoices
-        invoices = invoices[invoices["invoice_id"].astype(str).isin(invoice_ids.index)]
+        invoices = invoices[_isin(invoices["invoice_id"], invoice_ids.index)]
         signed.append(pd.DataFrame({"account_id": invoices["account_id"], "cents": invoices["total_cents"]}))
         payments = self.taxdome.payments
         for kind, methods in (("payment", REAL_MONEY_METHODS), ("credit_memo", {"promotional_credit"})):
             held = payments[
-                payments["method"].isin(methods)
-                & payments["payment_id"].astype(str).isin(_qbo_ids(self.state, kind).index)
+                payments["method"].isin(methods) & _isin(payments["payment_id"], self.qbo_ids(kind).index)
             ]
             signed.append(pd.DataFrame({"account_id": held["account_id"], "cents": -held["amount_cents"]}))
         by_account = pd.concat(signed).astype({"cents": "int64"}).groupby("account_id")["cents"].sum()
@@ -720,10 +740,8 @@ class _Reconciler:
         synced = members["payment_id"].map(verdicts).eq("synced")
         members["gross_in_scope"] = members["gross"].where(synced, 0)
         members["fee_in_scope"] = members["fee"].where(synced, 0)
-        qbo_payment = _qbo_ids(self.state, "payment").map(
-            self.qbo.payments.set_index("qbo_id")["total_cents"]
-        )
-        qbo_fee = _qbo_ids(self.state, "fee").map(self.qbo.purchases.set_index("qbo_id")["total_cents"])
+        qbo_payment = self.qbo_ids("payment").map(self.qbo.payments.set_index("qbo_id")["total_cents"])
+        qbo_fee = self.qbo_ids("fee").map(self.qbo.purchases.set_index("qbo_id")["total_cents"])
         members["qbo_gross"] = members["payment_id"].map(qbo_payment).fillna(0).astype("int64")
         members["qbo_fee"] = members["payment_id"].map(qbo_fee).fillna(0).astype("int64")
         sums = members.groupby("payout_id")[
