@@ -13,11 +13,12 @@ from airflow.sdk import ObjectStoragePath
 from sqlalchemy.engine import Engine
 
 from qbo_emulator.testing import REDIRECT_URI, EmulatorHandle
-from taxdome_qbo.core.planner import PlanOptions
+from taxdome_qbo.core.planner import PlanOptions, resolve_setting_ids
+from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.demo.generator import generate_export
 from taxdome_qbo.demo.qbo_seed import seed_company
-from taxdome_qbo.services import loading, planning, warehouse
+from taxdome_qbo.services import loading, planning, qbo_readback, reconciliation, warehouse
 from taxdome_qbo.services.qbo_client import (
     QboCredentials,
     QboSession,
@@ -253,3 +254,27 @@ def objects_marked(emulator: EmulatorHandle, realm_id: str, marker: str) -> list
         for obj in rows
         if marker_of(entity, obj) == marker
     ]
+
+
+def reconcile_now(engine, emulator, session, recon_run_id: str, firm_settings: dict = BASE_FIRM_SETTINGS):
+    """Read the company back and reconcile it; the receipt, the exceptions and the summary by key."""
+    qbo_readback.read_back(engine, session, incremental=False)
+    reference = fetch_reference(session)
+    settings = resolve_settings(firm_settings, None)
+    ids = resolve_setting_ids(settings, reference).ids
+    options = ReconciliationSettings(
+        period_from=settings.sync_start_date,
+        tax_item_id=ids["tax_item"],
+        fee_expense_account_id=ids["fee_expense_account"],
+        deposit_account_id=ids["deposit_to_account"],
+        app_url=endpoints_for(emulator.base_url).app_url,
+    )
+    receipt = reconciliation.reconcile_company(engine, session.realm_id, recon_run_id, options)
+    with engine.connect() as conn:
+        table = warehouse.rpt_reconciliation_exceptions
+        exceptions = conn.execute(sa.select(table).where(table.c.recon_run_id == recon_run_id)).all()
+        summary_table = warehouse.rpt_reconciliation_summary
+        summary = conn.execute(
+            sa.select(summary_table).where(summary_table.c.recon_run_id == recon_run_id)
+        ).all()
+    return receipt, exceptions, {(r.measure, r.period, r.dimension): r for r in summary}

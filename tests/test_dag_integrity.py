@@ -41,7 +41,7 @@ def test_sync_dag_declares_the_settings_and_export_params(dagbag):
         "allow_mass_delete",
     } == set(dag.params)
     assert all(dag.params[name] is None for name in SETTING_NAMES)  # unset: the Variable then defaults decide
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "plan", "load"]
+    assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "check", "plan", "load"]
 
 
 def test_sync_dag_runs_hourly_unless_configured(dagbag):

@@ -70,7 +70,10 @@ def test_the_reconciliation_reports_then_judges(
                 warehouse.reconciliation_runs.c.recon_run_id == differing.run_id
             )
         ).one()
-    assert (latest.verdict, latest.unexplained) == ("differences", 2)  # the invoice, and its customer's balance
+    assert (latest.verdict, latest.unexplained) == (
+        "differences",
+        2,
+    )  # the invoice, and its customer's balance
     html = Path(latest.report_location).read_text(encoding="utf-8")
     assert "I2" in html and "2 unexplained differences" in html
     assert cli_main(["reconciliation-summary"]) == 1

@@ -20,6 +20,7 @@ from load_harness import (
     load_in_this_process,
     objects_marked,
     plan,
+    reconcile_now,
     request_count,
     seeded_company,
     session_for,
@@ -159,6 +160,10 @@ def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
     assert {429, 401}.issubset(statuses) and statuses & {500, 503}, served["counts_by_status"]
     assert any(r["dropped"] for r in served["requests"] if r["realm_id"] == company["realm_id"])
     assert 0 < audited_when_killed < planned.operations
+    reconciled, exceptions, _ = reconcile_now(
+        engine, emulator, session_for(engine, emulator, company, **FAST_THROTTLE), "recon-chaos", firm.settings
+    )
+    assert reconciled.unexplained == 0, [(e.difference_class, e.object_kind, e.taxdome_id) for e in exceptions]
 
 
 def _audited(engine) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import sqlalchemy as sa
 from export_builder import replace_row, write_export
 from load_harness import (
     BASE_FIRM_SETTINGS,
@@ -14,16 +13,11 @@ from load_harness import (
     load,
     objects_marked,
     plan,
+    reconcile_now,
     session_for,
     stage,
 )
 from quickbooks.objects import Customer, Invoice, Payment, Purchase, RefundReceipt
-
-from taxdome_qbo.core.planner import resolve_setting_ids
-from taxdome_qbo.core.reconciliation import ReconciliationSettings
-from taxdome_qbo.core.settings import resolve_settings
-from taxdome_qbo.services import qbo_readback, reconciliation, warehouse
-from taxdome_qbo.services.qbo_client import endpoints_for, fetch_reference
 
 
 def synced_company(engine, emulator, tmp_path, **export_changes):
@@ -35,29 +29,6 @@ def synced_company(engine, emulator, tmp_path, **export_changes):
     receipt = load(engine, session, emulator, "sync-1")
     assert receipt.failed == 0, receipt.as_xcom()
     return company, session
-
-
-def reconcile_now(engine, emulator, session, recon_run_id: str):
-    qbo_readback.read_back(engine, session, incremental=False)
-    reference = fetch_reference(session)
-    settings = resolve_settings(BASE_FIRM_SETTINGS, None)
-    ids = resolve_setting_ids(settings, reference).ids
-    options = ReconciliationSettings(
-        period_from=settings.sync_start_date,
-        tax_item_id=ids["tax_item"],
-        fee_expense_account_id=ids["fee_expense_account"],
-        deposit_account_id=ids["deposit_to_account"],
-        app_url=endpoints_for(emulator.base_url).app_url,
-    )
-    receipt = reconciliation.reconcile_company(engine, session.realm_id, recon_run_id, options)
-    with engine.connect() as conn:
-        table = warehouse.rpt_reconciliation_exceptions
-        exceptions = conn.execute(sa.select(table).where(table.c.recon_run_id == recon_run_id)).all()
-        summary_table = warehouse.rpt_reconciliation_summary
-        summary = conn.execute(
-            sa.select(summary_table).where(summary_table.c.recon_run_id == recon_run_id)
-        ).all()
-    return receipt, exceptions, {(r.measure, r.period, r.dimension): r for r in summary}
 
 
 def test_a_synced_firm_reconciles_to_the_cent(warehouse_engine, emulator, tmp_path):
