@@ -76,7 +76,10 @@ demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 	$(BIN)/python -m taxdome_qbo staging-summary; \
 	$(BIN)/python -m taxdome_qbo plan-summary; \
 	$(BIN)/python -m taxdome_qbo load-summary; \
-	echo "What the emulator served during the run:"; $(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL)
+	echo "What the emulator served during the run:"; $(BIN)/python -m qbo_emulator.admin requests $(EMULATOR_URL); \
+	$(BIN)/airflow dags test taxdome_qbo_reconcile > $(AIRFLOW_HOME)/demo-reconcile.log 2>&1; \
+	$(BIN)/python -m taxdome_qbo reconciliation-summary \
+		|| { echo "taxdome_qbo_reconcile found differences; log: $(AIRFLOW_HOME)/demo-reconcile.log"; exit 1; }
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ and reported separately (README).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import resource
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from taxdome_qbo.core.planner import Plan, StagedFirm, build_plan
+from taxdome_qbo.core.planner import STATE_COLUMNS, Plan, StagedFirm, build_plan
 from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.validation import validate_export
@@ -155,62 +156,70 @@ def qbo_side_from_plan(operations: pd.DataFrame, state: pd.DataFrame) -> QboSide
     return QboSide(**side)
 
 
-def run_one(export: Path) -> dict:
+def _prepared(export: Path) -> Path:
+    return OUT / f"{export.name}-reconcile"
+
+
+def prepare(export: Path) -> dict:
+    """Plan the firm, build its QBO side, and keep both sides, the verdicts and the state as parquet."""
     validated = {v.export_file.name: v.staged for v in validate_export(ExportReader(export).read)}
     staged = StagedFirm(**{name: validated[name] for name in StagedFirm.__dataclass_fields__})
-    manifest = json.loads((export / "_generator_manifest.json").read_text())
-    settings = resolve_settings(manifest["firm_settings"], None)
+    settings = resolve_settings(
+        json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
+    )
     company = demo_company(items=[("40", "Bookkeeping", True)])
     operations_file = OperationsFile(OUT / f"{export.name}-reconcile-operations.parquet")
-    plan = build_plan(
-        staged,
-        settings,
-        company,
-        pd.DataFrame(
-            columns=[
-                "taxdome_kind",
-                "taxdome_id",
-                "qbo_entity",
-                "qbo_id",
-                "sync_token",
-                "payload_hash",
-                "status",
-            ]
-        ),
-        sink=operations_file,
-    )
+    empty_state = pd.DataFrame(columns=list(STATE_COLUMNS))
+    plan = build_plan(staged, settings, company, empty_state, sink=operations_file)
     operations_file.close()
     operations = operations_file.read()
     state = state_after_success(Plan(operations, plan.statuses))
-    prepared_at = time.perf_counter()
+    started = time.perf_counter()
     qbo = qbo_side_from_plan(operations[operations["action"] != "link"], state)
-    preparation = time.perf_counter() - prepared_at
-    taxdome = TaxDomeSide(
-        accounts=staged.accounts,
-        invoices=staged.invoices,
-        payments=staged.payments,
-        applications=staged.payment_applications,
-        refunds=staged.refunds,
-        payouts=validated["payouts"],
-    )
-    del operations, validated
+    folder = _prepared(export)
+    folder.mkdir(exist_ok=True)
+    frames = {
+        "verdicts": plan.statuses,
+        "state": state,
+        "accounts": staged.accounts,
+        "invoices": staged.invoices,
+        "payments": staged.payments,
+        "applications": staged.payment_applications,
+        "refunds": staged.refunds,
+        "payouts": validated["payouts"],
+        **{f"qbo_{name}": getattr(qbo, name) for name in QboSide.__dataclass_fields__},
+    }
+    for name, frame in frames.items():
+        frame.to_parquet(folder / f"{name}.parquet")
+    (folder / "settings.json").write_text(json.dumps({"period_from": settings.sync_start_date.isoformat()}))
+    return {"case": "prepare", "seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": 0}
+
+
+def compare(export: Path) -> dict:
+    """The comparison alone, on the prepared sides, in a process of its own."""
+    folder = _prepared(export)
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_parquet(folder / f"{name}.parquet")
+
+    taxdome = TaxDomeSide(**{name: read(name) for name in TaxDomeSide.__dataclass_fields__})
+    qbo = QboSide(**{name: read(f"qbo_{name}") for name in QboSide.__dataclass_fields__})
+    verdicts, state = read("verdicts"), read("state")
     options = ReconciliationSettings(
-        period_from=settings.sync_start_date,
+        period_from=dt.date.fromisoformat(json.loads((folder / "settings.json").read_text())["period_from"]),
         tax_item_id=TAX_ITEM,
         fee_expense_account_id=FEE_ACCOUNT,
         deposit_account_id=DEPOSIT_ACCOUNT,
         app_url="http://127.0.0.1:8765/app",
     )
-    state = state.assign(status="synced")
     started = time.perf_counter()
-    result = reconcile(taxdome, qbo, plan.statuses, state, options)
+    result = reconcile(taxdome, qbo, verdicts, state, options)
     seconds = time.perf_counter() - started
     return {
         "case": "compare",
         "seconds": round(seconds, 1),
-        "qbo_side_prepared_in": round(preparation, 1),
-        "invoices": len(staged.invoices),
-        "payments": len(staged.payments),
+        "invoices": len(taxdome.invoices),
+        "payments": len(taxdome.payments),
         "qbo_objects": sum(
             len(getattr(qbo, name))
             for name in ("invoices", "payments", "credit_memos", "purchases", "refund_receipts", "customers")
@@ -232,11 +241,14 @@ def main() -> int:
     parser.add_argument("--run-one", nargs=2, metavar=("CASE", "EXPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_one:
-        print(json.dumps(run_one(Path(args.run_one[1]))))
+        case, export = args.run_one
+        print(json.dumps({"prepare": prepare, "compare": compare}[case](Path(export))))
         return 0
     OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)
+    prepared = run_in_own_process(__file__, "prepare", export)
     run = run_in_own_process(__file__, "compare", export)
+    run["qbo_side_prepared_in"] = prepared["seconds"]
     verdict = within_targets(run, seconds=60)
     if run["unexplained"]:
         verdict = "WRONG: a perfect QBO side did not reconcile clean"

@@ -20,7 +20,8 @@ _SYMBOLIC = re.compile(r"^@([a-z_]+):(.+)$")
 # The TaxDome object whose status an operation decides; fees and credit applications get rows of their own.
 _STATUS_KIND = {"credit_memo": "payment"}
 
-_APP_PATHS = {
+# Where each entity is in QuickBooks' web app, before its id (R16).
+APP_PATHS = {
     "Customer": "customerdetail?nameId=",
     "Item": "items?itemId=",
     "Invoice": "invoice?txnId=",
@@ -128,5 +129,5 @@ def is_same_object(entity: str, payload: dict, found: dict) -> bool:
 
 def app_link(app_url: str, entity: str, qbo_id: str) -> str | None:
     """The object in QuickBooks' web app (R16)."""
-    path = _APP_PATHS.get(entity)
+    path = APP_PATHS.get(entity)
     return None if path is None else f"{app_url}/{path}{qbo_id}"

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taxdome_qbo.core.load_rules import app_link
+from taxdome_qbo.core.load_rules import APP_PATHS
 from taxdome_qbo.core.planner import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
 
 MATCHED = "matched"
@@ -173,11 +173,11 @@ class _Exceptions:
             rows[column] = frame.get(column)
         rows["difference_class"] = difference_class
         rows["explained"] = explained
-        links = [
-            app_link(self.settings.app_url, entity, qbo_id) if isinstance(qbo_id, str) and entity else None
-            for entity, qbo_id in zip(rows["qbo_entity"], rows["qbo_id"], strict=True)
-        ]
-        rows["qbo_link"] = links
+        pages = rows["qbo_entity"].map(APP_PATHS)
+        known = pages.notna() & rows["qbo_id"].notna()
+        rows["qbo_link"] = (self.settings.app_url + "/" + pages.fillna("") + rows["qbo_id"].astype(str)).where(
+            known, None
+        )
         self.frames.append(rows)
 
     def frame(self) -> pd.DataFrame:
@@ -802,9 +802,10 @@ class _Reconciler:
                     difference_class,
                     explained=explained,
                 )
+            # Totals compare what QBO should hold (the in-scope payments) with what it holds, as elsewhere.
             self._total(
                 measure,
-                pd.DataFrame({"date": frame["payout_date"], "cents": frame[taxdome]}),
+                pd.DataFrame({"date": frame["payout_date"], "cents": frame[in_scope]}),
                 pd.DataFrame({"date": frame["payout_date"], "cents": frame[qbo]}),
             )
 
