@@ -33,15 +33,6 @@ CUSTOMER_MISMATCH = "customer_mismatch"
 FIELD_MISMATCH = "field_mismatch"  # a date or deposit account other than TaxDome's
 DUPLICATE_IN_QBO = "duplicate_in_qbo"
 OUT_OF_SCOPE = "out_of_scope"
-DIFFERENCE_CLASSES = (
-    MISSING_IN_QBO,
-    EXTRA_IN_QBO,
-    AMOUNT_MISMATCH,
-    CUSTOMER_MISMATCH,
-    FIELD_MISMATCH,
-    DUPLICATE_IN_QBO,
-    OUT_OF_SCOPE,
-)
 SUMMARY_COLUMNS = ("measure", "period", "dimension", "taxdome_cents", "qbo_cents", "difference_cents")
 EXCEPTION_COLUMNS = (
     "difference_class",

@@ -116,7 +116,16 @@ MEASURE_LABELS = {
     "refunds": "Refunds",
     "credits": "Credits",
     "customer_balance": "Customer balances",
+    "payout_gross": "Payout gross",
+    "payout_fees": "Payout fees",
     "payout_net": "Payout net",
+    "applied": "Applied to the invoice",
+    "balance": "Invoice balance",
+    "customer": "Customer",
+    "name": "Customer name",
+    "date": "Date",
+    "deposit_account": "Deposit account",
+    "amount": "Amount",
 }
 MONTHLY_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds", "credits")
 PROCESSOR_LABELS = {
@@ -124,6 +133,7 @@ PROCESSOR_LABELS = {
     "cpacharge": "CPACharge",
     "taxdome_payments": "TaxDome Payments",
     "none": "No processor",
+    "unmatched": "Not matched to TaxDome",
 }
 # Unexplained classes first, in the order a reader works through them; the explained class last.
 CLASS_LABELS = {
@@ -131,6 +141,7 @@ CLASS_LABELS = {
     "extra_in_qbo": "Extra in QuickBooks",
     "amount_mismatch": "Amount mismatch",
     "customer_mismatch": "Customer mismatch",
+    "field_mismatch": "Date or account mismatch",
     "duplicate_in_qbo": "Duplicate in QuickBooks",
     "out_of_scope": "Out of scope by rule",
 }
@@ -138,7 +149,8 @@ CLASS_MEANINGS = {
     "missing_in_qbo": "In TaxDome and in the sync's scope, but not found in QuickBooks.",
     "extra_in_qbo": "In QuickBooks without a TaxDome marker, or matching nothing in TaxDome.",
     "amount_mismatch": "In both, with different amounts.",
-    "customer_mismatch": "In both, for different customers.",
+    "customer_mismatch": "In both, for different customers (or the customer was renamed in QuickBooks).",
+    "field_mismatch": "In both, with another date or deposit account.",
     "duplicate_in_qbo": "One TaxDome object appears more than once in QuickBooks.",
     "out_of_scope": "Differs on purpose: a sync rule keeps it out of QuickBooks (the rule is in the detail).",
 }
