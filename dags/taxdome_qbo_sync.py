@@ -29,6 +29,12 @@ its marker before it is sent again. Clearing `load` resumes where it stopped.
 - *lacks required files / lacks required columns*: the export is incomplete; fix or remove the folder,
   then clear the task. Retries will not help, so the task fails at once.
 - *firm settings*: a param or the `taxdome_qbo_settings` Variable has a bad value.
+- *critical data-quality checks failed*: `check` found staged data that would put wrong numbers in
+  QuickBooks (an invoice total that is not its lines + tax, more applied or refunded than paid, a reference
+  to nothing, ...); nothing is planned or written. The message names each check and its TaxDome ids, and
+  `dq_results` holds every check of the run. Fix the data in TaxDome and load a new export, then clear
+  `check`. Warnings (dates in the future, a file that shrank against the previous export, ...) are logged
+  and stored there too; the run goes on.
 - *would delete N of M synced objects*: the export lacks more than 5% of what was synced. If TaxDome really
   deleted them, trigger with `allow_mass_delete: true`; if the export is partial, use `export_mode:
   incremental`.
@@ -136,11 +142,21 @@ def taxdome_qbo_sync():
         return dag_tasks.stage_exports(export_locations, get_current_context()["run_id"])
 
     @task
+    def check() -> dict:
+        context = get_current_context()
+        return dag_tasks.check_quality(context["params"], context["run_id"])
+
+    @task
     def plan() -> dict:
         context = get_current_context()
         return dag_tasks.plan_sync(context["params"], context["run_id"])
 
-    stage(extract()) >> plan() >> QuickBooksLoadOperator(task_id="load", outlets=[QUICKBOOKS_LOADED])
+    (
+        stage(extract())
+        >> check()
+        >> plan()
+        >> QuickBooksLoadOperator(task_id="load", outlets=[QUICKBOOKS_LOADED])
+    )
 
 
 taxdome_qbo_sync()

@@ -26,7 +26,9 @@ def test_sync_stages_the_landing_exports_oldest_first_and_quarantines_every_bad_
 ):
     landing = tmp_path / "landing"
     older = generate_export(landing / "2026-10-30T0900", accounts=60, seed=3, bad_rows=0.02)
-    newer = generate_export(landing / "2026-10-31T0900", accounts=60, seed=4)
+    # The next export of the same firm (here with the same content): staging two unrelated firms whose ids
+    # collide would rightly fail the data-quality check.
+    newer = generate_export(landing / "2026-10-31T0900", accounts=60, seed=3, bad_rows=0.02)
 
     run = sync_dag.test(run_conf={"landing_dir": str(landing), "sync_start_date": "2026-01-01"})
     assert run.state == "success"
@@ -55,7 +57,7 @@ def test_sync_stages_the_landing_exports_oldest_first_and_quarantines_every_bad_
     assert {b["kind"] for b in injected} >= {"malformed_row", "refund_above_payment", "line_sum_mismatch"}
     assert all((b["file"], b["line"]) in quarantined for b in injected)
     assert all(reason for reason in quarantined.values())
-    assert not [r for r in rejected if r._batch_id == batches[1].batch_id]  # the clean export
+    assert not [r for r in rejected if r._batch_id == batches[1].batch_id]  # quarantined once per content
 
     # The next scheduled run finds nothing new; the summary a user reads names every file.
     again = sync_dag.test(run_conf={"landing_dir": str(landing)})

@@ -161,9 +161,15 @@ def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
     assert any(r["dropped"] for r in served["requests"] if r["realm_id"] == company["realm_id"])
     assert 0 < audited_when_killed < planned.operations
     reconciled, exceptions, _ = reconcile_now(
-        engine, emulator, session_for(engine, emulator, company, **FAST_THROTTLE), "recon-chaos", firm.settings
+        engine,
+        emulator,
+        session_for(engine, emulator, company, **FAST_THROTTLE),
+        "recon-chaos",
+        firm.settings,
     )
-    assert reconciled.unexplained == 0, [(e.difference_class, e.object_kind, e.taxdome_id) for e in exceptions]
+    assert reconciled.unexplained == 0, [
+        (e.difference_class, e.object_kind, e.taxdome_id) for e in exceptions
+    ]
 
 
 def _audited(engine) -> int:

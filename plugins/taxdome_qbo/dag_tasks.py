@@ -16,7 +16,7 @@ from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsE
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
-from taxdome_qbo.services import loading, planning, warehouse
+from taxdome_qbo.services import loading, planning, quality, warehouse
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
 from taxdome_qbo.services.qbo_client import QboAuthorizationError, RetryPolicy, endpoints_for
@@ -202,3 +202,27 @@ def retry_sync(selection: loading.Selection | None, *, export_mode: str) -> tupl
     params = {"export_mode": export_mode, "allow_mass_delete": False, "dry_run": False}
     planned = plan_sync(params, run_id)
     return planned, load_run(run_id, options=loading.LoadOptions(selection=selection))
+
+
+def check_quality(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Check the staged firm before anything is planned; a critical failure fails the run without retries.
+
+    Takes the params for what the checks must judge as the planner will: the export mode (in `full` mode what
+    the latest export no longer lists is left out) and the firm's home currency.
+    """
+    settings = firm_settings(params)
+    report = quality.run_quality_checks(
+        WarehouseHook().get_engine(),
+        run_id,
+        export_mode=params["export_mode"],
+        home_currency=settings.home_currency,
+    )
+    log.info("%s", report.summary())
+    for result in report.warnings:
+        log.warning("data-quality warning: %s", result.describe())
+    if report.critical_failures:
+        raise AirflowFailException(
+            "critical data-quality checks failed, nothing is planned or written to QuickBooks (every check of "
+            "the run is in dq_results):\n" + "\n".join(r.describe() for r in report.critical_failures)
+        )
+    return report.as_xcom()

@@ -43,8 +43,9 @@ class Severity(StrEnum):
     WARNING = "warning"  # reported, the run goes on
 
 
-# Exports are cut in the firm's time zone and TaxDome lets a payment be recorded ahead by a day or two;
-# beyond a few days a date is a typo (2062 for 2026) that would post to a period nobody looks at.
+# Exports are cut in the firm's time zone, hours off UTC, and a post-dated check is recorded a day or two
+# ahead; beyond a few days a date is more likely a typo (2062 for 2026) that would post to a period nobody
+# looks at.
 FUTURE_DATE_TOLERANCE_DAYS = 3
 # A full export that reads a fifth fewer rows of a file than the export before it is more likely cut short
 # than a firm that deleted a fifth of its invoices overnight.
@@ -77,13 +78,18 @@ class Expectation:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        found = [self.kwargs[k] for k in ("column", "column_A", "column_B") if k in self.kwargs]
-        return (*found, *self.kwargs.get("column_list", ()))
+        return expectation_columns(self.kwargs)
 
-    @property
-    def label(self) -> str:
-        """What an observed value is about: `status`, `total_cents vs lines_plus_tax_cents`, or the table."""
-        return " vs ".join(self.columns) or "table"
+
+def expectation_columns(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns an expectation's arguments name (GX hands the same arguments back with its results)."""
+    found = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    return (*found, *kwargs.get("column_list", ()))
+
+
+def observed_label(kwargs: Mapping[str, Any]) -> str:
+    """What an observed value is about: `status`, `total_cents vs lines_plus_tax_cents`, or the table."""
+    return " vs ".join(expectation_columns(kwargs)) or "table"
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,8 @@ class GxCheck:
 class SqlCheck:
     """A check run by a statement of `include/sql/` (bound parameters only).
 
-    Reference checks answer one row per check: `evaluated_rows`, `unexpected_count` and, for the first
-    unexpected rows, `taxdome_id` (null when there is none).
+    A reference check answers `evaluated_rows` and `unexpected_count` with the `taxdome_id` and the
+    `unknown_reference` of each of the first unexpected rows (one row of nulls when there is none).
     """
 
     name: str
@@ -141,8 +147,8 @@ DERIVATION_INPUTS = {
 }
 
 
-def _severity(export_file: ExportFile, default: Severity = Severity.CRITICAL) -> Severity:
-    return Severity.WARNING if export_file is PAYOUTS else default
+def _severity(export_file: ExportFile) -> Severity:
+    return Severity.WARNING if export_file is PAYOUTS else Severity.CRITICAL
 
 
 def _contract_checks(export_file: ExportFile, *, today: dt.date, home_currency: str) -> list[GxCheck]:
@@ -226,9 +232,7 @@ def _contract_checks(export_file: ExportFile, *, today: dt.date, home_currency: 
                 f"{name}.amounts_in_range",
                 name,
                 _severity(export_file),
-                "; ".join(
-                    f"{c.stored_name} {'≥ 0' if c.min_cents == 0 else f'≥ {c.min_cents}'}" for c in signed
-                ),
+                "; ".join(f"{c.stored_name} ≥ {c.min_cents}" for c in signed),
                 tuple(
                     Expectation(
                         "ExpectColumnValuesToBeBetween", {"column": c.stored_name, "min_value": c.min_cents}
@@ -271,7 +275,8 @@ def _equal(column_a: str, column_b: str) -> Expectation:
     )
 
 
-AMOUNT_CHECKS = (
+# Beyond the contract's rules for one row: a number QuickBooks needs unique, amounts across rows and tables.
+BUSINESS_CHECKS = (
     GxCheck(
         "invoices.unique_numbers",
         "invoices",
@@ -391,13 +396,13 @@ def row_count_drift_check(export_file: ExportFile) -> SqlCheck:
 
 
 def gx_checks(*, today: dt.date, home_currency: str) -> tuple[GxCheck, ...]:
-    """Every GX check, contract checks first, then the checks of amounts across rows and tables."""
+    """Every GX check: the contract's checks of each file, then the business checks."""
     contract = [
         check
         for export_file in EXPORT_FILES
         for check in _contract_checks(export_file, today=today, home_currency=home_currency)
     ]
-    return (*contract, *AMOUNT_CHECKS)
+    return (*contract, *BUSINESS_CHECKS)
 
 
 # Staging never marks lines and applications absent: they stand or fall with their invoice and payment.
@@ -519,6 +524,6 @@ def derive_frames(staged: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]
 def taxdome_id(values: Mapping[str, Any], id_columns: tuple[str, ...]) -> str | None:
     """The TaxDome id of a row as reported: `I1`, or `I1/2` for a compound key; None when it has none."""
     parts = [values.get(column) for column in id_columns]
-    if any(part is None or part is pd.NA for part in parts):
+    if any(pd.isna(part) for part in parts):
         return None
     return "/".join(str(part) for part in parts)

@@ -166,9 +166,9 @@ class _Exceptions:
         rows["explained"] = explained
         pages = rows["qbo_entity"].map(APP_PATHS)
         known = pages.notna() & rows["qbo_id"].notna()
-        rows["qbo_link"] = (self.settings.app_url + "/" + pages.fillna("") + rows["qbo_id"].astype(str)).where(
-            known, None
-        )
+        rows["qbo_link"] = (
+            self.settings.app_url + "/" + pages.fillna("") + rows["qbo_id"].astype(str)
+        ).where(known, None)
         self.frames.append(rows)
 
     def frame(self) -> pd.DataFrame:

@@ -141,6 +141,7 @@ def _stage_files(
 ) -> StageResult:
     """Validate and merge file after file inside the load's transaction (one validated file in memory at a time)."""
     staged_parents: dict[str, pd.DataFrame] = {}
+    superseded_parents: dict[str, pd.Series] = {}
     rejected: list[ValidatedFile] = []
     result.seconds = {"read_and_validate": 0.0, "write": 0.0}
     files = validate_export(reader.read)
@@ -151,7 +152,7 @@ def _stage_files(
         if validated is None:
             break
         clock = time.perf_counter()
-        counts = _merge_file(conn, validated, result.batch_id, loaded_at, staged_parents)
+        counts = _merge_file(conn, validated, result.batch_id, loaded_at, staged_parents, superseded_parents)
         counts.write_seconds = time.perf_counter() - clock
         result.seconds["write"] += counts.write_seconds
         result.files.append(counts)
@@ -215,6 +216,7 @@ def _merge_file(
     batch_id: str,
     loaded_at: datetime,
     staged_parents: dict[str, pd.DataFrame],
+    superseded_parents: dict[str, pd.Series],
 ) -> FileCounts:
     spec = validated.export_file
     table = warehouse.STAGING_TABLES[spec.name]
@@ -225,6 +227,16 @@ def _merge_file(
         rows_staged=len(staged),
         rows_rejected=len(validated.rejected),
     )
+    stale_children = 0
+    if spec.name in _OWNED_CHILDREN:
+        # The lines of an invoice (applications of a payment) this export holds an older version of belong
+        # to that older version: the staged, newer one keeps its own.
+        parent_name, parent_key = _OWNED_CHILDREN[spec.name]
+        stale = superseded_parents.get(parent_name)
+        if stale is not None and len(stale):
+            of_stale = staged[parent_key].isin(set(stale)).to_numpy()
+            stale_children = int(of_stale.sum())
+            staged = staged[~of_stale]
     key = list(spec.key)
     existing = _existing(conn, table, spec.key)
     joined = staged[[*key, "_row_hash"]].merge(existing, on=key, how="left", validate="one_to_one")
@@ -243,13 +255,15 @@ def _merge_file(
     counts.rows_inserted = int(is_new.sum())
     counts.rows_updated = int((to_write & ~is_new).sum())
     counts.rows_unchanged = int(unchanged.sum())
-    counts.rows_superseded = int(superseded.sum())
+    counts.rows_superseded = int(superseded.sum()) + stale_children
 
     rows = staged[to_write]
     if len(rows):
         rows = rows.assign(_batch_id=batch_id, _loaded_at=pd.Timestamp(loaded_at), _absent_since_batch=None)
         _upsert(conn, table, key, rows)
     staged_parents[spec.name] = staged.loc[~superseded, key]
+    if len(key) == 1:
+        superseded_parents[spec.name] = staged.loc[superseded, key[0]]
     if spec.name in _OWNED_CHILDREN:
         counts.rows_removed = _prune_children(conn, table, validated, existing, staged_parents)
     else:
