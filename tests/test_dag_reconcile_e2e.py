@@ -79,3 +79,4 @@ def test_the_reconciliation_reports_then_judges(
     assert cli_main(["reconciliation-summary"]) == 1
     out = capsys.readouterr().out
     assert "2 unexplained" in out and latest.report_location in out
+    assert "data quality of sync run" in out and "checks, 0 failed (0 critical)" in out

@@ -140,7 +140,7 @@ def reconciliation_summary(args: argparse.Namespace) -> int:
     if latest is None:
         print("no reconciliation has run yet")
         return 0
-    run, by_class = latest
+    run, by_class = latest.run, latest.differences_by_class
     period = f"{run.period_from or 'the start'} to {run.period_to or 'today'}"
     if run.verdict == "clean":
         print(
@@ -154,6 +154,12 @@ def reconciliation_summary(args: argparse.Namespace) -> int:
                 [(r.difference_class, "yes" if r.explained else "no", r.differences) for r in by_class],
                 ["class", "explained", "differences"],
             )
+        )
+    if latest.quality is not None:
+        quality = latest.quality
+        print(
+            f"data quality of sync run {run.sync_run_id}: {quality.checks} checks, {quality.failed} failed "
+            f"({quality.critical_failed} critical); every result in dq_results and in the report"
         )
     print(f"report: {run.report_location}")
     return 0 if run.verdict == "clean" else 1

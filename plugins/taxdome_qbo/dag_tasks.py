@@ -193,13 +193,14 @@ def load_run(
 
 
 def retry_sync(selection: loading.Selection | None, *, export_mode: str) -> tuple[dict, loading.LoadReceipt]:
-    """Plan again from what is staged, and load only the selected objects (all when None), now.
+    """Check the staged firm, plan again from it, and load only the selected objects (all when None), now.
 
     The firm settings come from the `taxdome_qbo_settings` Variable (then the defaults), as in a scheduled
     run without params. Returns the plan's and the load's receipts.
     """
     run_id = f"retry__{datetime.now(UTC):%Y-%m-%dT%H%M%S.%f}"
     params = {"export_mode": export_mode, "allow_mass_delete": False, "dry_run": False}
+    check_quality(params, run_id)
     planned = plan_sync(params, run_id)
     return planned, load_run(run_id, options=loading.LoadOptions(selection=selection))
 

@@ -3,6 +3,7 @@
 SELECT
     r.recon_run_id,
     r.realm_id,
+    r.sync_run_id,
     r.period_from,
     r.period_to,
     r.finished_at,

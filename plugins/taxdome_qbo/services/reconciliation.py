@@ -161,7 +161,12 @@ def _insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
 
 
 def record(
-    engine: Engine, recon_run_id: str, realm_id: str, result: Reconciliation, settings: ReconciliationSettings
+    engine: Engine,
+    recon_run_id: str,
+    realm_id: str,
+    sync_run_id: str,
+    result: Reconciliation,
+    settings: ReconciliationSettings,
 ) -> None:
     """The run, its summary and its exceptions, replacing an earlier attempt of the same run."""
     runs = warehouse.reconciliation_runs
@@ -172,6 +177,7 @@ def record(
             runs.insert().values(
                 recon_run_id=recon_run_id,
                 realm_id=realm_id,
+                sync_run_id=sync_run_id,
                 period_from=settings.period_from,
                 period_to=settings.period_to,
                 started_at=datetime.now(UTC),
@@ -193,7 +199,7 @@ def reconcile_company(
     """Reconcile the company's QBO copies (read back beforehand) against the staged firm and record it."""
     taxdome, qbo, verdicts, state, sync_run_id = read_inputs(engine, realm_id)
     result = reconcile(taxdome, qbo, verdicts, state, settings)
-    record(engine, recon_run_id, realm_id, result, settings)
+    record(engine, recon_run_id, realm_id, sync_run_id, result, settings)
     by_class = result.exceptions["difference_class"].value_counts().sort_index()
     receipt = ReconciliationReceipt(
         recon_run_id=recon_run_id,
@@ -216,13 +222,24 @@ def record_report_location(engine: Engine, recon_run_id: str, location: str) -> 
         )
 
 
-def latest_run(engine: Engine) -> tuple[sa.Row, list[sa.Row]] | None:
-    """The latest reconciliation run, and its differences counted by class."""
+@dataclass(frozen=True)
+class LatestReconciliation:
+    run: sa.Row
+    differences_by_class: list[sa.Row]  # difference_class, explained, differences
+    quality: sa.Row | None  # checks, failed, critical_failed of the sync run it followed
+
+
+def latest_run(engine: Engine) -> LatestReconciliation | None:
+    """The latest reconciliation run, its differences counted by class, and its sync run's data quality."""
     warehouse.create_schema(engine)
     with engine.connect() as conn:
         found = sql.fetch_all(conn, "reconciliation/select_latest_run")
         if not found:
             return None
-        return found[0], sql.fetch_all(
-            conn, "reconciliation/select_class_counts", recon_run_id=found[0].recon_run_id
+        run = found[0]
+        quality = sql.fetch_all(conn, "quality/select_check_counts", run_id=run.sync_run_id)
+        return LatestReconciliation(
+            run,
+            sql.fetch_all(conn, "reconciliation/select_class_counts", recon_run_id=run.recon_run_id),
+            quality[0] if quality and quality[0].checks else None,
         )

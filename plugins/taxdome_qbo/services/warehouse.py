@@ -412,6 +412,7 @@ reconciliation_runs = sa.Table(
     metadata,
     sa.Column("recon_run_id", sa.Text, primary_key=True),
     sa.Column("realm_id", sa.String(32), nullable=False),
+    sa.Column("sync_run_id", sa.Text),  # the loaded sync run whose verdicts (and data-quality checks) it used
     sa.Column("period_from", sa.Date),
     sa.Column("period_to", sa.Date),
     sa.Column("started_at", UTC_TIMESTAMP, nullable=False),
