@@ -4,7 +4,8 @@
 **What it does.** Loads TaxDome billing exports (CSV folders, SPEC §3) into the staging warehouse and plans
 what QuickBooks Online must receive: `extract` finds the exports to load and checks their files and headers;
 `stage` validates every row and upserts it into the `stg_taxdome__*` tables, quarantining bad rows in
-`stg_taxdome__rejected` with a reason; `plan` reads the QuickBooks company (connection `quickbooks_default`)
+`stg_taxdome__rejected` with a reason; `check` runs the data-quality checks on the staged firm (results in
+`dq_results`; a critical failure stops the run before anything is planned or written); `plan` reads the QuickBooks company (connection `quickbooks_default`)
 and applies TaxDome's sync rules: every QBO write needed goes to `sync_plan`, and every staged TaxDome object
 gets a status with a reason in `sync_object_status`. A preview (counts, amounts, examples) is in the task log
 and in `<reports>/<run id>/plan_preview.md` with `plan_operations.csv`. With `dry_run` nothing is written to
@@ -12,7 +13,7 @@ QuickBooks. `load` (pool `qbo_api`) then executes the plan against QuickBooks: c
 payments, credit memos and their applications, fees, refunds, in batches within Intuit's limits (one rate
 governor per company, shared by every task). Its XCom is a receipt of outcomes per kind; every write is in
 `qbo_requests`, what QBO holds for each object in `qbo_sync_state`, each object's verdict (with its QuickBooks
-link) in `sync_object_status`.
+link) in `sync_object_status`. Its success emits the Asset `taxdome_qbo_reconcile` is scheduled on.
 
 **Which exports.** A manual run with `export_dir` loads that export (a local path or any object-store URL).
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
