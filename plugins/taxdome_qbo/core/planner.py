@@ -59,7 +59,7 @@ INVOICE_CHUNK = 50_000  # invoices (with their lines) turned into Python objects
 _CHUNKED = frozenset({"invoices", "invoice_lines"})
 # The staged columns the rules read. Only these become Python objects: the others (row hashes, update times)
 # would take more memory than the rules' own columns.
-_READ_COLUMNS = {
+READ_COLUMNS = {
     "accounts": (
         "account_id",
         "account_name",
@@ -1394,7 +1394,7 @@ def build_plan(
     read = {}
     for name in StagedFirm.__dataclass_fields__:
         frame = getattr(staged, name)
-        frame = frame[[c for c in (*_READ_COLUMNS[name], "_absent_since_batch") if c in frame.columns]]
+        frame = frame[[c for c in (*READ_COLUMNS[name], "_absent_since_batch") if c in frame.columns]]
         read[name] = frame if name in _CHUNKED else _plain(frame)
     staged = StagedFirm(**read)
     absent: list[tuple[str, str]] = []

@@ -121,6 +121,26 @@ def _isin(values: pd.Series, wanted) -> pd.Series:
     return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=values.index)
 
 
+def _amounts(frame: pd.DataFrame, date: str, cents: str, processor: str | None = None) -> pd.DataFrame:
+    """A side of a total: (date, cents[, processor]) of each object; `processor` names its column."""
+    amounts = pd.DataFrame({"date": frame[date], "cents": frame[cents]})
+    if processor is not None:
+        amounts["processor"] = frame[processor]
+    return amounts
+
+
+def _qbo_amounts(
+    paired: pd.DataFrame, extras: pd.DataFrame, cents: str = "total_cents", *, by_processor: bool = False
+) -> pd.DataFrame:
+    """QBO's side of a total: the counterparts of the in-scope objects and the extras of the period (whose
+    processor nothing tells)."""
+    matched = _amounts(paired, "txn_date_qbo", f"{cents}_qbo", "processor" if by_processor else None)
+    extra = _amounts(extras, "txn_date", cents)
+    if by_processor:
+        extra["processor"] = "unmatched"
+    return pd.concat([matched, extra])
+
+
 def _rows(frame: pd.DataFrame, **columns) -> pd.DataFrame:
     """`frame.assign(**columns)` with Series aligned to `frame` first: pandas would otherwise give an empty
     frame the Series' whole index."""
@@ -395,23 +415,13 @@ class _Reconciler:
         self._compare_customer(paired, "account_id")
         self._balances(paired)
         extras = self._extras(copy, "invoice")
-        qbo_side = pd.concat(
-            [
-                paired[["txn_date_qbo", "total_cents_qbo", "tax_cents_qbo"]].set_axis(
-                    ["txn_date", "total_cents", "tax_cents"], axis=1
-                ),
-                extras[["txn_date", "total_cents", "tax_cents"]],
-            ]
-        )
         self._total(
-            "invoiced",
-            pd.DataFrame({"date": in_scope["posted_date"], "cents": in_scope["total_cents"]}),
-            pd.DataFrame({"date": qbo_side["txn_date"], "cents": qbo_side["total_cents"]}),
+            "invoiced", _amounts(in_scope, "posted_date", "total_cents"), _qbo_amounts(paired, extras)
         )
         self._total(
             "tax",
-            pd.DataFrame({"date": in_scope["posted_date"], "cents": in_scope["tax_amount_cents"]}),
-            pd.DataFrame({"date": qbo_side["txn_date"], "cents": qbo_side["tax_cents"]}),
+            _amounts(in_scope, "posted_date", "tax_amount_cents"),
+            _qbo_amounts(paired, extras, "tax_cents"),
         )
         self._applied(in_scope)
 
@@ -507,27 +517,8 @@ class _Reconciler:
         self.claimed["Payment"].update(applications)
         extras = self._extras(copy, "payment", copy["total_cents"].ne(0))
         taxdome_fees, qbo_fees = self._fees(in_scope)
-        qbo_side = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "date": paired["txn_date_qbo"],
-                        "cents": paired["total_cents_qbo"],
-                        "processor": paired["processor"],
-                    }
-                ),
-                pd.DataFrame(
-                    {"date": extras["txn_date"], "cents": extras["total_cents"], "processor": "unmatched"}
-                ),
-            ]
-        )
-        taxdome_side = pd.DataFrame(
-            {
-                "date": in_scope["payment_date"],
-                "cents": in_scope["amount_cents"],
-                "processor": in_scope["processor"],
-            }
-        )
+        qbo_side = _qbo_amounts(paired, extras, by_processor=True)
+        taxdome_side = _amounts(in_scope, "payment_date", "amount_cents", "processor")
         self._total("collected_gross", taxdome_side, qbo_side)
         self._total("collected_gross", taxdome_side, qbo_side, dimension="processor")
         self._total("fees", taxdome_fees, qbo_fees)
@@ -552,27 +543,8 @@ class _Reconciler:
                 self.settings.fee_expense_account_id
             ) | copy["marker"].fillna("").str.startswith("taxdome:fee:")
         extras = self._extras(copy, "fee", candidates)
-        taxdome = pd.DataFrame(
-            {
-                "date": with_fee["payment_date"],
-                "cents": with_fee["processing_fee_cents"],
-                "processor": with_fee["processor"],
-            }
-        )
-        qbo = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "date": paired["txn_date_qbo"],
-                        "cents": paired["total_cents_qbo"],
-                        "processor": paired["processor"],
-                    }
-                ),
-                pd.DataFrame(
-                    {"date": extras["txn_date"], "cents": extras["total_cents"], "processor": "unmatched"}
-                ),
-            ]
-        )
+        taxdome = _amounts(with_fee, "payment_date", "processing_fee_cents", "processor")
+        qbo = _qbo_amounts(paired, extras, by_processor=True)
         return taxdome, qbo
 
     def credits(self) -> None:
@@ -587,14 +559,7 @@ class _Reconciler:
         self._compare_customer(paired, "account_id")
         extras = self._extras(copy, "credit_memo")
         self._total(
-            "credits",
-            pd.DataFrame({"date": in_scope["payment_date"], "cents": in_scope["amount_cents"]}),
-            pd.concat(
-                [
-                    pd.DataFrame({"date": paired["txn_date_qbo"], "cents": paired["total_cents_qbo"]}),
-                    pd.DataFrame({"date": extras["txn_date"], "cents": extras["total_cents"]}),
-                ]
-            ),
+            "credits", _amounts(in_scope, "payment_date", "amount_cents"), _qbo_amounts(paired, extras)
         )
 
     def _scope_credit(self, promotional: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -615,14 +580,7 @@ class _Reconciler:
         self._compare_date(paired, "refund_date")
         extras = self._extras(copy, "refund")
         self._total(
-            "refunds",
-            pd.DataFrame({"date": in_scope["refund_date"], "cents": in_scope["amount_cents"]}),
-            pd.concat(
-                [
-                    pd.DataFrame({"date": paired["txn_date_qbo"], "cents": paired["total_cents_qbo"]}),
-                    pd.DataFrame({"date": extras["txn_date"], "cents": extras["total_cents"]}),
-                ]
-            ),
+            "refunds", _amounts(in_scope, "refund_date", "amount_cents"), _qbo_amounts(paired, extras)
         )
 
     def customers(self) -> None:
@@ -795,9 +753,7 @@ class _Reconciler:
                 )
             # Totals compare what QBO should hold (the in-scope payments) with what it holds, as elsewhere.
             self._total(
-                measure,
-                pd.DataFrame({"date": frame["payout_date"], "cents": frame[in_scope]}),
-                pd.DataFrame({"date": frame["payout_date"], "cents": frame[qbo]}),
+                measure, _amounts(frame, "payout_date", in_scope), _amounts(frame, "payout_date", qbo)
             )
 
     def summary(self) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo.core.planner import READ_COLUMNS
 from taxdome_qbo.core.reconciliation import (
     EXCEPTION_COLUMNS,
     QboSide,
@@ -24,28 +25,9 @@ from taxdome_qbo.services import sql, warehouse
 log = logging.getLogger(__name__)
 
 WRITE_CHUNK_ROWS = 50_000
+# The planner's columns (the reconciliation judges by the same ones), and the payouts, which it alone reads.
 _TAXDOME_COLUMNS = {
-    "accounts": ("account_id", "account_name"),
-    "invoices": (
-        "invoice_id",
-        "invoice_number",
-        "account_id",
-        "posted_date",
-        "status",
-        "tax_amount_cents",
-        "total_cents",
-    ),
-    "payments": (
-        "payment_id",
-        "account_id",
-        "payment_date",
-        "amount_cents",
-        "method",
-        "processor",
-        "processing_fee_cents",
-    ),
-    "payment_applications": ("payment_id", "invoice_id", "amount_cents"),
-    "refunds": ("refund_id", "payment_id", "account_id", "refund_date", "amount_cents"),
+    **READ_COLUMNS,
     "payouts": (
         "payout_id",
         "payout_date",
