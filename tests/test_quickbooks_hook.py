@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
-from taxdome_qbo.services import warehouse
+from taxdome_qbo.services import qbo_client, warehouse
 from taxdome_qbo.services.qbo_client import endpoints_for, quickbooks_client
 from taxdome_qbo.services.warehouse import qbo_oauth_tokens
 
@@ -66,8 +66,8 @@ def test_a_wrong_secret_fails_the_connection_test_without_showing_it(
     assert company["refresh_token"] not in message
 
 
-def test_fetch_reference_through_the_hook(hook, company):
-    reference = hook.fetch_reference()
+def test_the_hooks_session_reads_the_company(hook, company):
+    reference = qbo_client.fetch_reference(hook.get_session())
 
     assert reference.realm_id == company["realm_id"]
     assert "Services" in set(reference.items["name"])

@@ -16,10 +16,10 @@ from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsE
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
-from taxdome_qbo.services import loading, planning, quality, warehouse
+from taxdome_qbo.services import loading, planning, qbo_client, quality, warehouse
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
-from taxdome_qbo.services.qbo_client import QboAuthorizationError, RetryPolicy, endpoints_for
+from taxdome_qbo.services.qbo_client import QboAuthorizationError, QboSession, RetryPolicy, endpoints_for
 from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
 from taxdome_qbo.services.staging import stage_export
@@ -99,15 +99,7 @@ def run_folder(run_id: str) -> ObjectStoragePath:
 def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Plan the run against the connected QuickBooks company, record it, and publish its preview."""
     settings = firm_settings(params)
-    hook = QuickBooksHook()
-    try:
-        reference = hook.fetch_reference()
-    except AirflowNotFoundException as exc:
-        raise AirflowSkipException(
-            "QuickBooks is not connected (no quickbooks_default connection): nothing is planned"
-        ) from exc
-    except QboDisconnectedError as exc:
-        raise AirflowSkipException(f"QuickBooks is disconnected: nothing is planned ({exc})") from exc
+    reference = qbo_client.fetch_reference(governed_session(QuickBooksHook(), "planned"))
     options = PlanOptions(export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"])
     engine = WarehouseHook().get_engine()
     try:
@@ -125,6 +117,24 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         planning.write_operations_csv(engine, run_id, handle)
     planning.record_preview_location(engine, run_id, str(folder / "plan_preview.md"))
     return receipt.as_xcom() | {"dry_run": params["dry_run"], "preview": str(folder / "plan_preview.md")}
+
+
+def governed_session(hook: QuickBooksHook, nothing_is: str) -> QboSession:
+    """A session on the connected company within its rate limits; a skip (saying what is not done) when
+    QuickBooks is not connected or was disconnected."""
+    try:
+        session = hook.get_session()
+    except AirflowNotFoundException as exc:
+        raise AirflowSkipException(
+            f"QuickBooks is not connected (no {hook.quickbooks_conn_id} connection): nothing is {nothing_is}"
+        ) from exc
+    except QboDisconnectedError as exc:
+        raise AirflowSkipException(
+            f"QuickBooks is disconnected: nothing is {nothing_is} ({exc}). Reconnect with "
+            "`python -m taxdome_qbo reconnect --realm <company id>`, then run again."
+        ) from exc
+    session.govern(RateGovernor(hook.warehouse_engine, session.realm_id, rate_limits(hook)), RetryPolicy())
+    return session
 
 
 def rate_limits(hook: QuickBooksHook) -> RateLimits:
@@ -165,18 +175,7 @@ def load_run(
     if run.dry_run:
         raise AirflowSkipException("dry run: the plan is only a preview, nothing is written to QuickBooks")
     hook = QuickBooksHook(quickbooks_conn_id, warehouse_conn_id)
-    try:
-        session = hook.get_session()
-    except AirflowNotFoundException as exc:
-        raise AirflowSkipException(
-            f"QuickBooks is not connected (no {quickbooks_conn_id} connection): nothing was written"
-        ) from exc
-    except QboDisconnectedError as exc:
-        raise AirflowSkipException(
-            f"QuickBooks is disconnected: no write was attempted ({exc}). Reconnect with "
-            "`python -m taxdome_qbo reconnect --realm <company id>`, then run the sync again."
-        ) from exc
-    session.govern(RateGovernor(engine, session.realm_id, rate_limits(hook)), RetryPolicy())
+    session = governed_session(hook, "written (no write was attempted)")
     app_url = endpoints_for(hook.get_credentials().environment).app_url
     try:
         receipt = loading.load_plan(engine, session, run_id, app_url=app_url, options=options)

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.core.planner import resolve_setting_ids
@@ -14,30 +14,15 @@ from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.services import qbo_client, qbo_readback, reconciliation, reports
-from taxdome_qbo.services.qbo_client import QboSession, endpoints_for
-from taxdome_qbo.services.qbo_rate import RateGovernor
-from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
+from taxdome_qbo.services.qbo_client import endpoints_for
 
 log = logging.getLogger(__name__)
-
-
-def _session(hook: QuickBooksHook) -> QboSession:
-    try:
-        session = hook.get_session()
-    except AirflowNotFoundException as exc:
-        raise AirflowSkipException(
-            "QuickBooks is not connected (no quickbooks_default): nothing to reconcile"
-        ) from exc
-    except QboDisconnectedError as exc:
-        raise AirflowSkipException(f"QuickBooks is disconnected: nothing is read ({exc})") from exc
-    session.govern(RateGovernor(hook.warehouse_engine, session.realm_id, dag_tasks.rate_limits(hook)))
-    return session
 
 
 def read_back(params: dict[str, Any]) -> dict:
     """Read the company's customers and transactions back into the `stg_qbo__*` tables (CDC when it can)."""
     hook = QuickBooksHook()
-    session = _session(hook)
+    session = dag_tasks.governed_session(hook, "read")
     receipt = qbo_readback.read_back(hook.warehouse_engine, session, incremental=not params["full_read"])
     return receipt.as_xcom()
 
@@ -46,7 +31,7 @@ def reconcile(params: dict[str, Any], run_id: str) -> dict:
     """Compare TaxDome with the QBO copies for the period and record the summary and the exceptions."""
     settings = dag_tasks.firm_settings(params)
     hook = QuickBooksHook()
-    session = _session(hook)
+    session = dag_tasks.governed_session(hook, "reconciled")
     reference = qbo_client.fetch_reference(session)
     ids = resolve_setting_ids(settings, reference)
     period_from = params.get("period_from") or settings.sync_start_date

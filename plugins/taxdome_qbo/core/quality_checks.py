@@ -5,8 +5,9 @@ checks are data, not Great Expectations objects, so this layer neither imports G
 `services/quality.py` runs them. Two engines:
 - `gx`: Great Expectations on pandas frames of the staged tables, and on frames derived from them here (an
   invoice's total beside its lines + tax, a payment beside what is applied and refunded from it);
-- `sql`: statements of `include/sql/quality/`, for what a database states best: references to rows that
-  are not staged, and how many rows each file of the latest export read against the export before it.
+- `sql`: what a database states best: references to rows that are not staged (one query for every
+  `ReferenceCheck`, built from its tables and column), and how many rows each file of the latest export read
+  against the export before it (a statement of `include/sql/quality/`).
 
 A `critical` failure stops the run before `plan`, so nothing reaches QuickBooks; a `warning` is reported and
 the run goes on. Critical means "QuickBooks would get wrong numbers or a write it refuses"; payouts are
@@ -29,10 +30,14 @@ import numpy as np
 import pandas as pd
 
 from taxdome_qbo.core.export_contract import (
+    ACCOUNTS,
     EXPORT_FILES,
+    INVOICE_LINES,
     INVOICES,
+    PAYMENT_APPLICATIONS,
     PAYMENTS,
     PAYOUTS,
+    REFUNDS,
     ExportFile,
     Kind,
 )
@@ -106,11 +111,7 @@ class GxCheck:
 
 @dataclass(frozen=True)
 class SqlCheck:
-    """A check run by a statement of `include/sql/` (bound parameters only).
-
-    A reference check answers `evaluated_rows` and `unexpected_count` with the `taxdome_id` and the
-    `unknown_reference` of each of the first unexpected rows (one row of nulls when there is none).
-    """
+    """A check run by a statement of `include/sql/` (bound parameters only)."""
 
     name: str
     statement: str
@@ -118,6 +119,25 @@ class SqlCheck:
     severity: Severity
     description: str
     engine: Literal["sql"] = "sql"
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """A check run in SQL: every staged row of `child` has a `column` value that a staged row of `parent` has
+    in its own `column`. Each row that has none is reported by the child's TaxDome id, with its reference.
+    """
+
+    name: str
+    child: ExportFile
+    column: str
+    parent: ExportFile
+    severity: Severity
+    description: str
+    engine: Literal["sql"] = "sql"
+
+    @property
+    def table(self) -> str:
+        return self.child.table
 
 
 def _columns_frame(export_file: ExportFile) -> str:
@@ -149,6 +169,23 @@ DERIVATION_INPUTS = {
 
 def _severity(export_file: ExportFile) -> Severity:
     return Severity.WARNING if export_file is PAYOUTS else Severity.CRITICAL
+
+
+def _in_sets(
+    export_file: ExportFile, check: str, description: str, value_sets: Mapping[str, list]
+) -> list[GxCheck]:
+    """A check that each named column holds only values of its set; none when no column is named."""
+    if not value_sets:
+        return []
+    expectations = tuple(
+        Expectation("ExpectColumnValuesToBeInSet", {"column": column, "value_set": values})
+        for column, values in value_sets.items()
+    )
+    return [
+        GxCheck(
+            f"{export_file.name}.{check}", export_file.name, _severity(export_file), description, expectations
+        )
+    ]
 
 
 def _contract_checks(export_file: ExportFile, *, today: dt.date, home_currency: str) -> list[GxCheck]:
@@ -192,39 +229,19 @@ def _contract_checks(export_file: ExportFile, *, today: dt.date, home_currency: 
         ),
     ]
     enums = [c for c in columns if c.kind is Kind.ENUM]
-    if enums:
-        checks.append(
-            GxCheck(
-                f"{name}.known_values",
-                name,
-                _severity(export_file),
-                "values the sync rules know: "
-                + "; ".join(f"{c.name} in {', '.join(c.values)}" for c in enums),
-                tuple(
-                    Expectation(
-                        "ExpectColumnValuesToBeInSet", {"column": c.name, "value_set": list(c.values)}
-                    )
-                    for c in enums
-                ),
-            )
-        )
-    currencies = [c for c in columns if c.kind is Kind.CURRENCY]
-    if currencies:
-        checks.append(
-            GxCheck(
-                f"{name}.home_currency",
-                name,
-                _severity(export_file),
-                f"amounts are in the firm's home currency {home_currency}: the sync sends them without a "
-                "currency, so QuickBooks books them in its own",
-                tuple(
-                    Expectation(
-                        "ExpectColumnValuesToBeInSet", {"column": c.name, "value_set": [home_currency]}
-                    )
-                    for c in currencies
-                ),
-            )
-        )
+    checks += _in_sets(
+        export_file,
+        "known_values",
+        "values the sync rules know: " + "; ".join(f"{c.name} in {', '.join(c.values)}" for c in enums),
+        {c.name: list(c.values) for c in enums},
+    )
+    checks += _in_sets(
+        export_file,
+        "home_currency",
+        f"amounts are in the firm's home currency {home_currency}: the sync sends them without a "
+        "currency, so QuickBooks books them in its own",
+        {c.name: [home_currency] for c in columns if c.kind is Kind.CURRENCY},
+    )
     signed = [c for c in columns if c.kind is Kind.MONEY and c.min_cents is not None]
     if signed:
         checks.append(
@@ -335,46 +352,52 @@ BUSINESS_CHECKS = (
     ),
 )
 
-SQL_CHECKS = (
-    SqlCheck(
+REFERENCE_CHECKS = (
+    ReferenceCheck(
         "invoice_lines.unknown_invoice",
-        "quality/select_lines_of_unknown_invoices",
-        "stg_taxdome__invoice_lines",
+        INVOICE_LINES,
+        "invoice_id",
+        INVOICES,
         Severity.CRITICAL,
         "every invoice line belongs to a staged invoice",
     ),
-    SqlCheck(
+    ReferenceCheck(
         "payment_applications.unknown_invoice",
-        "quality/select_applications_to_unknown_invoices",
-        "stg_taxdome__payment_applications",
+        PAYMENT_APPLICATIONS,
+        "invoice_id",
+        INVOICES,
         Severity.CRITICAL,
         "every payment application pays a staged invoice",
     ),
-    SqlCheck(
+    ReferenceCheck(
         "payment_applications.unknown_payment",
-        "quality/select_applications_of_unknown_payments",
-        "stg_taxdome__payment_applications",
+        PAYMENT_APPLICATIONS,
+        "payment_id",
+        PAYMENTS,
         Severity.CRITICAL,
         "every payment application comes from a staged payment",
     ),
-    SqlCheck(
+    ReferenceCheck(
         "refunds.unknown_payment",
-        "quality/select_refunds_of_unknown_payments",
-        "stg_taxdome__refunds",
+        REFUNDS,
+        "payment_id",
+        PAYMENTS,
         Severity.CRITICAL,
         "every refund refunds a staged payment",
     ),
-    SqlCheck(
+    ReferenceCheck(
         "invoices.unknown_account",
-        "quality/select_invoices_of_unknown_accounts",
-        "stg_taxdome__invoices",
+        INVOICES,
+        "account_id",
+        ACCOUNTS,
         Severity.CRITICAL,
         "every invoice belongs to a staged account",
     ),
-    SqlCheck(
+    ReferenceCheck(
         "payments.unknown_account",
-        "quality/select_payments_of_unknown_accounts",
-        "stg_taxdome__payments",
+        PAYMENTS,
+        "account_id",
+        ACCOUNTS,
         Severity.CRITICAL,
         "every payment belongs to a staged account",
     ),

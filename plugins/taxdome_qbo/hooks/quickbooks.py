@@ -8,7 +8,6 @@ from airflow.sdk import BaseHook, Connection
 from quickbooks import QuickBooks
 from sqlalchemy.engine import Engine
 
-from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.services import qbo_client, qbo_tokens, warehouse
 from taxdome_qbo.services.qbo_client import QboCredentials, QboSession
@@ -111,21 +110,6 @@ class QuickBooksHook(BaseHook):
     def get_conn(self) -> QuickBooks:
         """A bare python-quickbooks client (it does not refresh by itself; `get_session` does)."""
         return self.get_session().client
-
-    def fetch_reference(self) -> QboReference:
-        """The company's customers, customer types, items, accounts, payment methods and sales tax mode."""
-        session = self.get_session()
-        reference = qbo_client.fetch_reference(session)
-        self.log.info(
-            "QuickBooks company %s: %d customers, %d items, %d accounts, %d payment methods, automated sales tax %s",
-            session.realm_id,
-            len(reference.customers),
-            len(reference.items),
-            len(reference.accounts),
-            len(reference.payment_methods),
-            "on" if reference.automated_sales_tax else "off",
-        )
-        return reference
 
     def test_connection(self) -> tuple[bool, str]:
         """Reads the company's name; (False, why) when that fails."""

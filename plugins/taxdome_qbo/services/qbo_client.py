@@ -492,7 +492,7 @@ def _frame(rows: list[dict], columns: tuple[str, ...], paths: dict[str, str]) ->
 def fetch_reference(session: QboSession) -> QboReference:
     """The company's name lists (inactive rows included, except customer types) and its sales tax mode."""
     name_list = {"id": "Id", "name": "Name", "active": "Active"}
-    return QboReference(
+    reference = QboReference(
         realm_id=session.realm_id,
         customers=_frame(
             query_all(session, "Customer", ACTIVE_AND_INACTIVE),
@@ -542,3 +542,13 @@ def fetch_reference(session: QboSession) -> QboReference:
             ignore_index=True,
         ),
     )
+    log.info(
+        "QuickBooks company %s: %d customers, %d items, %d accounts, %d payment methods, automated sales tax %s",
+        session.realm_id,
+        len(reference.customers),
+        len(reference.items),
+        len(reference.accounts),
+        len(reference.payment_methods),
+        "on" if reference.automated_sales_tax else "off",
+    )
+    return reference

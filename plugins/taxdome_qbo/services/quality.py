@@ -2,8 +2,9 @@
 
 Each staged table is read once, only the columns the checks need, through the driver's cursor (millions of
 rows without per-row ORM cost); Great Expectations validates those frames and the frames derived from them
-with pandas, and the reference and drift checks run as SQL from `include/sql/quality/`. The results of a run
-go to `dq_results`, replacing the run's earlier ones (a retried check task).
+with pandas; the reference checks run as one query built per check (`_orphans`), the drift check as SQL from
+`include/sql/quality/`. The results of a run go to `dq_results`, replacing the run's earlier ones (a retried
+check task).
 
 Great Expectations is imported when checks run, not with this module: the import costs seconds, and the DAG
 file imports the task bodies, which import this module, at every parse.
@@ -12,6 +13,7 @@ file imports the task bodies, which import this module, at every parse.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -30,10 +32,11 @@ from taxdome_qbo.core.quality_checks import (
     COLUMN_FRAMES,
     FRAMES,
     MAX_SHRINK_PERCENT,
+    REFERENCE_CHECKS,
     ROW_COUNT_DRIFT_STATEMENT,
-    SQL_CHECKS,
     UNEXPECTED_IDS_KEPT,
     GxCheck,
+    ReferenceCheck,
     Severity,
     columns_to_read,
     derive_frames,
@@ -265,10 +268,41 @@ def _gx_result(check: GxCheck, outcomes: list) -> CheckResult:
     )
 
 
+def _orphans(check: ReferenceCheck, id_limit: int) -> sa.Select:
+    """The child rows whose reference matches no parent row, counted and named: one row per offending row
+    (the first `id_limit` by TaxDome id, as text) with its `taxdome_id` and `unknown_reference`, or one row of
+    null ids when every reference resolves; every row carries `evaluated_rows` and `unexpected_count`.
+
+    Every staged row counts, also in `full` mode those the latest export no longer lists: a reference to a
+    row still staged resolves.
+    """
+    child = warehouse.STAGING_TABLES[check.child.name]
+    parent = warehouse.STAGING_TABLES[check.parent.name]
+    reference = child.c[check.column]
+    key = [child.c[column] for column in check.child.key]
+    as_text = [c if isinstance(c.type, sa.String) else sa.cast(c, sa.Text) for c in key]
+    taxdome_id = functools.reduce(lambda joined, part: joined + "/" + part, as_text)
+    unresolved = (
+        sa.select(taxdome_id.label("taxdome_id"), reference.label("unknown_reference"))
+        .where(~sa.exists().where(parent.c[check.column] == reference))
+        .cte("unresolved")
+    )
+    first = (
+        sa.select(unresolved).order_by(unresolved.c.taxdome_id).limit(id_limit).subquery("first_unresolved")
+    )
+    one_row = sa.select(sa.literal(1).label("anchor")).subquery("one_row")
+    return sa.select(
+        sa.select(sa.func.count()).select_from(child).scalar_subquery().label("evaluated_rows"),
+        sa.select(sa.func.count()).select_from(unresolved).scalar_subquery().label("unexpected_count"),
+        first.c.taxdome_id,
+        first.c.unknown_reference,
+    ).select_from(one_row.outerjoin(first, sa.true()))
+
+
 def _run_sql_checks(conn: Connection) -> list[CheckResult]:
     results = []
-    for check in SQL_CHECKS:
-        rows = sql.fetch_all(conn, check.statement, id_limit=UNEXPECTED_IDS_KEPT)
+    for check in REFERENCE_CHECKS:
+        rows = conn.execute(_orphans(check, UNEXPECTED_IDS_KEPT)).all()
         unknown = list(dict.fromkeys(r.unknown_reference for r in rows if r.unknown_reference is not None))
         results.append(
             CheckResult(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -181,29 +182,32 @@ def _decimal_text(cents: int | None) -> str:
     return "" if cents is None else format_cents(cents)
 
 
+def _amount_texts(row: SummaryRow | ExceptionRow) -> list[str]:
+    """TaxDome, QuickBooks and their difference as decimal text with two places."""
+    return [_decimal_text(cents) for cents in (row.taxdome_cents, row.qbo_cents, row.difference_cents)]
+
+
+def _write_csv(handle, header: list[str], rows: Iterable[list]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
 def write_summary_csv(report: ReconciliationReport, handle) -> None:
     """One row per measure × period × dimension; money as decimal text with two places."""
-    writer = csv.writer(handle)
-    writer.writerow(SUMMARY_COLUMNS)
-    for row in report.summary:
-        writer.writerow(
-            [
-                row.measure,
-                row.period,
-                row.dimension,
-                _decimal_text(row.taxdome_cents),
-                _decimal_text(row.qbo_cents),
-                _decimal_text(row.difference_cents),
-            ]
-        )
+    _write_csv(
+        handle,
+        SUMMARY_COLUMNS,
+        ([row.measure, row.period, row.dimension, *_amount_texts(row)] for row in report.summary),
+    )
 
 
 def write_exceptions_csv(report: ReconciliationReport, handle) -> None:
     """One row per difference, in the reconciliation's order; money as decimal text with two places."""
-    writer = csv.writer(handle)
-    writer.writerow(EXCEPTION_COLUMNS)
-    for row in report.exceptions:
-        writer.writerow(
+    _write_csv(
+        handle,
+        EXCEPTION_COLUMNS,
+        (
             [
                 row.seq,
                 row.difference_class,
@@ -213,13 +217,13 @@ def write_exceptions_csv(report: ReconciliationReport, handle) -> None:
                 row.qbo_entity or "",
                 row.qbo_id or "",
                 row.measure or "",
-                _decimal_text(row.taxdome_cents),
-                _decimal_text(row.qbo_cents),
-                _decimal_text(row.difference_cents),
+                *_amount_texts(row),
                 row.detail,
                 row.qbo_link or "",
             ]
-        )
+            for row in report.exceptions
+        ),
+    )
 
 
 # -- XLSX --------------------------------------------------------------------------------------------------
