@@ -67,6 +67,10 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
         meta = (obj.get(marker), obj["SyncToken"], _utc(obj["MetaData"]["LastUpdatedTime"]))
         return (realm_id, obj["Id"], *columns, *meta)
 
+    def customer_txn(obj: dict, *columns) -> tuple:
+        """A copy of a transaction with a customer: its date, customer and total come first."""
+        return copy(obj, _day(obj["TxnDate"]), _ref(obj, "CustomerRef"), _cents(obj["TotalAmt"]), *columns)
+
     def sales_lines(invoice: dict) -> list[dict]:
         return [line for line in invoice["Line"] if line["DetailType"] == "SalesItemLineDetail"]
 
@@ -101,15 +105,7 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
             for n, line in enumerate(sales_lines(i), start=1)
         },
         "stg_qbo__payments": {
-            copy(
-                p,
-                _day(p["TxnDate"]),
-                _ref(p, "CustomerRef"),
-                _cents(p["TotalAmt"]),
-                _cents(p["UnappliedAmt"]),
-                _ref(p, "DepositToAccountRef"),
-                p.get("PaymentRefNum"),
-            )
+            customer_txn(p, _cents(p["UnappliedAmt"]), _ref(p, "DepositToAccountRef"), p.get("PaymentRefNum"))
             for p in state["Payment"]
         },
         "stg_qbo__payment_links": {
@@ -118,16 +114,7 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
             for n, line in enumerate(p["Line"], start=1)
             for link in line["LinkedTxn"]
         },
-        "stg_qbo__credit_memos": {
-            copy(
-                m,
-                _day(m["TxnDate"]),
-                _ref(m, "CustomerRef"),
-                _cents(m["TotalAmt"]),
-                _cents(m["RemainingCredit"]),
-            )
-            for m in state["CreditMemo"]
-        },
+        "stg_qbo__credit_memos": {customer_txn(m, _cents(m["RemainingCredit"])) for m in state["CreditMemo"]},
         "stg_qbo__purchases": {
             copy(
                 p,
@@ -139,14 +126,7 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
             for p in state["Purchase"]
         },
         "stg_qbo__refund_receipts": {
-            copy(
-                r,
-                _day(r["TxnDate"]),
-                _ref(r, "CustomerRef"),
-                _cents(r["TotalAmt"]),
-                _ref(r, "DepositToAccountRef"),
-                r.get("PaymentRefNum"),
-            )
+            customer_txn(r, _ref(r, "DepositToAccountRef"), r.get("PaymentRefNum"))
             for r in state["RefundReceipt"]
         },
     }

@@ -14,7 +14,7 @@ from airflow.dag_processing.dagbag import DagBag
 from export_builder import BASE_EXPORT, drop_row, replace_row, with_rows, write_export
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES
-from taxdome_qbo.core.quality_checks import SQL_CHECKS, gx_checks
+from taxdome_qbo.core.quality_checks import REFERENCE_CHECKS, gx_checks
 from taxdome_qbo.services import staging, warehouse
 from taxdome_qbo.services.quality import QualityReport, run_quality_checks
 
@@ -54,7 +54,9 @@ def test_the_base_export_passes_every_check_and_the_results_are_stored(warehouse
     report = check(warehouse_engine)
 
     assert failures(report) == {}
-    expected_checks = len(gx_checks(today=TODAY, home_currency="USD")) + len(SQL_CHECKS) + len(EXPORT_FILES)
+    expected_checks = (
+        len(gx_checks(today=TODAY, home_currency="USD")) + len(REFERENCE_CHECKS) + len(EXPORT_FILES)
+    )
     assert len(report.results) == expected_checks
     assert {r.engine for r in report.results} == {"gx", "sql"}
     assert report.as_xcom() | {"seconds": 0} == {
