@@ -30,7 +30,7 @@ from taxdome_qbo.services import sql, sync_issues, warehouse
 
 log = logging.getLogger(__name__)
 
-WRITE_CHUNK_ROWS = 50_000
+READ_CHUNK_ROWS = 50_000
 PREVIEW_EXAMPLES = 3
 
 
@@ -80,13 +80,6 @@ def read_sync_state(engine: Engine, realm_id: str) -> pd.DataFrame:
         return pd.DataFrame.from_records([tuple(row) for row in result], columns=list(STATE_COLUMNS))
 
 
-def _insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    # Rows become Python dicts a chunk at a time: all of a large plan at once would double its memory.
-    for start in range(0, len(frame), WRITE_CHUNK_ROWS):
-        chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(object)
-        conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
-
-
 def plan_sync(
     engine: Engine,
     reference: QboReference,
@@ -113,11 +106,11 @@ def plan_sync(
         def record(operations: pd.DataFrame) -> None:
             nonlocal recorded
             recorded += len(operations)
-            _insert(conn, warehouse.sync_plan, operations.assign(**run))
+            warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
         plan = build_plan(staged, settings, reference, state, options, sink=record)
         statuses = sync_issues.explain_overrides(plan.statuses, overrides)
-        _insert(conn, warehouse.sync_object_status, statuses.assign(**run))
+        warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
         conn.execute(
             warehouse.sync_plan_runs.insert().values(
                 **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
@@ -199,7 +192,7 @@ def write_operations_csv(engine: Engine, run_id: str, handle: TextIO) -> None:
     writer = csv.writer(handle)
     writer.writerow(OPERATION_COLUMNS)
     with engine.connect() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=WRITE_CHUNK_ROWS).execute(
+        rows = conn.execution_options(stream_results=True, yield_per=READ_CHUNK_ROWS).execute(
             sa.select(*(plan.c[c] for c in OPERATION_COLUMNS))
             .where(plan.c.run_id == run_id)
             .order_by(plan.c.seq)

@@ -68,6 +68,18 @@ class CheckResult:
     observed: Any = None  # JSON-able: unexpected values per column, missing columns, row counts
     unexpected_ids: tuple[str | None, ...] = ()
 
+    @classmethod
+    def of(cls, check, table_name: str, **outcome: Any) -> CheckResult:
+        """The result of `check` (a definition of core/quality_checks.py) on `table_name`."""
+        return cls(
+            check_name=check.name,
+            table_name=table_name,
+            engine=check.engine,
+            severity=check.severity,
+            description=check.description,
+            **outcome,
+        )
+
     def describe(self) -> str:
         """One line for a person: the check, how many rows failed, what it expects, what was found instead and
         the TaxDome ids (the first ones)."""
@@ -254,13 +266,10 @@ def _gx_result(check: GxCheck, outcomes: list) -> CheckResult:
             observed[label] = result["partial_unexpected_list"][:OBSERVED_EXAMPLES]
         else:  # the table's columns: those beyond the contract (lineage) are fine, missing ones fail
             observed[label] = {"missing": result["details"]["mismatched"]["missing"]}
-    return CheckResult(
-        check_name=check.name,
-        table_name=frame.table,
-        engine=check.engine,
-        severity=check.severity,
+    return CheckResult.of(
+        check,
+        frame.table,
         success=all(o.success for o in outcomes),
-        description=check.description,
         evaluated_rows=max((r["element_count"] for r in counted), default=None),
         unexpected_count=sum(r.get("unexpected_count", 0) for r in counted) if counted else None,
         observed=observed or None,
@@ -305,13 +314,10 @@ def _run_sql_checks(conn: Connection) -> list[CheckResult]:
         rows = conn.execute(_orphans(check, UNEXPECTED_IDS_KEPT)).all()
         unknown = list(dict.fromkeys(r.unknown_reference for r in rows if r.unknown_reference is not None))
         results.append(
-            CheckResult(
-                check_name=check.name,
-                table_name=check.table,
-                engine=check.engine,
-                severity=check.severity,
+            CheckResult.of(
+                check,
+                check.table,
                 success=rows[0].unexpected_count == 0,
-                description=check.description,
                 evaluated_rows=int(rows[0].evaluated_rows),
                 unexpected_count=int(rows[0].unexpected_count),
                 observed={"not staged": unknown[:OBSERVED_EXAMPLES]} if unknown else None,
@@ -331,13 +337,10 @@ def _run_sql_checks(conn: Connection) -> list[CheckResult]:
         latest = None if row is None else int(row.latest_rows)
         shrunk = row is not None and bool(row.shrunk)
         results.append(
-            CheckResult(
-                check_name=check.name,
-                table_name=check.table,
-                engine=check.engine,
-                severity=check.severity,
+            CheckResult.of(
+                check,
+                check.table,
                 success=not shrunk,
-                description=check.description,
                 evaluated_rows=latest,
                 unexpected_count=previous - latest if shrunk else 0,
                 observed={"previous_rows": previous, "latest_rows": latest},

@@ -24,7 +24,6 @@ from taxdome_qbo.services import sql, warehouse
 
 log = logging.getLogger(__name__)
 
-WRITE_CHUNK_ROWS = 50_000
 # The planner's columns (the reconciliation judges by the same ones), and the payouts, which it alone reads.
 _TAXDOME_COLUMNS = {
     **READ_COLUMNS,
@@ -136,12 +135,6 @@ def read_inputs(
     return taxdome, qbo, verdicts, sync_state, sync_run_id
 
 
-def _insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    for start in range(0, len(frame), WRITE_CHUNK_ROWS):
-        chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(object)
-        conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
-
-
 def record(
     engine: Engine,
     recon_run_id: str,
@@ -168,11 +161,13 @@ def record(
                 unexplained=result.unexplained,
             )
         )
-        _insert(conn, warehouse.rpt_reconciliation_summary, result.summary.assign(recon_run_id=recon_run_id))
+        warehouse.insert_frame(
+            conn, warehouse.rpt_reconciliation_summary, result.summary.assign(recon_run_id=recon_run_id)
+        )
         exceptions = result.exceptions[list(EXCEPTION_COLUMNS)].assign(
             recon_run_id=recon_run_id, seq=range(1, len(result.exceptions) + 1)
         )
-        _insert(conn, warehouse.rpt_reconciliation_exceptions, exceptions)
+        warehouse.insert_frame(conn, warehouse.rpt_reconciliation_exceptions, exceptions)
 
 
 def reconcile_company(

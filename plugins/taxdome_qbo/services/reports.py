@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import xlsxwriter
 from sqlalchemy.engine import Engine
 
+from taxdome_qbo.core import reconciliation
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.report_html import (
     DqResult,
@@ -38,22 +39,9 @@ EXCEPTIONS_CSV = "exceptions.csv"
 SUMMARY_CSV = "summary.csv"
 XLSX_FILE = "reconciliation.xlsx"
 
-SUMMARY_COLUMNS = ["measure", "period", "dimension", "taxdome", "qbo", "difference"]
-EXCEPTION_COLUMNS = [
-    "seq",
-    "difference_class",
-    "explained",
-    "object_kind",
-    "taxdome_id",
-    "qbo_entity",
-    "qbo_id",
-    "measure",
-    "taxdome",
-    "qbo",
-    "difference",
-    "detail",
-    "qbo_link",
-]
+# The reconciliation's columns, money written as decimal text (`taxdome_cents` → `taxdome`).
+SUMMARY_COLUMNS = [column.removesuffix("_cents") for column in reconciliation.SUMMARY_COLUMNS]
+EXCEPTION_COLUMNS = ["seq", *(column.removesuffix("_cents") for column in reconciliation.EXCEPTION_COLUMNS)]
 EXCEL_MAX_LINKS_PER_SHEET = 65_530  # Excel's own limit; later links are written as plain text
 EXCEL_MAX_ROWS = 1_048_576  # a class with more differences lists the first ones; the CSV has them all
 

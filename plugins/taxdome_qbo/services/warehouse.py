@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pandas as pd
 import sqlalchemy as sa
 from psycopg import sql as psycopg_sql
 from sqlalchemy.dialects import postgresql, sqlite
@@ -470,6 +471,17 @@ def raw_cursor(conn: Connection) -> Iterator:
         yield cursor
     finally:
         cursor.close()
+
+
+FRAME_CHUNK_ROWS = 50_000
+
+
+def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Insert a frame's rows (missing values as NULL). Rows become Python dicts a chunk at a time: all of a
+    large frame at once would double its memory."""
+    for start in range(0, len(frame), FRAME_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + FRAME_CHUNK_ROWS].astype(object)
+        conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
 
 
 def fetch_raw(conn: Connection, select: sa.Select) -> list[tuple]:
