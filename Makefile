@@ -32,7 +32,7 @@ export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "in
 help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
-	@echo "make bench  - staging (1M invoices, SQLite and PostgreSQL), planning (1M invoices), emulator throughput"
+	@echo "make bench  - staging, planning and reconciliation (1M invoices), emulator throughput, QuickBooks load"
 	@echo "make install | airflow-home | lint | format | clean"
 
 install: $(VENV)/.installed
@@ -102,6 +102,7 @@ bench: install
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/reconcile.py
 
 clean:
 	rm -rf $(AIRFLOW_HOME) bench/out
