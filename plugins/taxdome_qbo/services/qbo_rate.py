@@ -160,27 +160,17 @@ class RateGovernor:
     def _lock_company(self, conn: Connection) -> float | None:
         """Lock the company's governor row until `conn`'s transaction ends (creating it the first time);
         returns its `paused_until`."""
-        if conn.dialect.name == "sqlite":
-            # The first write of a SQLite transaction takes the database's only write lock (others wait up to
-            # busy_timeout), even when it matches no row; taking it before reading keeps the counts current.
-            conn.execute(
-                sa.update(qbo_rate_governor)
-                .where(qbo_rate_governor.c.realm_id == self.realm_id)
-                .values(paused_until=qbo_rate_governor.c.paused_until)
-            )
-        locked_row = (
-            sa.select(qbo_rate_governor.c.paused_until)
-            .where(qbo_rate_governor.c.realm_id == self.realm_id)
-            .with_for_update()
-        )
-        row = conn.execute(locked_row).one_or_none()
+        of_company = qbo_rate_governor.c.realm_id == self.realm_id
+        row = warehouse.fetch_locked(conn, qbo_rate_governor, of_company, qbo_rate_governor.c.paused_until)
         if row is None:
             conn.execute(
                 warehouse.insert_for(conn)(qbo_rate_governor)
                 .values(realm_id=self.realm_id, created_at=datetime.fromtimestamp(self._clock(), UTC))
                 .on_conflict_do_nothing(index_elements=[qbo_rate_governor.c.realm_id])
             )
-            row = conn.execute(locked_row).one()
+            row = warehouse.fetch_locked(
+                conn, qbo_rate_governor, of_company, qbo_rate_governor.c.paused_until
+            )
         return row.paused_until
 
     def _usage(self, conn: Connection, now: float) -> _Usage:

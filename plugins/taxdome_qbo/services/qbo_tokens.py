@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from taxdome_qbo.services.warehouse import insert_for, qbo_oauth_tokens
+from taxdome_qbo.services.warehouse import fetch_locked, insert_for, qbo_oauth_tokens
 
 log = logging.getLogger(__name__)
 
@@ -215,16 +215,10 @@ class TokenStore:
 
     def _fetch(self, conn: Connection, *, lock: bool) -> sa.Row | None:
         """The company's row; with `lock`, locked until `conn`'s transaction ends."""
-        if lock and conn.dialect.name == "sqlite":
-            # SQLite has no row locks and takes its single write lock at the first write of a transaction
-            # (others wait up to busy_timeout): this no-op update makes us the only writer before we read.
-            conn.execute(
-                sa.update(qbo_oauth_tokens)
-                .where(qbo_oauth_tokens.c.realm_id == self.realm_id)
-                .values(status=qbo_oauth_tokens.c.status)
-            )
-        query = sa.select(qbo_oauth_tokens).where(qbo_oauth_tokens.c.realm_id == self.realm_id)
-        return conn.execute(query.with_for_update() if lock else query).one_or_none()
+        of_company = qbo_oauth_tokens.c.realm_id == self.realm_id
+        if lock:
+            return fetch_locked(conn, qbo_oauth_tokens, of_company)
+        return conn.execute(sa.select(qbo_oauth_tokens).where(of_company)).one_or_none()
 
     def _connected_row(self, conn: Connection, *, lock: bool = False) -> sa.Row:
         row = self._fetch(conn, lock=lock)

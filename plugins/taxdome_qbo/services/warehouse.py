@@ -473,6 +473,21 @@ def raw_cursor(conn: Connection) -> Iterator:
         cursor.close()
 
 
+def fetch_locked(
+    conn: Connection, table: sa.Table, where: sa.ColumnElement, *columns: sa.Column
+) -> sa.Row | None:
+    """The row of `table` matching `where` (its `columns`, else all), locked until `conn`'s transaction ends.
+
+    PostgreSQL locks the row (`SELECT ... FOR UPDATE`). SQLite has no row locks and takes its single write
+    lock at a transaction's first write (others wait up to busy_timeout), even one that matches no row: a
+    no-op update comes first, so whoever holds the lock reads current data.
+    """
+    if conn.dialect.name == "sqlite":
+        column = next(c for c in table.columns if not c.primary_key)
+        conn.execute(sa.update(table).where(where).values({column.name: column}))
+    return conn.execute(sa.select(*(columns or (table,))).where(where).with_for_update()).one_or_none()
+
+
 FRAME_CHUNK_ROWS = 50_000
 
 
