@@ -50,6 +50,7 @@ PENDING, DELETED = "pending", "deleted"
 PAGE_SIZE = 5_000
 BATCH_SIZE = 30  # Intuit's recommended maximum per batch request
 NAME_LISTS = frozenset({"Customer", "Item"})
+_OUTCOME = {"create": "created", "update": "updated", "reactivate": "reactivated", "delete": "deleted"}
 _NO_STATUS_ROW = frozenset({"fee", "credit_application"})  # they only get a status row when they fail
 
 
@@ -407,20 +408,25 @@ class _Loader:
         request_id: str,
         answer: dict | None,
         status: int,
+        *,
+        stale_retried: bool = False,
     ) -> None:
-        """Record one operation's answer: its object, or its fault (a stale object is re-read and retried)."""
+        """Record one operation's answer: its object, or its fault (a stale object is re-read and retried
+        once)."""
         written = (answer or {}).get(operation.entity)
         if isinstance(written, dict):
-            outcome = {"create": "created", "update": "updated", "reactivate": "reactivated"}.get(
-                operation.action, "deleted"
-            )
             self._succeeded(
-                outcomes, operation, str(written["Id"]), _text(written.get("SyncToken")), outcome, request_id
+                outcomes,
+                operation,
+                str(written["Id"]),
+                _text(written.get("SyncToken")),
+                _OUTCOME[operation.action],
+                request_id,
             )
             return
         fault = first_fault(answer) or Fault(str(status), "No object in the answer", "")
         verdict = classify_fault(fault)
-        if verdict is Answer.STALE and operation.action != "create":
+        if verdict is Answer.STALE and operation.action != "create" and not stale_retried:
             self._retry_stale(outcomes, operation, resolved, request_id)
         elif verdict is Answer.NOT_FOUND and operation.action == "delete":
             self._succeeded(outcomes, operation, resolved["Id"], None, "deleted", request_id)
@@ -448,14 +454,7 @@ class _Loader:
         retry_id = "ts-" + request_id[3:]
         answer = self._send_one(operation, again, retry_id)
         self._audit(outcomes, answer, retry_id, [(None, operation)])
-        written = (answer.body or {}).get(operation.entity)
-        if isinstance(written, dict):
-            outcome = "deleted" if operation.action == "delete" else "updated"
-            self._succeeded(
-                outcomes, operation, str(written["Id"]), _text(written.get("SyncToken")), outcome, retry_id
-            )
-        else:
-            self._failed(outcomes, operation, first_fault(answer.body) or Fault(str(answer.status), "", ""))
+        self._settle(outcomes, operation, again, retry_id, answer.body, answer.status, stale_retried=True)
 
     def _find_created(self, entity: str, resolved: dict) -> dict | None:
         """The object an earlier attempt may have created: searched by natural key, told apart by marker."""
@@ -482,6 +481,7 @@ class _Loader:
         payload_hash: str | None = None,
     ) -> None:
         key = (operation.kind, operation.taxdome_id)
+        known = self.state.get(key)
         deleted = operation.action == "delete"
         state = _State(
             operation.entity,
@@ -490,7 +490,7 @@ class _Loader:
             payload_hash if outcome == "adopted" else operation.payload_hash,
             DELETED if deleted else SYNCED,
             None,
-            request_id or (self.state.get(key) or _State(*[None] * 7)).last_request_id,
+            request_id or (known.last_request_id if known else None),
         )
         self.state[key] = state
         outcomes.states.append(self._state_row(operation, state, reason=None))
