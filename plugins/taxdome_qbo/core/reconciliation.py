@@ -197,13 +197,6 @@ class _Exceptions:
         return pd.concat(self.frames, ignore_index=True)
 
 
-def _verdicts(verdicts: pd.DataFrame, kind: str) -> pd.DataFrame:
-    rows = verdicts[verdicts["taxdome_kind"] == kind]
-    return rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason"]].set_axis(
-        ["verdict", "verdict_reason"], axis=1
-    )
-
-
 class _Reconciler:
     def __init__(
         self,
@@ -214,7 +207,6 @@ class _Reconciler:
         settings: ReconciliationSettings,
     ) -> None:
         self.taxdome, self.qbo, self.settings = taxdome, qbo, settings
-        self.verdicts, self.state = verdicts, state
         self.exceptions = _Exceptions(settings)
         self.totals: list[pd.DataFrame] = []  # measure, period, dimension, taxdome_cents, qbo_cents
         self.in_scope: dict[str, int] = {}
@@ -226,7 +218,17 @@ class _Reconciler:
             for kind, rows in synced.groupby("taxdome_kind")
         }
         self.customer_of_account = self.qbo_ids("account")
+        self._verdicts_by_kind = {
+            kind: rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason"]].set_axis(
+                ["verdict", "verdict_reason"], axis=1
+            )
+            for kind, rows in verdicts.groupby("taxdome_kind")
+        }
         self.claimed: dict[str, set[str]] = {entity: set() for entity in _ENTITY.values()}
+
+    def verdicts_of(self, kind: str) -> pd.DataFrame:
+        """TaxDome id -> the latest verdict (`verdict`, `verdict_reason`) of the objects of `kind`."""
+        return self._verdicts_by_kind.get(kind, pd.DataFrame(columns=["verdict", "verdict_reason"]))
 
     def qbo_ids(self, kind: str) -> pd.Series:
         """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
@@ -238,7 +240,7 @@ class _Reconciler:
         become exceptions here. Returns the in-scope ones (verdict synced)."""
         objects = objects[_in_period(_dates(objects[date_column]), self.settings)].copy()
         objects["taxdome_id"] = objects[id_column].astype(str)
-        verdicts = _verdicts(self.verdicts, kind)
+        verdicts = self.verdicts_of(kind)
         objects = objects.join(verdicts, on="taxdome_id")
         objects["qbo_id"] = objects["taxdome_id"].map(self.qbo_ids(kind))
         entity = _ENTITY[kind]
@@ -431,7 +433,7 @@ class _Reconciler:
         applications = self.taxdome.applications
         invoice_ids = applications["invoice_id"].astype(str)
         applied = applications.groupby(invoice_ids)["amount_cents"].sum()
-        payment_verdicts = _verdicts(self.verdicts, "payment")["verdict"]
+        payment_verdicts = self.verdicts_of("payment")["verdict"]
         from_synced = applications["payment_id"].astype(str).map(payment_verdicts).eq("synced")
         applied_synced = applications[from_synced].groupby(invoice_ids[from_synced])["amount_cents"].sum()
         ids = paired["taxdome_id"]
@@ -478,7 +480,7 @@ class _Reconciler:
     def _applied(self, invoices: pd.DataFrame) -> None:
         """What pays each in-scope invoice: TaxDome's applications from payments the sync took to QBO (real
         money, promotional and balance credits) against QBO's payment links to it."""
-        payment_verdicts = _verdicts(self.verdicts, "payment")
+        payment_verdicts = self.verdicts_of("payment")
         synced_payments = set(payment_verdicts.index[payment_verdicts["verdict"] == "synced"])
         applications = self.taxdome.applications
         applications = applications[_isin(applications["payment_id"], synced_payments)]
@@ -551,7 +553,7 @@ class _Reconciler:
         """Promotional credits against credit memos."""
         payments = self.taxdome.payments
         promotional = payments[payments["method"] == "promotional_credit"]
-        verdicts = _verdicts(self.verdicts, "payment")
+        verdicts = self.verdicts_of("payment")
         in_scope = self._scope_credit(promotional, verdicts)
         copy = self.qbo.credit_memos
         paired = self._pair(in_scope, copy, "credit_memo")
@@ -685,7 +687,7 @@ class _Reconciler:
         members["fee"] = (
             members["payment_id"].map(_cents(payments["processing_fee_cents"])).fillna(0).astype("int64")
         )
-        verdicts = _verdicts(self.verdicts, "payment")["verdict"]
+        verdicts = self.verdicts_of("payment")["verdict"]
         synced = members["payment_id"].map(verdicts).eq("synced")
         members["gross_in_scope"] = members["gross"].where(synced, 0)
         members["fee_in_scope"] = members["fee"].where(synced, 0)
