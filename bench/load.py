@@ -24,7 +24,7 @@ from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.demo.generator import generate_export
 from taxdome_qbo.demo.qbo_seed import seed_company
 from taxdome_qbo.services import loading, planning, warehouse
-from taxdome_qbo.services.qbo_client import QboCredentials, endpoints_for, fetch_reference, open_session
+from taxdome_qbo.services.qbo_client import QboCredentials, fetch_reference, open_session
 from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
 from taxdome_qbo.services.qbo_tokens import TokenStore
 from taxdome_qbo.services.staging import stage_export
@@ -70,13 +70,12 @@ def run(accounts: int, time_scale: float, warehouse_kind: str) -> dict:
         session = open_session(credentials, TokenStore(engine, company["realm_id"]))
         window = 60.0 * time_scale
         session.govern(RateGovernor(engine, company["realm_id"], RateLimits(window_seconds=window)))
-        app_url = endpoints_for(emulator.base_url).app_url
 
         planned = planning.plan_sync(
             engine, fetch_reference(session), settings, PlanOptions(), "bench-1", dry_run=False
         )
         started = time.perf_counter()
-        receipt = loading.load_plan(engine, session, "bench-1", app_url=app_url, progress=print)
+        receipt = loading.load_plan(engine, session, "bench-1", progress=print)
         elapsed = time.perf_counter() - started
         sent = sum(n for (_, outcome), n in receipt.outcomes.items() if outcome not in ("linked",))
         per_minute = sent / (elapsed / window)
@@ -87,7 +86,7 @@ def run(accounts: int, time_scale: float, warehouse_kind: str) -> dict:
         replanned = planning.plan_sync(
             engine, fetch_reference(session), settings, PlanOptions(), "bench-2", dry_run=False
         )
-        rerun = loading.load_plan(engine, session, "bench-2", app_url=app_url, progress=print)
+        rerun = loading.load_plan(engine, session, "bench-2", progress=print)
         rerun_seconds = time.perf_counter() - rerun_started
         result = {
             "warehouse": warehouse_kind,

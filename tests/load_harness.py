@@ -22,7 +22,6 @@ from taxdome_qbo.services import loading, planning, qbo_readback, reconciliation
 from taxdome_qbo.services.qbo_client import (
     QboCredentials,
     QboSession,
-    endpoints_for,
     fetch_reference,
     open_session,
 )
@@ -79,14 +78,8 @@ def plan(engine: Engine, session: QboSession, firm: Firm, run_id: str, **options
     )
 
 
-def load(engine: Engine, session: QboSession, emulator: EmulatorHandle, run_id: str, **options):
-    return loading.load_plan(
-        engine,
-        session,
-        run_id,
-        app_url=endpoints_for(emulator.base_url).app_url,
-        options=loading.LoadOptions(**options),
-    )
+def load(engine: Engine, session: QboSession, run_id: str, **options):
+    return loading.load_plan(engine, session, run_id, options=loading.LoadOptions(**options))
 
 
 def writes_since(emulator: EmulatorHandle, realm_id: str, before: int) -> list[dict]:
@@ -192,7 +185,7 @@ def load_in_this_process(
     emulator = EmulatorHandle(base_url, process=None, db_path=None)
     engine = engine_from_spec(spec)
     session = session_for(engine, emulator, company, **limits)
-    load(engine, session, emulator, run_id, batch_size=batch_size)
+    load(engine, session, run_id, batch_size=batch_size)
 
 
 def assert_everything_planned_is_done(engine: Engine, realm_id: str, run_id: str) -> None:
@@ -267,7 +260,7 @@ def reconcile_now(engine, emulator, session, recon_run_id: str, firm_settings: d
         tax_item_id=ids["tax_item"],
         fee_expense_account_id=ids["fee_expense_account"],
         deposit_account_id=ids["deposit_to_account"],
-        app_url=endpoints_for(emulator.base_url).app_url,
+        app_url=session.app_url,
     )
     receipt = reconciliation.reconcile_company(engine, session.realm_id, recon_run_id, options)
     with engine.connect() as conn:

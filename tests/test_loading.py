@@ -54,7 +54,7 @@ def test_the_demo_firm_syncs_fully_and_a_rerun_writes_nothing(warehouse_engine, 
     session = session_for(engine, emulator, company)
     planned = plan(engine, session, firm, "run-1")
 
-    receipt = load(engine, session, emulator, "run-1")
+    receipt = load(engine, session, "run-1")
 
     assert receipt.failed == 0, receipt.as_xcom()
     done = sum(
@@ -84,7 +84,7 @@ def test_the_demo_firm_syncs_fully_and_a_rerun_writes_nothing(warehouse_engine, 
 
     before = request_count(emulator, company["realm_id"])
     replanned = plan(engine, session, firm, "run-2")
-    again = load(engine, session, emulator, "run-2")
+    again = load(engine, session, "run-2")
 
     assert replanned.operations == 0
     assert writes_since(emulator, company["realm_id"], before) == []
@@ -147,9 +147,7 @@ def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
     child.join()
     audited_when_killed = _audited(engine)
 
-    receipt = load(
-        engine, session_for(engine, emulator, company, **FAST_THROTTLE), emulator, "run-chaos", batch_size=5
-    )
+    receipt = load(engine, session_for(engine, emulator, company, **FAST_THROTTLE), "run-chaos", batch_size=5)
 
     assert receipt.failed == 0, receipt.as_xcom()
     assert receipt.outcomes, "the second attempt did nothing"
@@ -181,7 +179,7 @@ def _sync_export(engine, emulator, company, export, run_id, **plan_options):
     stage(engine, export)
     session = session_for(engine, emulator, company)
     plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), run_id, **plan_options)
-    return load(engine, session, emulator, run_id)
+    return load(engine, session, run_id)
 
 
 def test_a_changed_invoice_is_updated_and_a_payment_gone_from_a_full_export_is_deleted_with_its_refund(
@@ -237,7 +235,7 @@ def test_a_refused_object_fails_with_a_reason_its_dependents_wait_and_the_run_go
     vendor.DisplayName = "Zoë Müller"
     vendor.save(qb=emulator.quickbooks(company))
 
-    receipt = load(engine, session, emulator, "run-1")
+    receipt = load(engine, session, "run-1")
 
     assert receipt.by_kind()["account"] == {"created": 1, "failed": 1}
     assert receipt.by_kind()["invoice"] == {"created": 1, "not_synced": 1}
@@ -264,7 +262,7 @@ def test_a_refused_object_fails_with_a_reason_its_dependents_wait_and_the_run_go
     vendor.DisplayName = "Zoë Müller (supplier)"
     vendor.save(qb=emulator.quickbooks(company))
     plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), "run-2")
-    retried = load(engine, session, emulator, "run-2")
+    retried = load(engine, session, "run-2")
     assert retried.failed == 0 and retried.by_kind()["account"] == {"created": 1}
     assert_qbo_matches_sync_state(engine, emulator, company["realm_id"])
 

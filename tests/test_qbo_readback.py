@@ -34,7 +34,7 @@ def _synced_base_firm(engine, emulator, tmp_path) -> tuple[dict, object]:
     stage(engine, export)
     session = session_for(engine, emulator, company)
     plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), "run-1")
-    assert load(engine, session, emulator, "run-1").failed == 0
+    assert load(engine, session, "run-1").failed == 0
     return company, session
 
 

@@ -26,7 +26,7 @@ def synced_company(engine, emulator, tmp_path, **export_changes):
     stage(engine, export)
     session = session_for(engine, emulator, company)
     plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), "sync-1")
-    receipt = load(engine, session, emulator, "sync-1")
+    receipt = load(engine, session, "sync-1")
     assert receipt.failed == 0, receipt.as_xcom()
     return company, session
 

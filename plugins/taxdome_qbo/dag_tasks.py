@@ -19,7 +19,7 @@ from taxdome_qbo.paths import default_landing_dir, reports_location
 from taxdome_qbo.services import loading, planning, qbo_client, quality, warehouse
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
-from taxdome_qbo.services.qbo_client import QboAuthorizationError, QboSession, RetryPolicy, endpoints_for
+from taxdome_qbo.services.qbo_client import QboAuthorizationError, QboSession, RetryPolicy
 from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
 from taxdome_qbo.services.staging import stage_export
@@ -176,9 +176,8 @@ def load_run(
         raise AirflowSkipException("dry run: the plan is only a preview, nothing is written to QuickBooks")
     hook = QuickBooksHook(quickbooks_conn_id, warehouse_conn_id)
     session = governed_session(hook, "written (no write was attempted)")
-    app_url = endpoints_for(hook.get_credentials().environment).app_url
     try:
-        receipt = loading.load_plan(engine, session, run_id, app_url=app_url, options=options)
+        receipt = loading.load_plan(engine, session, run_id, options=options)
     except (loading.LoadRefused, QboAuthorizationError) as exc:
         raise AirflowFailException(str(exc)) from exc
     for kind, outcomes in receipt.by_kind().items():

@@ -14,7 +14,6 @@ from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.services import qbo_client, qbo_readback, reconciliation, reports
-from taxdome_qbo.services.qbo_client import endpoints_for
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def reconcile(params: dict[str, Any], run_id: str) -> dict:
         tax_item_id=None if automated_tax else ids.ids["tax_item"],
         fee_expense_account_id=ids.ids["fee_expense_account"],
         deposit_account_id=ids.ids["deposit_to_account"],
-        app_url=endpoints_for(hook.get_credentials().environment).app_url,
+        app_url=session.app_url,
     )
     try:
         receipt = reconciliation.reconcile_company(

@@ -160,7 +160,6 @@ class _Loader:
         engine: Engine,
         session: QboSession,
         run_id: str,
-        app_url: str,
         options: LoadOptions,
         progress: Callable[[str], None],
     ) -> None:
@@ -168,7 +167,6 @@ class _Loader:
         self.session = session
         self.run_id = run_id
         self.realm_id = session.realm_id
-        self.app_url = app_url
         self.options = options
         self.progress = progress
         self.receipt = LoadReceipt(run_id, self.realm_id)
@@ -508,7 +506,7 @@ class _Loader:
                     operation.reason,
                     operation.entity,
                     qbo_id,
-                    load_rules.app_link(self.app_url, operation.entity, qbo_id),
+                    load_rules.app_link(self.session.app_url, operation.entity, qbo_id),
                 )
             )
 
@@ -626,7 +624,7 @@ class _Loader:
                 {
                     "key_kind": row.taxdome_kind,
                     "key_id": row.taxdome_id,
-                    "link": load_rules.app_link(self.app_url, row.qbo_entity, row.qbo_id),
+                    "link": load_rules.app_link(self.session.app_url, row.qbo_entity, row.qbo_id),
                 }
                 for row in rows
                 if row.qbo_entity
@@ -717,7 +715,6 @@ def load_plan(
     session: QboSession,
     run_id: str,
     *,
-    app_url: str,
     options: LoadOptions | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> LoadReceipt:
@@ -739,5 +736,5 @@ def load_plan(
             f"run {run_id} was planned for QuickBooks company {run.realm_id}, but company "
             f"{session.realm_id} is connected now: plan again"
         )
-    loader = _Loader(engine, session, run_id, app_url, options or LoadOptions(), progress)
+    loader = _Loader(engine, session, run_id, options or LoadOptions(), progress)
     return loader.run()

@@ -216,6 +216,7 @@ class QboSession:
         self.realm_id = credentials.realm_id
         self._token_store = token_store
         endpoints = endpoints_for(credentials.environment)
+        self.app_url = endpoints.app_url  # where people see the company's objects (deep links)
         # Fetches the discovery document: Intuit's for sandbox/production, the emulator's otherwise.
         self._auth_client = AuthClient(
             credentials.client_id,
