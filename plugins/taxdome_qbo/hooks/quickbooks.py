@@ -71,7 +71,9 @@ class QuickBooksHook(BaseHook):
         return self._current_realm_id(self.get_connection(self.quickbooks_conn_id))
 
     def _current_realm_id(self, conn: Connection) -> str | None:
-        realm_id = qbo_tokens.current_realm_id(self.warehouse_engine) or conn.extra_dejson.get("realm_id")
+        with self.warehouse_engine.connect() as warehouse_conn:
+            current = qbo_tokens.current_realm_id(warehouse_conn)
+        realm_id = current or conn.extra_dejson.get("realm_id")
         return str(realm_id) if realm_id else None
 
     def _app(self, conn: Connection, *, realm_needed: bool = False, realm_id: str | None = None) -> QboApp:

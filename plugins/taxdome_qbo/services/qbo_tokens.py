@@ -54,16 +54,15 @@ Refresher = Callable[[str], TokenGrant]
 """Exchanges a refresh token for a new grant at Intuit's token endpoint."""
 
 
-def current_realm_id(engine: Engine) -> str | None:
+def current_realm_id(conn: Connection) -> str | None:
     """The company the sync writes to (connected or disconnected), None before any company is stored."""
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(qbo_oauth_tokens.c.realm_id)
-            .where(qbo_oauth_tokens.c.is_current.is_(True))
-            # Only one row is ever current; should a race leave two, the latest connection is the one meant.
-            .order_by(qbo_oauth_tokens.c.connected_at.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+    return conn.execute(
+        sa.select(qbo_oauth_tokens.c.realm_id)
+        .where(qbo_oauth_tokens.c.is_current.is_(True))
+        # Only one row is ever current; should a race leave two, the latest connection is the one meant.
+        .order_by(qbo_oauth_tokens.c.connected_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def _utc_now() -> datetime:

@@ -27,7 +27,7 @@ from taxdome_qbo.core.planner import (
     StagedFirm,
 )
 from taxdome_qbo.core.qbo_faults import CATEGORIES, CATEGORY_BY_KIND, category_of
-from taxdome_qbo.services import sql, warehouse
+from taxdome_qbo.services import qbo_tokens, sql, warehouse
 
 OVERRIDABLE_KINDS = ("account", "payment")
 # What `issues` lists by default, worst first: TaxDome's states that can be acted on by hand.
@@ -178,8 +178,9 @@ _STAGED_BY_KIND = {"account": ("accounts", "account_id"), "payment": ("payments"
 
 
 def _current_realm(conn: Connection) -> str | None:
-    found = sql.fetch_all(conn, "sync_issues/select_current_realm")
-    return found[0].realm_id if found else None
+    """The company the sync writes to (connected or not), else that of the latest plan."""
+    latest = sql.fetch_all(conn, "planning/select_latest_plan_run")
+    return qbo_tokens.current_realm_id(conn) or (latest[0].realm_id if latest else None)
 
 
 def _staged_row(conn: Connection, name: str, key: str, taxdome_id: str) -> sa.Row | None:
