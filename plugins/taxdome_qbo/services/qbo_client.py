@@ -281,10 +281,9 @@ class QboSession:
     def call(self, operation: Callable[[QuickBooks], Result]) -> Result:
         """`operation(client)` (a read) within the company's limits: a 401 refreshes the access token (a
         second one in a row is raised); throttling, 5xx, timeouts and lost connections are retried."""
-        attempt = throttles = 0
+        transient = throttles = 0
         refreshed = False
         while True:
-            attempt += 1
             try:
                 with self._slot(batch=False):
                     return operation(self.client)
@@ -301,12 +300,14 @@ class QboSession:
                     throttles += 1
                     self._throttled(None, throttles)
                 elif error.error_code == 10000 and "Error reading json response" in error.message:
-                    self._transient("an unreadable answer (QBO's 5xx page)", attempt)
+                    transient += 1
+                    self._transient("an unreadable answer (QBO's 5xx page)", transient)
                 else:
                     raise
             except (requests.ConnectionError, requests.Timeout) as error:
                 refreshed = False
-                self._transient(f"{type(error).__name__}", attempt)
+                transient += 1
+                self._transient(f"{type(error).__name__}", transient)
 
     def send(
         self,
