@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from taxdome_qbo.core.export_contract import SUCCESS_MARKER
 from taxdome_qbo.core.validation import ValidatedFile, validate_export
 from taxdome_qbo.services.export_reader import ExportReader
 
@@ -43,8 +44,9 @@ PO1,2026-01-08,stripe,464.69,13.78,450.91,P1
 }
 
 
-def write_export(folder: Path, **changes: str | None) -> Path:
-    """The base export with whole files replaced (`invoices_csv="..."`) or removed (`payouts_csv=None`)."""
+def write_export(folder: Path, *, marker: str | None = SUCCESS_MARKER, **changes: str | None) -> Path:
+    """The base export with whole files replaced (`invoices_csv="..."`) or removed (`payouts_csv=None`),
+    marked complete by `marker` (`_SUCCESS` by default; None: not marked, as a copy still in progress)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = dict(BASE_EXPORT)
     for key, text in changes.items():
@@ -55,6 +57,8 @@ def write_export(folder: Path, **changes: str | None) -> Path:
             files[name] = text
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
+    if marker is not None:
+        (folder / marker).write_text("", encoding="utf-8")
     return folder
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from taxdome_qbo.core import parsing
-from taxdome_qbo.core.export_contract import INVOICES, PAYMENTS, enum_lookup, header_mapping
+from taxdome_qbo.core.export_contract import (
+    INVOICES,
+    PAYMENTS,
+    ExportContractError,
+    enum_lookup,
+    header_mapping,
+)
 
 
 def text(*values):
@@ -61,6 +69,18 @@ def test_enums_fold_case_spacing_and_underscores():
     assert values == ["card", "bank_transfer", "ach", None] and invalid == [False, False, False, True]
 
 
-def test_a_canonical_header_wins_over_an_alias_for_the_same_column():
-    mapping = header_mapping(INVOICES, ["Amount", "total", "Invoice  #", "Unknown Column"])
-    assert mapping == {"total": "total", "Invoice  #": "invoice_number"}
+def test_headers_map_to_canonical_columns_and_unknown_ones_are_left_out():
+    mapping = header_mapping(INVOICES, ["Amount", "Invoice  #", "Unknown Column"])
+    assert mapping == {"Amount": "total", "Invoice  #": "invoice_number"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [["Amount", "total"], ["Invoice #", "invoice_number"], ["total", "Total"]],
+    ids=["alias_and_canonical", "taxdome_name_and_canonical", "same_name_twice"],
+)
+def test_two_headers_meaning_one_column_are_refused_naming_both(headers):
+    with pytest.raises(
+        ExportContractError, match=rf"columns 1 '{re.escape(headers[0])}' and 2 '{headers[1]}'"
+    ):
+        header_mapping(INVOICES, [*headers, "Unknown Column"])

@@ -3,6 +3,14 @@
 This module is the single place that knows what an export looks like. The reader, the validator, the
 warehouse schema and the demo generator all derive their column lists from it, so a column added here
 flows everywhere.
+
+Completion markers: an export folder is complete when its writer says so, by a file written last. An empty
+`_SUCCESS` file says "every file is written"; a `manifest.json` says more, the data records (header
+excluded) and the SHA-256 of each file, so the reader can prove that it read every record the writer wrote:
+
+    {"files": {"payments.csv": {"rows": 67, "sha256": "9f2c…"}, …}}
+
+Either may be used; only a complete export can prove that a row it lacks was deleted in TaxDome.
 """
 
 from __future__ import annotations
@@ -10,6 +18,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+SUCCESS_MARKER = "_SUCCESS"
+MANIFEST_MARKER = "manifest.json"
+# A header beyond these is not a TaxDome export (the widest file has 12 columns): refused before it is parsed.
+MAX_HEADER_COLUMNS = 1_000
+MAX_HEADER_BYTES = 1 << 20
+
+
+class ExportContractError(ValueError):
+    """The export cannot be loaded at all: a required file or column is missing, or a file is unreadable."""
 
 
 class Kind(StrEnum):
@@ -288,7 +306,8 @@ def normalize_label(label: str) -> str:
 def header_mapping(export_file: ExportFile, headers: list[str]) -> dict[str, str]:
     """Map the headers found in a file to canonical column names; unknown headers are left out.
 
-    A canonical name wins over an alias when a file carries both (e.g. `id` and `payment_id`).
+    Two headers meaning the same column (`Invoice #` and `invoice_number`, or a name twice) are refused:
+    which of them holds the values TaxDome meant cannot be told, and taking the first would be a guess.
     """
     by_label: dict[str, str] = {}
     for column in export_file.columns:
@@ -298,14 +317,19 @@ def header_mapping(export_file: ExportFile, headers: list[str]) -> dict[str, str
         by_label[normalize_label(column.name)] = column.name
 
     mapping: dict[str, str] = {}
-    taken: dict[str, str] = {}
-    canonical_labels = {normalize_label(c.name) for c in export_file.columns}
-    ordered = sorted(headers, key=lambda h: normalize_label(h) not in canonical_labels)
-    for header in ordered:
+    taken: dict[str, tuple[int, str]] = {}
+    for position, header in enumerate(headers, start=1):
         name = by_label.get(normalize_label(header))
-        if name is not None and name not in taken:
-            mapping[header] = name
-            taken[name] = header
+        if name is None:
+            continue
+        if name in taken:
+            first_position, first_header = taken[name]
+            raise ExportContractError(
+                f"{export_file.filename}: columns {first_position} '{first_header}' and {position} '{header}' "
+                f"both mean {name}; the export must carry it once"
+            )
+        mapping[header] = name
+        taken[name] = (position, header)
     return mapping
 
 

@@ -4,6 +4,9 @@ Pure: raw string frames in, typed frames and quarantine rows out. Checks are vec
 fail get a Python-formatted reason, so a clean million-row file costs a few array operations.
 
 Rules, in the order they are decided (a file's references point only to files validated before it):
+- no value holds a control character other than tab and line breaks (a NUL cannot be stored in PostgreSQL
+  text; rejecting the row, rather than stripping the byte, keeps SQLite and PostgreSQL alike and the value
+  as TaxDome wrote it, visible in the quarantine);
 - each value parses as its kind (money with at most 2 decimals, ISO dates, enumerations, booleans);
   required values are present; amounts respect their sign (SPEC §3);
 - a key seen earlier in the same file is a duplicate: the first occurrence is kept;
@@ -19,6 +22,7 @@ Invariant for every file: rows read = rows staged + rows rejected.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -46,6 +50,18 @@ from taxdome_qbo.core.export_contract import (
 from taxdome_qbo.core.money import format_cents
 
 REJECTED_COLUMNS = ("source_file", "source_line", "reason", "raw")
+# C0 controls but tab, line feed and carriage return, which text fields may hold.
+_CONTROL_CHARACTER = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_CONTROL_CHARACTERS = re.compile(_CONTROL_CHARACTER)
+
+
+def _first_control(text: str) -> str:
+    return printable(_CONTROL_CHARACTERS.search(text).group())
+
+
+def printable(text: str) -> str:
+    """Text with its control characters written as `\\x00`, fit for a reason, a log or a database."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,9 @@ class RawFile:
     table: pa.Table
     source_lines: np.ndarray
     malformed: list[MalformedRow] = field(default_factory=list)
+    # Records whose quoted fields hold line breaks: the line each starts on. A stray quote that swallows
+    # the records after it looks the same, so only a writer's row count can tell them apart.
+    multiline_starts: list[int] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -128,7 +147,14 @@ class _FileCheck:
         if header is None:
             text = pa.chunked_array([pa.nulls(self.size, pa.string())])
         else:
-            text = parsing.clean_text(self.raw.table.column(header))
+            raw_text = self.raw.table.column(header)
+            self.reject(
+                pc.match_substring_regex(raw_text, _CONTROL_CHARACTER),
+                lambda row, c=column, h=header: (
+                    f"{c.name} holds a control character ({_first_control(self.raw.table.column(h)[row].as_py())})"
+                ),
+            )
+            text = parsing.clean_text(raw_text)
         if column.default is not None:
             text = pc.fill_null(text, column.default)
         self.text[column.name] = text
@@ -271,7 +297,7 @@ class _FileCheck:
             (
                 self.spec.filename,
                 self.line(int(row)),
-                self.reasons[int(row)],
+                printable(self.reasons[int(row)]),
                 json.dumps(record, ensure_ascii=False),
             )
             for row, record in zip(rows, records, strict=True)

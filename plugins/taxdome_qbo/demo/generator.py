@@ -28,6 +28,7 @@ from taxdome_qbo.demo import catalog
 from taxdome_qbo.demo.bad_rows import BadRowInjector
 from taxdome_qbo.demo.deck import Deck
 from taxdome_qbo.demo.money import processing_fee_cents, round_half_up
+from taxdome_qbo.services.landing import write_manifest
 
 DEFAULT_START = date(2025, 1, 1)
 DEFAULT_END = date(2026, 10, 31)
@@ -900,8 +901,13 @@ def generate_export(
 ) -> dict:
     """Write a TaxDome export folder to `out_dir`; return its manifest (also in `_generator_manifest.json`).
 
+    The folder is marked complete by a `manifest.json` (rows and SHA-256 per file), written last.
+
     :param accounts: number of client accounts; invoices average about 10 per account.
     :param bad_rows: fraction of data rows to make invalid (each of the 18 kinds at least once when > 0).
     """
     with ExportBuilder(Path(out_dir), accounts, seed, bad_rows, start, end) as builder:
-        return builder.run()
+        manifest = builder.run()
+    # Written last, once every file is closed: it marks the export complete for the landing scan.
+    write_manifest(Path(out_dir), manifest["counts"])
+    return manifest

@@ -5,6 +5,20 @@ whose hash changed are written, so loading the same export twice writes nothing 
 batch itself is still recorded). A row older than the staged one (by `updated_at`) never overwrites it.
 For invoices and payments present in the export, lines and applications that the export no longer lists
 are removed, so an edited invoice does not keep a deleted line.
+
+Deletion only on proof: staged rows an export no longer lists are marked absent (`_absent_since_batch`,
+which in `full` mode the planner takes for "deleted in TaxDome") only when the batch proves it
+(`deletion_proof`): the export is complete (a completion marker; the manifest verified when there is one),
+every record well-formed (no ragged record, no record spanning lines without a manifest row count to vouch
+for it, every key readable), no file shrank by more than `SHRINK_SHARE` since the previous successful
+load, and no later export (by name) was loaded before it. Otherwise its good rows are still staged, marks
+of rows listed again are still cleared, and `deletion_proof_reason` says what is missing. The marks of a
+batch are decided after its last file, inside its transaction.
+
+A stage killed mid-way (kill -9) leaves its batch `running`; the next stage sweeps such batches to
+`failed` ("abandoned"). On PostgreSQL each live stage holds an advisory lock on its batch, so a batch whose
+lock is free is dead; on SQLite the sweeper holds the single write lock, which every live stage takes right
+after recording its start, so a batch that started more than `SQLITE_START_GRACE` ago is dead.
 """
 
 from __future__ import annotations
@@ -14,8 +28,9 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -31,13 +46,21 @@ from taxdome_qbo.core.export_contract import (
     PAYMENT_APPLICATIONS,
     PAYMENTS,
 )
-from taxdome_qbo.core.validation import ValidatedFile, validate_export
-from taxdome_qbo.services import warehouse
-from taxdome_qbo.services.export_reader import ExportLocation, ExportReader
+from taxdome_qbo.core.validation import ValidatedFile, printable, validate_export
+from taxdome_qbo.services import sql, warehouse
+from taxdome_qbo.services.export_reader import ExportLocation, ExportReader, folder_signature
 
 log = logging.getLogger(__name__)
 
 WRITE_CHUNK_ROWS = 100_000
+# A file with more than SHRINK_MIN_ROWS fewer rows, and more than SHRINK_SHARE fewer, than at the previous
+# successful load looks cut short (a half-copied file), so it proves no deletion. A real mass deletion is
+# proven by the next export, which no longer shrinks.
+SHRINK_SHARE = 0.20
+SHRINK_MIN_ROWS = 10
+SQLITE_START_GRACE = timedelta(minutes=2)  # > busy_timeout: a live stage waits at most that for the lock
+# First key of the two-key advisory locks live stages hold on their batch (the second key).
+_STAGE_LOCK_SPACE = 0x54445347
 # Children whose set of rows is owned by a parent present in the same export.
 _OWNED_CHILDREN = {
     INVOICE_LINES.name: (INVOICES.name, "invoice_id"),
@@ -70,6 +93,12 @@ class StageResult:
     export_fingerprint: str
     files: list[FileCounts] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # read_and_validate, write
+    deletion_doubts: list[str] = field(default_factory=list)  # why the export proves no deletion
+    deletion_proof_reason: str = ""
+
+    @property
+    def deletion_proof(self) -> bool:
+        return not self.deletion_doubts
 
     def total(self, counter: str) -> int:
         return sum(getattr(f, counter) for f in self.files)
@@ -84,6 +113,8 @@ class StageResult:
             "rows_rejected": self.total("rows_rejected"),
             "rows_inserted": self.total("rows_inserted"),
             "rows_updated": self.total("rows_updated"),
+            "deletion_proof": self.deletion_proof,
+            "deletion_proof_reason": self.deletion_proof_reason,
             "files": {
                 f.source_file: {"staged": f.rows_staged, "rejected": f.rows_rejected} for f in self.files
             },
@@ -104,36 +135,96 @@ def stage_export(
     batch_id = uuid.uuid4().hex
     started = datetime.now(UTC)
     name = export_name or str(location).rstrip("/").rsplit("/", 1)[-1]
-    with engine.begin() as conn:
-        conn.execute(
-            warehouse.export_batches.insert().values(
-                batch_id=batch_id,
-                export_location=str(location),
-                export_name=name,
-                dag_run_id=dag_run_id,
-                status="running",
-                started_at=started,
-            )
-        )
-    try:
-        reader = ExportReader(location)
-        with engine.begin() as conn:
-            _claim_writer_lock(conn, batch_id)
-            result = _stage_files(conn, reader, StageResult(batch_id, str(location), name, ""), started)
-            _finish_batch(conn, result, reader.bytes_read)
-        return result
-    except Exception as exc:
+    with _held_while_alive(engine, batch_id):
         with engine.begin() as conn:
             conn.execute(
-                warehouse.export_batches.update()
-                .where(warehouse.export_batches.c.batch_id == batch_id)
-                .values(
-                    status="failed",
-                    finished_at=datetime.now(UTC),
-                    error=f"{type(exc).__name__}: {exc}"[:4000],
+                warehouse.export_batches.insert().values(
+                    batch_id=batch_id,
+                    export_location=str(location),
+                    export_name=name,
+                    dag_run_id=dag_run_id,
+                    status="running",
+                    started_at=started,
                 )
             )
-        raise
+        try:
+            with engine.begin() as conn:
+                _claim_writer_lock(conn, batch_id)
+                _sweep_abandoned(conn, batch_id)
+                reader = ExportReader(location)
+                result = _stage_files(conn, reader, StageResult(batch_id, str(location), name, ""), started)
+                _finish_batch(conn, result, reader.bytes_read, folder_signature(location))
+            return result
+        except Exception as exc:
+            with engine.begin() as conn:
+                conn.execute(
+                    warehouse.export_batches.update()
+                    .where(warehouse.export_batches.c.batch_id == batch_id)
+                    .values(
+                        status="failed",
+                        finished_at=datetime.now(UTC),
+                        error=printable(f"{type(exc).__name__}: {exc}")[:4000],
+                    )
+                )
+            raise
+
+
+@contextmanager
+def _held_while_alive(engine: Engine, batch_id: str) -> Iterator[None]:
+    """On PostgreSQL, hold an advisory lock on the batch for as long as this process stages it: the server
+    frees it when the session ends, however the process ends, which is how a sweep tells a dead stage."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = {"space": _STAGE_LOCK_SPACE, "batch": _batch_lock_key(batch_id)}
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:space, :batch)"), key)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:space, :batch)"), key)
+            conn.commit()
+
+
+def _batch_lock_key(batch_id: str) -> int:
+    """A batch id (hex) as the signed 32-bit second key of an advisory lock."""
+    return int(batch_id[:8], 16) - (1 << 31)
+
+
+def _sweep_abandoned(conn: Connection, batch_id: str) -> None:
+    """Mark `failed` the batches whose stage died before it finished (they would stay `running` forever).
+
+    Runs under this stage's writer lock, so no other stage is past its start meanwhile.
+    """
+    batches = warehouse.export_batches
+    unfinished = sa.select(batches.c.batch_id).where(
+        batches.c.status.in_(("running", "loading")), batches.c.batch_id != batch_id
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = conn.execute(unfinished).scalars().all()
+        try_lock = sa.text("SELECT pg_try_advisory_xact_lock(:space, :batch)")
+        dead = [
+            candidate
+            for candidate in candidates
+            if conn.execute(
+                try_lock, {"space": _STAGE_LOCK_SPACE, "batch": _batch_lock_key(candidate)}
+            ).scalar()
+        ]
+    else:
+        started_before = datetime.now(UTC) - SQLITE_START_GRACE
+        dead = conn.execute(unfinished.where(batches.c.started_at < started_before)).scalars().all()
+    if dead:
+        log.warning("batches %s were abandoned (their stage ended before finishing): marked failed", dead)
+        conn.execute(
+            batches.update()
+            .where(batches.c.batch_id.in_(dead))
+            .values(
+                status="failed",
+                finished_at=datetime.now(UTC),
+                error=f"abandoned: its stage ended before it finished (found by batch {batch_id})",
+            )
+        )
 
 
 def _stage_files(
@@ -143,6 +234,7 @@ def _stage_files(
     staged_parents: dict[str, pd.DataFrame] = {}
     superseded_parents: dict[str, pd.Series] = {}
     rejected: list[ValidatedFile] = []
+    absent: list[tuple[sa.Table, list[str], pd.DataFrame]] = []
     result.seconds = {"read_and_validate": 0.0, "write": 0.0}
     files = validate_export(reader.read)
     while True:
@@ -152,16 +244,80 @@ def _stage_files(
         if validated is None:
             break
         clock = time.perf_counter()
-        counts = _merge_file(conn, validated, result.batch_id, loaded_at, staged_parents, superseded_parents)
+        counts = _merge_file(
+            conn, validated, result.batch_id, loaded_at, staged_parents, superseded_parents, absent
+        )
         counts.write_seconds = time.perf_counter() - clock
         result.seconds["write"] += counts.write_seconds
         result.files.append(counts)
         rejected.append(validated.rejected)
+        unreadable_keys = int(validated.keys_in_file.isna().any(axis=1).sum())
+        if unreadable_keys:
+            result.deletion_doubts.append(
+                f"{validated.export_file.filename}: {unreadable_keys:,} row(s) without a readable "
+                f"{' + '.join(validated.export_file.key)}"
+            )
         log.info("staged %s: %s", validated.export_file.filename, counts)
     # Quarantine is keyed by the export's content, known once every file was read.
     result.export_fingerprint = reader.fingerprint
     _quarantine(conn, pd.concat(rejected, ignore_index=True), reader.fingerprint, result.batch_id, loaded_at)
+    result.deletion_doubts[:0] = reader.deletion_doubts
+    result.deletion_doubts += _shrunk_files(conn, result.files) + _later_exports(conn, result.export_name)
+    _decide_absence(conn, result, absent, reader.marker)
     return result
+
+
+def _shrunk_files(conn: Connection, files: list[FileCounts]) -> list[str]:
+    """Files that lost many rows since the previous successful load: most likely cut short."""
+    previous = {
+        row.source_file: row.rows_read
+        for row in sql.fetch_all(conn, "staging/select_previous_file_rows", succeeded="succeeded")
+    }
+    return [
+        f"{counts.source_file}: {counts.rows_read:,} rows, {before:,} at the previous load "
+        f"(more than {SHRINK_SHARE:.0%} fewer: a partial copy?)"
+        for counts in files
+        if (before := previous.get(counts.source_file)) is not None
+        and before - counts.rows_read > max(SHRINK_MIN_ROWS, SHRINK_SHARE * before)
+    ]
+
+
+def _later_exports(conn: Connection, export_name: str) -> list[str]:
+    """An export older (by name) than one loaded already is stale: the rows only the later one lists are
+    new, not deleted. Compared in Python: the databases' collations order names differently."""
+    names = sql.fetch_all(conn, "staging/select_loaded_export_names", succeeded="succeeded")
+    later = max((row.export_name for row in names if row.export_name > export_name), default=None)
+    return [] if later is None else [f"a later export ({later}) was loaded already"]
+
+
+def _decide_absence(
+    conn: Connection,
+    result: StageResult,
+    absent: list[tuple[sa.Table, list[str], pd.DataFrame]],
+    marker: str | None,
+) -> None:
+    """Mark the rows this export no longer lists, if and only if the batch proves their deletion."""
+    if result.deletion_proof:
+        result.deletion_proof_reason = f"complete ({marker}) and well-formed"
+        for table, key, rows in absent:
+            if len(rows):
+                parameters = [{**row, "mark": result.batch_id} for row in _key_parameters(rows, key)]
+                conn.execute(
+                    table.update()
+                    .where(_by_key(table, key))
+                    .values(_absent_since_batch=sa.bindparam("mark")),
+                    parameters,
+                )
+        return
+    result.deletion_proof_reason = "; ".join(result.deletion_doubts)
+    unmarked = sum(len(rows) for _, _, rows in absent)
+    log.warning(
+        "export %s cannot prove deletions, so its good rows are staged but none of the %d staged row(s) it "
+        "no longer lists is taken as deleted: %s",
+        result.export_name,
+        unmarked,
+        result.deletion_proof_reason,
+    )
 
 
 def _claim_writer_lock(conn: Connection, batch_id: str) -> None:
@@ -217,6 +373,7 @@ def _merge_file(
     loaded_at: datetime,
     staged_parents: dict[str, pd.DataFrame],
     superseded_parents: dict[str, pd.Series],
+    absent: list[tuple[sa.Table, list[str], pd.DataFrame]],
 ) -> FileCounts:
     spec = validated.export_file
     table = warehouse.STAGING_TABLES[spec.name]
@@ -267,13 +424,12 @@ def _merge_file(
     if spec.name in _OWNED_CHILDREN:
         counts.rows_removed = _prune_children(conn, table, validated, existing, staged_parents)
     else:
-        counts.rows_absent = _mark_absence(
-            conn, table, key, validated, existing, written=rows[key], batch_id=batch_id
-        )
+        counts.rows_absent, newly_absent = _absence(conn, table, key, validated, existing, written=rows[key])
+        absent.append((table, key, newly_absent))
     return counts
 
 
-def _mark_absence(
+def _absence(
     conn: Connection,
     table: sa.Table,
     key: list[str],
@@ -281,15 +437,15 @@ def _mark_absence(
     existing: pd.DataFrame,
     *,
     written: pd.DataFrame,
-    batch_id: str,
-) -> int:
-    """Record which staged rows this export no longer lists, and clear the mark of rows listed again.
+) -> tuple[int, pd.DataFrame]:
+    """Clear the absence mark of rows listed again; return how many staged rows this export no longer lists
+    and the keys of those not marked yet (marked by `_decide_absence` if the batch proves their deletion).
 
     A fact, not a verdict: whether absence means "deleted in TaxDome" depends on the export mode, which the
     planner knows. Only rows whose mark changes are written, so a reload still changes nothing.
     """
     if existing.empty:
-        return 0
+        return 0, existing[key]
     listed = existing[key].merge(
         validated.keys_in_file.dropna().drop_duplicates(), on=key, how="left", indicator=True
     )
@@ -298,17 +454,13 @@ def _mark_absence(
     rewritten = (
         existing[key].merge(written, on=key, how="left", indicator=True)["_merge"].eq("both").to_numpy()
     )
-    for rows, mark in (
-        (existing[~is_listed & ~marked], batch_id),
-        (existing[is_listed & marked & ~rewritten], None),
-    ):
-        if len(rows):
-            parameters = [{**row, "mark": mark} for row in _key_parameters(rows, key)]
-            conn.execute(
-                table.update().where(_by_key(table, key)).values(_absent_since_batch=sa.bindparam("mark")),
-                parameters,
-            )
-    return int((~is_listed).sum())
+    listed_again = existing[is_listed & marked & ~rewritten]
+    if len(listed_again):
+        conn.execute(
+            table.update().where(_by_key(table, key)).values(_absent_since_batch=None),
+            _key_parameters(listed_again, key),
+        )
+    return int((~is_listed).sum()), existing.loc[~is_listed & ~marked, key]
 
 
 def _prune_children(
@@ -435,7 +587,7 @@ def _quarantine(
         conn.execute(insert.on_conflict_do_nothing(), records[start : start + WRITE_CHUNK_ROWS])
 
 
-def _finish_batch(conn: Connection, result: StageResult, bytes_read: int) -> None:
+def _finish_batch(conn: Connection, result: StageResult, bytes_read: int, signature: str) -> None:
     columns = set(warehouse.export_batch_files.c.keys())
     conn.execute(
         warehouse.export_batch_files.insert(),
@@ -451,6 +603,9 @@ def _finish_batch(conn: Connection, result: StageResult, bytes_read: int) -> Non
             status="succeeded",
             finished_at=datetime.now(UTC),
             export_fingerprint=result.export_fingerprint,
+            folder_signature=signature,
+            deletion_proof=result.deletion_proof,
+            deletion_proof_reason=result.deletion_proof_reason[:4000],
             bytes_read=bytes_read,
             rows_read=result.total("rows_read"),
             rows_staged=result.total("rows_staged"),

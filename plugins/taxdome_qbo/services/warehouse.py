@@ -101,6 +101,12 @@ export_batches = sa.Table(
     sa.Column("rows_updated", sa.BigInteger),
     sa.Column("rows_unchanged", sa.BigInteger),
     sa.Column("error", sa.Text),
+    # Names, sizes and times of the folder's files (and the manifest's bytes): the landing scan reloads a
+    # folder whose signature changed since it was loaded.
+    sa.Column("folder_signature", sa.String(32)),
+    # Whether the export may say that a staged row it lacks was deleted in TaxDome, and why (not).
+    sa.Column("deletion_proof", sa.Boolean(create_constraint=False)),
+    sa.Column("deletion_proof_reason", sa.Text),
     sa.Index("ix_taxdome_export_batches_location", "export_location", "status"),
     comment="One row per load of an export: where it came from, when, and what it did",
 )
