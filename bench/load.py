@@ -28,6 +28,7 @@ from taxdome_qbo.services.qbo_client import QboCredentials, fetch_reference, ope
 from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
 from taxdome_qbo.services.qbo_tokens import TokenStore
 from taxdome_qbo.services.staging import stage_export
+from taxdome_qbo.services.token_cipher import TokenCipher
 
 CEILING_PER_MINUTE = 30 * 40
 TARGET_SHARE = 0.90
@@ -67,7 +68,7 @@ def run(accounts: int, time_scale: float, warehouse_kind: str) -> dict:
             "http://127.0.0.1/callback",
             company["refresh_token"],
         )
-        session = open_session(credentials, TokenStore(engine, company["realm_id"]))
+        session = open_session(credentials, TokenStore(engine, company["realm_id"], TokenCipher.generated()))
         window = 60.0 * time_scale
         session.govern(RateGovernor(engine, company["realm_id"], RateLimits(window_seconds=window)))
 

@@ -18,6 +18,7 @@ from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.demo.generator import generate_export
 from taxdome_qbo.demo.qbo_seed import seed_company
+from taxdome_qbo.hooks.quickbooks import deployment_token_cipher
 from taxdome_qbo.services import loading, planning, qbo_readback, reconciliation, warehouse
 from taxdome_qbo.services.qbo_client import (
     QboCredentials,
@@ -54,8 +55,13 @@ def credentials(emulator: EmulatorHandle, company: dict) -> QboCredentials:
     )
 
 
+def token_store(engine: Engine, realm_id: str, **options) -> TokenStore:
+    """The company's tokens, encrypted with the key the DAG's hook uses, so that both read what the other wrote."""
+    return TokenStore(engine, realm_id, deployment_token_cipher(), **options)
+
+
 def session_for(engine: Engine, emulator: EmulatorHandle, company: dict, **limits) -> QboSession:
-    session = open_session(credentials(emulator, company), TokenStore(engine, company["realm_id"]))
+    session = open_session(credentials(emulator, company), token_store(engine, company["realm_id"]))
     session.govern(RateGovernor(engine, company["realm_id"], RateLimits(**limits)))
     session.retry = type(session.retry)(backoff_seconds=0.05, backoff_cap_seconds=0.5)
     return session

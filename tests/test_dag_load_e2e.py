@@ -17,12 +17,12 @@ from load_harness import (
     BASE_FIRM_SETTINGS,
     assert_qbo_matches_sync_state,
     company_for_base_export,
+    token_store,
     writes_since,
 )
 
 from qbo_emulator.admin import airflow_connection
 from taxdome_qbo.services import warehouse
-from taxdome_qbo.services.qbo_tokens import TokenStore
 
 pytestmark = pytest.mark.airflow
 
@@ -61,7 +61,7 @@ def test_the_sync_loads_quickbooks_and_never_shows_a_secret(
     assert_qbo_matches_sync_state(engine, emulator, company["realm_id"])
 
     # Disconnected: the next run plans and loads nothing, and tries no write.
-    TokenStore(engine, company["realm_id"]).mark_disconnected()
+    token_store(engine, company["realm_id"]).mark_disconnected()
     before = len(emulator.admin("GET", "requests").json()["requests"])
     second = sync_dag.test(run_conf={"export_dir": str(export), **BASE_FIRM_SETTINGS})
     assert second.state == "success"

@@ -18,6 +18,7 @@ from quickbooks.objects.vendor import Vendor
 from qbo_emulator.config import EmulatorConfig
 from qbo_emulator.testing import EmulatorHandle, running_emulator
 from taxdome_qbo.core import qbo_reference
+from taxdome_qbo.hooks.quickbooks import deployment_token_cipher
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.qbo_client import (
     ACTIVE_AND_INACTIVE,
@@ -28,7 +29,6 @@ from taxdome_qbo.services.qbo_client import (
     query_all,
     quote,
 )
-from taxdome_qbo.services.qbo_tokens import TokenStore
 from taxdome_qbo.services.warehouse import qbo_oauth_tokens
 
 # Creating 1,000+ customers takes 34 batches; QBO's 40 per minute would throttle a second such test.
@@ -61,7 +61,7 @@ def engine(sqlite_engine):
 
 @pytest.fixture
 def session(credentials, engine):
-    return open_session(credentials, TokenStore(engine, credentials.realm_id))
+    return open_session(credentials, load_harness.token_store(engine, credentials.realm_id))
 
 
 def refresh_grants(emulator: EmulatorHandle) -> int:
@@ -70,7 +70,8 @@ def refresh_grants(emulator: EmulatorHandle) -> int:
 
 def stored_refresh_token(engine) -> str:
     with engine.connect() as conn:
-        return conn.execute(sa.select(qbo_oauth_tokens.c.refresh_token)).scalar_one()
+        row = conn.execute(sa.select(qbo_oauth_tokens.c.realm_id, qbo_oauth_tokens.c.refresh_token)).one()
+    return deployment_token_cipher().decrypt(row.refresh_token, realm_id=row.realm_id)
 
 
 def current_refresh_token(emulator: EmulatorHandle, company: dict) -> str:
@@ -87,8 +88,8 @@ def customer(name: str, *, active: bool = True) -> Customer:
 def test_connecting_reuses_the_stored_access_token(emulator, company, credentials, engine):
     grants_before = refresh_grants(emulator)
 
-    first = connect(credentials, TokenStore(engine, credentials.realm_id))
-    second = connect(credentials, TokenStore(engine, credentials.realm_id))
+    first = connect(credentials, load_harness.token_store(engine, credentials.realm_id))
+    second = connect(credentials, load_harness.token_store(engine, credentials.realm_id))
 
     assert refresh_grants(emulator) - grants_before == 1
     assert first.session.access_token == second.session.access_token
@@ -100,7 +101,9 @@ def test_an_expired_access_token_is_refreshed_and_the_call_retried(
     tuned_emulator, company, credentials, engine
 ):
     tuned_emulator.configure(access_token_ttl_seconds=1)
-    session = open_session(credentials, TokenStore(engine, credentials.realm_id, safety_margin=timedelta(0)))
+    session = open_session(
+        credentials, load_harness.token_store(engine, credentials.realm_id, safety_margin=timedelta(0))
+    )
     expired_access_token = session.client.session.access_token
     time.sleep(1.1)
     grants_before = refresh_grants(tuned_emulator)

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -19,7 +20,7 @@ from intuitlib.exceptions import AuthClientError
 
 from qbo_emulator.testing import REDIRECT_URI, free_port
 from taxdome_qbo.cli import main
-from taxdome_qbo.hooks.quickbooks import QuickBooksHook
+from taxdome_qbo.hooks.quickbooks import QuickBooksHook, deployment_token_cipher
 from taxdome_qbo.services import qbo_client, warehouse
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
 from taxdome_qbo.services.warehouse import qbo_oauth_tokens, qbo_sync_state
@@ -130,9 +131,23 @@ def logged_by_the_project(caplog) -> str:
     )
 
 
-def token_rows(engine) -> dict[str, sa.Row]:
+def token_rows(engine) -> dict[str, SimpleNamespace]:
+    """The stored rows, their tokens decrypted with the deployment's key (the commands encrypted them)."""
+    cipher = deployment_token_cipher()
     with engine.connect() as conn:
-        return {row.realm_id: row for row in conn.execute(sa.select(qbo_oauth_tokens))}
+        rows = conn.execute(sa.select(qbo_oauth_tokens)).all()
+    return {
+        row.realm_id: SimpleNamespace(
+            **{
+                **row._asdict(),
+                **{
+                    token: getattr(row, token) and cipher.decrypt(getattr(row, token), realm_id=row.realm_id)
+                    for token in ("refresh_token", "access_token")
+                },
+            }
+        )
+        for row in rows
+    }
 
 
 def company_name_through_the_hook() -> str:
@@ -150,7 +165,7 @@ def test_connect_stores_the_tokens_and_makes_the_company_current(app, engine, ow
     assert query_value(authorize_url, "scope") == "com.intuit.quickbooks.accounting"
     assert query_value(authorize_url, "realm_id") == app["realm_id"]
     stored = token_rows(engine)[app["realm_id"]]
-    assert (stored.status, stored.is_current) == ("connected", True)
+    assert (stored.status, stored.is_current, stored.tokens_encrypted) == ("connected", True, True)
     assert stored.connected_at is not None and stored.access_token is not None
     assert QuickBooksHook().get_credentials().realm_id == app["realm_id"]  # no realm_id in the connection
     assert company_name_through_the_hook() == app["company_name"]

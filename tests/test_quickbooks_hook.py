@@ -48,8 +48,12 @@ def test_the_connection_test_reads_the_company(hook, company, warehouse_file, ca
         stored = conn.execute(sa.select(qbo_oauth_tokens)).one()
     engine.dispose()
     assert (stored.realm_id, stored.status) == (company["realm_id"], "connected")
-    assert stored.refresh_token != company["refresh_token"]  # rotated by the first refresh, and kept
-    secrets = (company["client_secret"], company["refresh_token"], stored.refresh_token, stored.access_token)
+    refresh_token, access_token = (
+        hook.token_cipher.decrypt(token, realm_id=stored.realm_id)
+        for token in (stored.refresh_token, stored.access_token)
+    )
+    assert refresh_token != company["refresh_token"]  # rotated by the first refresh, and kept
+    secrets = (company["client_secret"], company["refresh_token"], refresh_token, access_token)
     assert not [secret for secret in secrets if secret in caplog.text or secret in message]
 
 

@@ -120,7 +120,7 @@ def _authorize(args: argparse.Namespace, *, switch_confirmed: bool) -> int:
         current_realm=current_realm,
         switch_confirmed=switch_confirmed,
     )
-    company_name = qbo_connection.complete_connection(app, hook.warehouse_engine, grant)
+    company_name = qbo_connection.complete_connection(app, hook.warehouse_engine, hook.token_cipher, grant)
     print(f"connected to QuickBooks company '{company_name}' (realm {grant.realm_id})")
     if current_realm and current_realm != grant.realm_id:
         print(
@@ -140,6 +140,7 @@ def disconnect_command(args: argparse.Namespace) -> int:
         disconnection = qbo_connection.disconnect(
             hook.get_app(),
             hook.warehouse_engine,
+            hook.token_cipher,
             realm_id,
             seed_refresh_token=credentials.initial_refresh_token,
         )

@@ -14,6 +14,11 @@ def default_warehouse_path() -> Path:
     return airflow_home() / "warehouse.db"
 
 
+def token_key_path() -> Path:
+    """The key that encrypts the stored QuickBooks tokens when the deployment configures none (created 0600)."""
+    return airflow_home() / "taxdome_qbo.key"
+
+
 def default_landing_dir() -> Path:
     """One sub-folder per export; `make demo` writes the generated demo export here."""
     return airflow_home() / "landing"

@@ -4,18 +4,44 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from airflow.sdk import BaseHook, Connection
+from airflow.sdk import BaseHook, Connection, conf
 from quickbooks import QuickBooks
 from sqlalchemy.engine import Engine
 
 from taxdome_qbo.hooks.warehouse import WarehouseHook
+from taxdome_qbo.paths import token_key_path
 from taxdome_qbo.services import qbo_client, qbo_tokens, warehouse
 from taxdome_qbo.services.qbo_client import QboCredentials, QboSession
 from taxdome_qbo.services.qbo_connection import QboApp
 from taxdome_qbo.services.qbo_tokens import TokenStore
+from taxdome_qbo.services.token_cipher import TokenCipher, key_from_file, split_keys
 
 # Refreshing tokens never redirects; the URI only matters to the connect command's authorization flow.
 DEFAULT_REDIRECT_URI = "https://developer.intuit.com/v2/OAuth2Playground/RedirectUrl"
+# What the Task SDK's configuration answers for a fernet_key no airflow.cfg or environment variable sets.
+_UNSET_FERNET_KEY = "{FERNET_KEY}"
+
+
+def deployment_token_cipher(connection_extra: dict | None = None) -> TokenCipher:
+    """The cipher of the stored QuickBooks tokens, on the deployment's keys.
+
+    The QuickBooks connection's extra `token_encryption_key` encrypts when set, else Airflow's
+    `[core] fernet_key` (`AIRFLOW__CORE__FERNET_KEY`), else the key file `taxdome_qbo.key` in the Airflow
+    home, generated (0600) the first time nothing else is configured. Every one of them present decrypts
+    (all comma-separated keys of a setting included), so adding a key first and keeping the old one rotates
+    the tokens as they are refreshed.
+    """
+    keys = [
+        (key, "the QuickBooks connection's extra token_encryption_key")
+        for key in split_keys((connection_extra or {}).get("token_encryption_key"))
+    ]
+    airflow_keys = split_keys(conf.get("core", "fernet_key", fallback=""))
+    if airflow_keys != [_UNSET_FERNET_KEY]:
+        keys += [(key, "Airflow's [core] fernet_key") for key in airflow_keys]
+    key_file = token_key_path()
+    if file_key := key_from_file(key_file, create=not keys):
+        keys.append((file_key, f"the key file {key_file}"))
+    return TokenCipher(keys)
 
 
 class QuickBooksHook(BaseHook):
@@ -25,7 +51,8 @@ class QuickBooksHook(BaseHook):
     secret in `password`, and extras `environment` (`sandbox`, `production`, or the base URL of a QBO
     emulator), `redirect_uri` (optional; the connect command's), `realm_id` (the company, until
     `python -m taxdome_qbo connect` makes one current in the warehouse) and `refresh_token` (only the first
-    one of `realm_id`: the warehouse keeps the rotated ones, and the newest stored token always wins).
+    one of `realm_id`: the warehouse keeps the rotated ones, and the newest stored token always wins), and
+    optionally `token_encryption_key` (Fernet keys encrypting the stored tokens; see `deployment_token_cipher`).
 
     :param quickbooks_conn_id: the QuickBooks connection id.
     :param warehouse_conn_id: the connection id of the warehouse that stores the OAuth tokens.
@@ -98,6 +125,11 @@ class QuickBooksHook(BaseHook):
         )
 
     @cached_property
+    def token_cipher(self) -> TokenCipher:
+        """What encrypts the company's tokens in the warehouse (see `deployment_token_cipher`)."""
+        return deployment_token_cipher(self.get_connection(self.quickbooks_conn_id).extra_dejson)
+
+    @cached_property
     def warehouse_engine(self) -> Engine:
         """The warehouse that keeps the companies' tokens (its schema created if needed)."""
         engine = WarehouseHook(self.warehouse_conn_id).get_engine()
@@ -107,7 +139,9 @@ class QuickBooksHook(BaseHook):
     def get_session(self) -> QboSession:
         """A connected session whose `call` refreshes the access token once when QBO refuses it."""
         credentials = self.get_credentials()
-        return qbo_client.open_session(credentials, TokenStore(self.warehouse_engine, credentials.realm_id))
+        return qbo_client.open_session(
+            credentials, TokenStore(self.warehouse_engine, credentials.realm_id, self.token_cipher)
+        )
 
     def get_conn(self) -> QuickBooks:
         """A bare python-quickbooks client (it does not refresh by itself; `get_session` does)."""

@@ -14,8 +14,9 @@ class WarehouseHook(BaseHook):
     """Builds the SQLAlchemy engine of the staging warehouse.
 
     The connection (`AIRFLOW_CONN_WAREHOUSE_DEFAULT`, JSON) is `postgres` (host, port, schema = database,
-    login, password; extra `search_path` to stage into a schema other than `public`) or `sqlite`
-    (host = the database file). Without the connection, the warehouse is `warehouse.db` in the Airflow home.
+    login, password; extra `search_path`, one plain schema name, to stage into a schema other than `public`)
+    or `sqlite` (host = the database file). Without the connection, the warehouse is `warehouse.db` in the
+    Airflow home. A SQLite file (and its folder) created here is readable by its owner only.
 
     :param warehouse_conn_id: the connection id.
     """
@@ -33,9 +34,7 @@ class WarehouseHook(BaseHook):
         try:
             conn = self.get_connection(self.warehouse_conn_id)
         except AirflowNotFoundException:
-            path = default_warehouse_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return warehouse.sqlite_engine(str(path))
+            return warehouse.sqlite_engine(str(default_warehouse_path()))
         if conn.conn_type == "sqlite":
             return warehouse.sqlite_engine(conn.host)
         if conn.conn_type not in ("postgres", "postgresql"):

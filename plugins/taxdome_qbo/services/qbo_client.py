@@ -43,6 +43,7 @@ logging.getLogger("requests_oauthlib").setLevel(logging.INFO)
 
 MINOR_VERSION = 75
 PAGE_SIZE = 1000  # QBO's MAXRESULTS cap
+REFRESH_TIMEOUT_SECONDS = 30.0  # well within qbo_tokens.REFRESH_CLAIM_LEASE
 INTUIT_ENVIRONMENTS = ("sandbox", "production")
 UNAUTHORIZED = 401
 # QBO hides inactive name-list rows unless the WHERE clause mentions Active.
@@ -225,6 +226,9 @@ class QboSession:
             endpoints.oauth_environment,
             realm_id=credentials.realm_id,
         )
+        # The refresh runs under the company's refresh claim, which must not outlive a hung call.
+        for prefix in ("https://", "http://"):
+            self._auth_client.mount(prefix, _TimeoutAdapter(REFRESH_TIMEOUT_SECONDS))
         self._refresh_at_intuit = intuit_refresher(self._auth_client, credentials.realm_id)
         if credentials.initial_refresh_token:
             token_store.seed(credentials.initial_refresh_token)
@@ -388,7 +392,7 @@ class QboSession:
                 return RawAnswer(status, parsed, answer, tuple(attempts))
 
     def refresh(self) -> None:
-        """Replace the access token QBO refused (under the store's lock) and restart the HTTP session."""
+        """Replace the access token QBO refused (under the store's refresh claim) and restart the HTTP session."""
         self._use(
             self._token_store.tokens(
                 self._refresh_at_intuit, rejected_access_token=self._auth_client.access_token

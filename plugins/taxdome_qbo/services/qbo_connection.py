@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from taxdome_qbo.services import qbo_client
 from taxdome_qbo.services.qbo_client import QboCredentials, endpoints_for
 from taxdome_qbo.services.qbo_tokens import TokenStore
+from taxdome_qbo.services.token_cipher import TokenCipher
 
 SWITCH_CONFIRMATION = "ACCEPT"
 
@@ -165,8 +166,9 @@ def switch_warning(current_realm: str, new_realm: str) -> str:
     )
 
 
-def complete_connection(app: QboApp, engine: Engine, grant: AuthorizationGrant) -> str:
-    """Exchange the code for tokens, store them and make the company current; returns the company's name."""
+def complete_connection(app: QboApp, engine: Engine, cipher: TokenCipher, grant: AuthorizationGrant) -> str:
+    """Exchange the code for tokens, store them (encrypted by `cipher`) and make the company current; returns
+    the company's name."""
     auth_client = _auth_client(app)
     try:
         auth_client.get_bearer_token(grant.code, realm_id=grant.realm_id)
@@ -175,7 +177,7 @@ def complete_connection(app: QboApp, engine: Engine, grant: AuthorizationGrant) 
             f"Intuit refused the authorization code of QuickBooks company {grant.realm_id} "
             f"({_describe(error)}); start the authorization again"
         ) from None
-    token_store = TokenStore(engine, grant.realm_id)
+    token_store = TokenStore(engine, grant.realm_id, cipher)
     token_store.store_new_connection(
         auth_client.refresh_token, auth_client.access_token, int(auth_client.expires_in)
     )
@@ -184,7 +186,12 @@ def complete_connection(app: QboApp, engine: Engine, grant: AuthorizationGrant) 
 
 
 def disconnect(
-    app: QboApp, engine: Engine, realm_id: str, *, seed_refresh_token: str | None = None
+    app: QboApp,
+    engine: Engine,
+    cipher: TokenCipher,
+    realm_id: str,
+    *,
+    seed_refresh_token: str | None = None,
 ) -> Disconnection:
     """Mark the company disconnected (the sync stops), then revoke its refresh token at Intuit.
 
@@ -193,7 +200,7 @@ def disconnect(
     so that it is the one revoked and is not seeded again afterwards. Raises QboDisconnectedError when the
     company has no tokens at all.
     """
-    token_store = TokenStore(engine, realm_id)
+    token_store = TokenStore(engine, realm_id, cipher)
     if seed_refresh_token:
         token_store.seed(seed_refresh_token)
     refresh_token = token_store.mark_disconnected()

@@ -8,9 +8,12 @@ decimal text on SQLite, whose NUMERIC affinity would otherwise store 1.1 as a bi
 from __future__ import annotations
 
 import decimal
+import os
+import re
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -156,7 +159,12 @@ qbo_oauth_tokens = sa.Table(
     sa.Column("is_current", sa.Boolean(create_constraint=False)),  # the company the sync writes to
     sa.Column("connected_at", UTC_TIMESTAMP),
     sa.Column("disconnected_at", UTC_TIMESTAMP),
-    comment="OAuth tokens per QBO company; the newest refresh token always wins over the connection's",
+    # Fernet-encrypted tokens; rows written before encryption (null) are encrypted when next used.
+    sa.Column("tokens_encrypted", sa.Boolean(create_constraint=False)),
+    # Who is refreshing the tokens at Intuit right now (one process per company), and since when.
+    sa.Column("refresh_claimed_by", sa.Text),
+    sa.Column("refresh_claimed_at", UTC_TIMESTAMP),
+    comment="OAuth tokens per QBO company, encrypted; the newest refresh token wins over the connection's",
 )
 
 qbo_sync_state = sa.Table(
@@ -539,9 +547,34 @@ def create_schema(engine: Engine) -> None:
     _SCHEMA_READY.add(engine)
 
 
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
+# What a search_path may be: one unquoted PostgreSQL identifier (NAMEDATALEN - 1 bytes at most).
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+
+
+def private_folder(path: Path) -> None:
+    """Create the folder readable by its owner only (missing parents as `mkdir -p` makes them); an existing
+    folder is left as it is."""
+    path.mkdir(mode=PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create `path` empty and 0600 unless it exists (SQLite takes an empty file as an empty database)."""
+    if str(path) in ("", ":memory:") or path.exists():
+        return
+    private_folder(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+
+
 def sqlite_engine(path: str) -> Engine:
-    """The embedded warehouse; WAL lets readers (reports, the UI) look while a load writes."""
-    engine = sa.create_engine(f"sqlite:///{path}")
+    """The embedded warehouse; WAL lets readers (reports, the UI) look while a load writes.
+
+    A database file created here is readable by its owner only (it holds the companies' tokens); SQLite
+    gives its -wal and -shm files the database file's permissions.
+    """
+    _create_private_file(Path(path))
+    engine = sa.create_engine(f"sqlite:///{path}", hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):
@@ -563,7 +596,17 @@ def postgres_engine(
     password: str | None,
     search_path: str | None = None,
 ) -> Engine:
-    """PostgreSQL through psycopg 3 (its COPY is what makes staging fast); `search_path` isolates a schema."""
+    """PostgreSQL through psycopg 3 (its COPY is what makes staging fast); `search_path` isolates a schema.
+
+    `search_path` must be one plain schema name: it is set by a statement of its own on each new connection
+    (before SQLAlchemy's first look at the server), never pasted into libpq's options.
+    """
+    if search_path and not SCHEMA_NAME.fullmatch(search_path):
+        raise ValueError(
+            f"search_path {search_path!r} is not a plain PostgreSQL schema name (a letter or _, then letters, "
+            "digits, _ or $, at most 63 characters): set the warehouse connection's extra search_path to one "
+            "schema name"
+        )
     url = sa.URL.create(
         "postgresql+psycopg",
         username=user or None,
@@ -572,18 +615,16 @@ def postgres_engine(
         port=port or 5432,
         database=database,
     )
-    connect_args = {"options": f"-csearch_path={search_path}"} if search_path else {}
-    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if search_path:
 
-        @sa.event.listens_for(engine, "connect")
-        def _create_search_path_schema(dbapi_connection, _record):
+        @sa.event.listens_for(engine, "connect", insert=True)
+        def _use_search_path_schema(dbapi_connection, _record):
+            schema = psycopg_sql.Identifier(search_path)
             with dbapi_connection.cursor() as cursor:
-                cursor.execute(
-                    psycopg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                        psycopg_sql.Identifier(search_path)
-                    )
-                )
+                cursor.execute(psycopg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+                cursor.execute(psycopg_sql.SQL("SET search_path TO {}").format(schema))
+            # Committed, or the pool's rollback on the connection's first return would undo the SET.
             dbapi_connection.commit()
 
     return engine
