@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 from airflow.sdk.exceptions import AirflowException
 
-from taxdome_qbo import connection_cli, dag_tasks, sync_issues_cli
+from taxdome_qbo import connection_cli, dag_tasks, repair_cli, sync_issues_cli
 from taxdome_qbo.core.export_contract import EXPORT_FILES
 from taxdome_qbo.core.qbo_faults import CATEGORIES
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import loading, planning, reconciliation, sql, warehouse
+from taxdome_qbo.services import company_lease, loading, planning, reconciliation, sql, warehouse
 from taxdome_qbo.text_table import text_table as _table
 
 
@@ -181,9 +181,14 @@ def retry(args: argparse.Namespace) -> int:
         print("say what to retry: --object KIND:ID, --category CATEGORY or --all", file=sys.stderr)
         return 2
     try:
-        planned, loaded = dag_tasks.retry_sync(_selection(args), export_mode=args.export_mode)
-    except AirflowException as exc:
+        planned, loaded = dag_tasks.retry_sync(
+            _selection(args), export_mode=args.export_mode, wait_seconds=args.wait
+        )
+    except (AirflowException, company_lease.CompanyBusy) as exc:
         print(f"retry did not run: {exc}", file=sys.stderr)
+        return 1
+    except company_lease.LeaseLost as exc:
+        print(f"retry stopped: {exc}", file=sys.stderr)
         return 1
     print(f"planned {planned['operations']} operation(s) in run {planned['run_id']}")
     for kind, outcomes in loaded.by_kind().items():
@@ -232,9 +237,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="incremental",
         help="full also deletes what the latest export lacks (default incremental: never by absence)",
     )
+    again.add_argument(
+        "--wait",
+        type=float,
+        default=company_lease.COMMAND_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="how long to wait while another writer (a sync run, another retry) holds the company "
+        "(default %(default)s; then it refuses, naming the writer)",
+    )
     again.set_defaults(handler=retry)
     connection_cli.add_commands(commands)
     sync_issues_cli.add_commands(commands)
+    repair_cli.add_commands(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -13,7 +13,7 @@ import sys
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
-from taxdome_qbo.services import qbo_connection
+from taxdome_qbo.services import company_lease, qbo_connection
 from taxdome_qbo.services.qbo_client import QboTokenRefreshError
 from taxdome_qbo.services.qbo_connection import (
     SWITCH_CONFIRMATION,
@@ -67,7 +67,7 @@ def _guarded(command):
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except ConnectionRefused as refusal:
+        except (ConnectionRefused, company_lease.CompanyBusy) as refusal:
             print(f"refused: {refusal}", file=sys.stderr)
             return REFUSED
         except AirflowNotFoundException:
@@ -78,6 +78,17 @@ def _guarded(command):
             return FAILED
 
     return run
+
+
+def _lease(hook: QuickBooksHook, realm_id: str, command: str):
+    """The company's lease for a command that changes its connection: refused (CompanyBusy, naming the
+    writer) while a sync or retry writes to it beyond a short wait."""
+    return company_lease.company_lease(
+        hook.warehouse_engine,
+        realm_id,
+        f"`python -m taxdome_qbo {command}`",
+        wait_seconds=company_lease.COMMAND_WAIT_SECONDS,
+    )
 
 
 def connect_command(args: argparse.Namespace) -> int:
@@ -120,7 +131,11 @@ def _authorize(args: argparse.Namespace, *, switch_confirmed: bool) -> int:
         current_realm=current_realm,
         switch_confirmed=switch_confirmed,
     )
-    company_name = qbo_connection.complete_connection(app, hook.warehouse_engine, hook.token_cipher, grant)
+    # Taken before the one-time code is spent, so a busy company refuses with nothing changed.
+    with _lease(hook, grant.realm_id, "connect"):
+        company_name = qbo_connection.complete_connection(
+            app, hook.warehouse_engine, hook.token_cipher, grant
+        )
     print(f"connected to QuickBooks company '{company_name}' (realm {grant.realm_id})")
     if current_realm and current_realm != grant.realm_id:
         print(
@@ -137,13 +152,14 @@ def disconnect_command(args: argparse.Namespace) -> int:
         return OK
     credentials = hook.get_credentials()
     try:
-        disconnection = qbo_connection.disconnect(
-            hook.get_app(),
-            hook.warehouse_engine,
-            hook.token_cipher,
-            realm_id,
-            seed_refresh_token=credentials.initial_refresh_token,
-        )
+        with _lease(hook, realm_id, "disconnect"):
+            disconnection = qbo_connection.disconnect(
+                hook.get_app(),
+                hook.warehouse_engine,
+                hook.token_cipher,
+                realm_id,
+                seed_refresh_token=credentials.initial_refresh_token,
+            )
     except QboDisconnectedError:
         print(f"QuickBooks company {realm_id} was never connected: nothing to disconnect")
         return OK

@@ -16,7 +16,7 @@ from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsE
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
-from taxdome_qbo.services import loading, planning, qbo_client, quality, warehouse
+from taxdome_qbo.services import company_lease, loading, planning, qbo_client, quality, warehouse
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
 from taxdome_qbo.services.qbo_client import QboAuthorizationError, QboSession, RetryPolicy
@@ -99,13 +99,18 @@ def run_folder(run_id: str) -> ObjectStoragePath:
 def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Plan the run against the connected QuickBooks company, record it, and publish its preview."""
     settings = firm_settings(params)
-    reference = qbo_client.fetch_reference(governed_session(QuickBooksHook(), "planned"))
+    session = governed_session(QuickBooksHook(), "planned")
     options = PlanOptions(export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"])
     engine = WarehouseHook().get_engine()
-    try:
-        receipt = planning.plan_sync(engine, reference, settings, options, run_id, dry_run=params["dry_run"])
-    except PlanRefused as exc:
-        raise AirflowFailException(str(exc)) from exc
+    # The company's names are read under its lease too: a load running meanwhile changes them.
+    with company_lease.company_lease(engine, session.realm_id, f"plan task of run {run_id}"):
+        reference = qbo_client.fetch_reference(session)
+        try:
+            receipt = planning.plan_sync(
+                engine, reference, settings, options, run_id, dry_run=params["dry_run"]
+            )
+        except PlanRefused as exc:
+            raise AirflowFailException(str(exc)) from exc
     mode = "dry run: nothing will be written to QuickBooks" if params["dry_run"] else "plan"
     title = f"Sync plan for QuickBooks company {reference.realm_id} ({mode})"
     preview = planning.preview_markdown(engine, run_id, title=title)
@@ -190,17 +195,32 @@ def load_run(
     return receipt
 
 
-def retry_sync(selection: loading.Selection | None, *, export_mode: str) -> tuple[dict, loading.LoadReceipt]:
+def retry_sync(
+    selection: loading.Selection | None,
+    *,
+    export_mode: str,
+    wait_seconds: float = company_lease.COMMAND_WAIT_SECONDS,
+) -> tuple[dict, loading.LoadReceipt]:
     """Check the staged firm, plan again from it, and load only the selected objects (all when None), now.
 
     The firm settings come from the `taxdome_qbo_settings` Variable (then the defaults), as in a scheduled
-    run without params. Returns the plan's and the load's receipts.
+    run without params. The company's lease is held from the check to the end of the load, so the plan is
+    made from the sync state no other writer changes before it is loaded; another writer holding it longer
+    than `wait_seconds` makes the retry refuse (CompanyBusy, naming it). Returns the plan's and the load's
+    receipts.
     """
+    hook = QuickBooksHook()
+    realm_id = hook.current_realm_id()
+    if realm_id is None:
+        raise AirflowSkipException("QuickBooks is not connected: nothing is retried")
     run_id = f"retry__{datetime.now(UTC):%Y-%m-%dT%H%M%S.%f}"
     params = {"export_mode": export_mode, "allow_mass_delete": False, "dry_run": False}
-    check_quality(params, run_id)
-    planned = plan_sync(params, run_id)
-    return planned, load_run(run_id, options=loading.LoadOptions(selection=selection))
+    with company_lease.company_lease(
+        hook.warehouse_engine, realm_id, f"retry {run_id}", wait_seconds=wait_seconds
+    ):
+        check_quality(params, run_id)
+        planned = plan_sync(params, run_id)
+        return planned, load_run(run_id, options=loading.LoadOptions(selection=selection))
 
 
 def check_quality(params: dict[str, Any], run_id: str) -> dict[str, Any]:

@@ -40,7 +40,8 @@ from taxdome_qbo.core.qbo_faults import (
     finance_message,
     first_fault,
 )
-from taxdome_qbo.services import sql, warehouse
+from taxdome_qbo.services import company_lease, sql, warehouse
+from taxdome_qbo.services.company_lease import CompanyLease
 from taxdome_qbo.services.qbo_client import QboSession, QboUnavailableError, RawAnswer, query_all, quote
 from taxdome_qbo.services.warehouse import insert_for
 
@@ -79,6 +80,7 @@ class LoadOptions:
     batch_size: int = BATCH_SIZE
     progress_every_seconds: float = 30.0
     selection: Selection | None = None
+    lease_wait_seconds: float = company_lease.TASK_WAIT_SECONDS  # for another writer of the company
 
 
 @dataclass
@@ -162,9 +164,11 @@ class _Loader:
         run_id: str,
         options: LoadOptions,
         progress: Callable[[str], None],
+        lease: CompanyLease,
     ) -> None:
         self.engine = engine
         self.session = session
+        self.lease = lease
         self.run_id = run_id
         self.realm_id = session.realm_id
         self.options = options
@@ -303,6 +307,7 @@ class _Loader:
                     continue
             to_send.append((operation, resolved, request_id))
         if to_send:
+            self.lease.verify()
             self._mark_pending(to_send)
             self._send(outcomes, to_send)
         self._record(outcomes)
@@ -323,6 +328,10 @@ class _Loader:
             return False
         if operation.action == "delete":
             return known.status == DELETED
+        if operation.action == "create":
+            # Planned before another run (a retry, another load) created it: never a second copy. The next
+            # plan compares that run's payload with TaxDome's and updates the object if they differ.
+            return known.status == SYNCED and known.qbo_id is not None
         return known.status == SYNCED and known.payload_hash == operation.payload_hash
 
     # -- sending ---------------------------------------------------------------------------------------
@@ -569,31 +578,13 @@ class _Loader:
         request_id: str,
         items: list[tuple[str | None, _Operation]],
     ) -> None:
-        """A `qbo_requests` row per attempt and item; the final attempt carries each item's QBO id or fault."""
-        final = _item_answers(answer)
-        for attempt_number, attempt in enumerate(answer.attempts, start=1):
-            last = attempt_number == len(answer.attempts)
-            for batch_item_id, operation in items:
-                qbo_id, fault = final.get(batch_item_id, (None, None)) if last else (None, None)
-                outcomes.requests.append(
-                    {
-                        "realm_id": self.realm_id,
-                        "run_id": self.run_id,
-                        "request_id": request_id,
-                        "batch_item_id": batch_item_id,
-                        "attempt": attempt_number,
-                        "taxdome_kind": operation.kind,
-                        "taxdome_id": operation.taxdome_id,
-                        "entity": operation.entity,
-                        "operation": operation.action,
-                        "http_status": attempt.status,
-                        "qbo_id": qbo_id,
-                        "fault_code": fault.code if fault else None,
-                        "error": fault.describe() if fault else attempt.error,
-                        "duration_ms": attempt.duration_ms,
-                        "sent_at": attempt.sent_at,
-                    }
-                )
+        outcomes.requests += audit_rows(
+            self.realm_id,
+            self.run_id,
+            request_id,
+            answer,
+            [AuditedItem(bid, op.kind, op.taxdome_id, op.entity, op.action) for bid, op in items],
+        )
 
     def _record(self, outcomes: _Outcomes) -> None:
         """One transaction: the sync state, the objects' statuses and the request audit of a batch."""
@@ -640,6 +631,49 @@ class _Loader:
                     .values(qbo_link=sa.bindparam("link")),
                     updates,
                 )
+
+
+class AuditedItem(NamedTuple):
+    """One object a write request carried (a batch carries several, told apart by `batch_item_id`)."""
+
+    batch_item_id: str | None
+    taxdome_kind: str
+    taxdome_id: str
+    entity: str
+    operation: str
+
+
+def audit_rows(
+    realm_id: str, run_id: str, request_id: str, answer: RawAnswer, items: list[AuditedItem]
+) -> list[dict]:
+    """`qbo_requests` rows of a write: one per attempt and item; the final attempt carries each item's QBO id
+    or fault."""
+    final = _item_answers(answer)
+    rows = []
+    for attempt_number, attempt in enumerate(answer.attempts, start=1):
+        last = attempt_number == len(answer.attempts)
+        for item in items:
+            qbo_id, fault = final.get(item.batch_item_id, (None, None)) if last else (None, None)
+            rows.append(
+                {
+                    "realm_id": realm_id,
+                    "run_id": run_id,
+                    "request_id": request_id,
+                    "batch_item_id": item.batch_item_id,
+                    "attempt": attempt_number,
+                    "taxdome_kind": item.taxdome_kind,
+                    "taxdome_id": item.taxdome_id,
+                    "entity": item.entity,
+                    "operation": item.operation,
+                    "http_status": attempt.status,
+                    "qbo_id": qbo_id,
+                    "fault_code": fault.code if fault else None,
+                    "error": fault.describe() if fault else attempt.error,
+                    "duration_ms": attempt.duration_ms,
+                    "sent_at": attempt.sent_at,
+                }
+            )
+    return rows
 
 
 def _batch_operation(action: str) -> str:
@@ -721,8 +755,11 @@ def load_plan(
     """Execute the run's plan against the session's company; returns the outcomes.
 
     Safe to repeat: an operation an earlier attempt finished is not sent again, one whose outcome is
-    unknown is looked up first, and every request reuses its requestid. Raises LoadRefused when the plan is
-    missing, a dry run, or for another company; QboUnavailableError / QboAuthorizationError when QBO stays
+    unknown is looked up first, and every request reuses its requestid. The company's lease is held
+    throughout (waiting up to `options.lease_wait_seconds` for another writer) and verified before every
+    batch, so no other plan or load can write to the company meanwhile. Raises LoadRefused when the plan is
+    missing, a dry run, or for another company; CompanyBusy when another writer keeps the company;
+    LeaseLost when the lease was lost midway; QboUnavailableError / QboAuthorizationError when QBO stays
     unreachable or refuses the company.
     """
     warehouse.create_schema(engine)
@@ -736,5 +773,8 @@ def load_plan(
             f"run {run_id} was planned for QuickBooks company {run.realm_id}, but company "
             f"{session.realm_id} is connected now: plan again"
         )
-    loader = _Loader(engine, session, run_id, options or LoadOptions(), progress)
-    return loader.run()
+    options = options or LoadOptions()
+    with company_lease.company_lease(
+        engine, session.realm_id, f"load of run {run_id}", wait_seconds=options.lease_wait_seconds
+    ) as lease:
+        return _Loader(engine, session, run_id, options, progress, lease).run()

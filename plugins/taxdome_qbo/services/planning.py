@@ -26,7 +26,7 @@ from taxdome_qbo.core.planner import (
 )
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
-from taxdome_qbo.services import sql, sync_issues, warehouse
+from taxdome_qbo.services import company_lease, sql, sync_issues, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,30 @@ def plan_sync(
     run_id: str,
     *,
     dry_run: bool,
+    lease_wait_seconds: float = company_lease.TASK_WAIT_SECONDS,
 ) -> PlanReceipt:
     """Plan the run against the company in `reference`, recording operations as the planner decides them.
 
     The run's earlier plan is replaced in the same transaction; a refused plan (PlanRefused) records nothing.
     Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
+    Plans under the company's lease (waiting up to `lease_wait_seconds`), so the sync state it reads is not
+    one a load is still changing; a caller holding the lease since it read `reference` re-enters it.
     """
+    with company_lease.company_lease(
+        engine, reference.realm_id, f"plan of run {run_id}", wait_seconds=lease_wait_seconds
+    ) as lease:
+        return _plan_and_record(engine, reference, settings, options, run_id, dry_run, lease)
+
+
+def _plan_and_record(
+    engine: Engine,
+    reference: QboReference,
+    settings: FirmSettings,
+    options: PlanOptions,
+    run_id: str,
+    dry_run: bool,
+    lease: company_lease.CompanyLease,
+) -> PlanReceipt:
     overrides = sync_issues.read_overrides(engine)
     staged = sync_issues.apply_overrides(read_staged_firm(engine), overrides)
     state = read_sync_state(engine, reference.realm_id)
@@ -109,6 +127,7 @@ def plan_sync(
             warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
         plan = build_plan(staged, settings, reference, state, options, sink=record)
+        lease.verify()  # a plan made on a state another writer has changed since is not recorded
         statuses = sync_issues.explain_overrides(plan.statuses, overrides)
         warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
         conn.execute(

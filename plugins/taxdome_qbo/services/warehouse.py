@@ -282,6 +282,20 @@ qbo_rate_grants = sa.Table(
 )
 sa.Index("ix_qbo_rate_grants_realm", qbo_rate_grants.c.realm_id, qbo_rate_grants.c.granted_at)
 
+qbo_company_leases = sa.Table(
+    "qbo_company_leases",
+    metadata,
+    sa.Column("realm_id", sa.String(32), primary_key=True),
+    sa.Column("token", sa.String(32), nullable=False),  # new on every acquisition: a takeover changes it
+    sa.Column("holder", sa.Text, nullable=False),  # what writes, e.g. `retry` or `load of run …`
+    sa.Column("host", sa.Text, nullable=False),  # host name and boot id of the holder's machine
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("renewed_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("expires_at", UTC_TIMESTAMP, nullable=False),  # then another writer may take it over
+    comment="One writer per QBO company: who holds the company's lease, since when, until when unless renewed",
+)
+
 sync_overrides = sa.Table(
     "sync_overrides",
     metadata,
