@@ -22,6 +22,7 @@ from load_harness import (
 )
 
 from qbo_emulator.admin import airflow_connection
+from taxdome_qbo.hooks.quickbooks import deployment_token_cipher
 from taxdome_qbo.services import warehouse
 
 pytestmark = pytest.mark.airflow
@@ -74,7 +75,9 @@ def test_the_sync_loads_quickbooks_and_never_shows_a_secret(
     secrets = {
         "client secret": company["client_secret"],
         "first refresh token": company["refresh_token"],
-        "stored refresh token": stored.refresh_token,
+        "stored refresh token": deployment_token_cipher().decrypt(
+            stored.refresh_token, realm_id=stored.realm_id
+        ),
     }
     produced = {
         "task output": "".join(capfd.readouterr()),
