@@ -183,7 +183,7 @@ class TokenStore:
                     f"QuickBooks company {self.realm_id}: {row.refresh_claimed_by} has been refreshing the "
                     f"tokens since {_as_utc(row.refresh_claimed_at):%Y-%m-%d %H:%M:%S} UTC; retry later"
                 )
-            if waited_for != row.refresh_claimed_by:
+            if row.refresh_claimed_by not in (None, waited_for):
                 waited_for = row.refresh_claimed_by
                 log.info(
                     "QuickBooks company %s: waiting for %s, which is refreshing the tokens",
