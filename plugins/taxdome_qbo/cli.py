@@ -16,6 +16,13 @@ from taxdome_qbo.services import company_lease, loading, planning, reconciliatio
 from taxdome_qbo.text_table import text_table as _table
 
 
+def _deletion_proof(batch) -> str:
+    """Whether a staged export may say that a row it lacks was deleted in TaxDome (empty when not staged)."""
+    if batch.deletion_proof is None:
+        return ""
+    return "yes" if batch.deletion_proof else f"no: {batch.deletion_proof_reason}"
+
+
 def staging_summary(args: argparse.Namespace) -> int:
     """Print where the warehouse is, the recent loads, and the per-file counts of the latest good load."""
     hook = WarehouseHook()
@@ -38,11 +45,12 @@ def staging_summary(args: argparse.Namespace) -> int:
                         b.rows_read,
                         b.rows_staged,
                         b.rows_rejected,
+                        _deletion_proof(b),
                         b.error,
                     )
                     for b in batches
                 ],
-                ["export", "status", "started", "read", "staged", "rejected", "error"],
+                ["export", "status", "started", "read", "staged", "rejected", "proves deletions", "error"],
             )
         )
         latest = next((b for b in batches if b.status == "succeeded"), None)

@@ -87,13 +87,22 @@ def stage_exports(locations: list[str], run_id: str) -> list[dict[str, Any]]:
                 counts.rows_updated,
                 counts.rows_unchanged,
             )
+        if result.deletion_proof:
+            log.info("export %s can prove deletions: %s", location, result.deletion_proof_reason)
+        else:
+            log.warning(
+                "export %s proves no deletion (its good rows are staged; in full mode nothing is deleted "
+                "for being absent from it): %s",
+                location,
+                result.deletion_proof_reason,
+            )
         receipts.append(result.as_xcom())
     return receipts
 
 
 def run_folder(run_id: str) -> ObjectStoragePath:
     """Where a run's reports go: a folder per run under the reports location (local or object store)."""
-    return ObjectStoragePath(reports_location()) / re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
+    return ObjectStoragePath(reports_location()) / run_folder_name(run_id)
 
 
 def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 -- The most recent staging batches, newest first: what was loaded, when, and with what outcome.
--- Grain: one row per batch.
+-- Grain: one row per batch. deletion_proof: whether the export may say a row it lacks was deleted in TaxDome.
 SELECT
     b.batch_id,
     b.export_name,
@@ -10,6 +10,8 @@ SELECT
     b.rows_read,
     b.rows_staged,
     b.rows_rejected,
+    b.deletion_proof,
+    b.deletion_proof_reason,
     b.error
 FROM taxdome_export_batches AS b
 ORDER BY b.started_at DESC
