@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
+
+# What a run id keeps in its folder's name: no dot (so never `.` or `..`), no separator, nothing to quote.
+_NOT_IN_FOLDER_NAMES = re.compile(r"[^A-Za-z0-9_-]+")
+FOLDER_SLUG_LENGTH = 80
 
 
 def airflow_home() -> Path:
@@ -28,3 +34,10 @@ def reports_location() -> str:
     """Plan previews and reconciliation reports, one sub-folder per run: a folder or an object-store URL
     (kept as text: a Path would fold `s3://bucket` into `s3:/bucket`)."""
     return os.environ.get("TAXDOME_QBO_REPORTS_DIR") or str(airflow_home() / "reports")
+
+
+def run_folder_name(run_id: str) -> str:
+    """A run's folder under the reports location: the run id made safe and readable, then a hash of the exact
+    run id, so two run ids never share a folder (`a:b` and `a+b` both read `a_b`) and none escapes the root."""
+    slug = _NOT_IN_FOLDER_NAMES.sub("_", run_id).strip("_")[:FOLDER_SLUG_LENGTH] or "run"
+    return f"{slug}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}"

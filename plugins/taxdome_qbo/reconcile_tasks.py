@@ -57,7 +57,6 @@ def report(receipt: dict, run_id: str) -> dict:
     """HTML, CSV and XLSX reports of the run, in `<reports>/<run id>/` (a local folder or an object store)."""
     engine = WarehouseHook().get_engine()
     folder = dag_tasks.run_folder(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
     written = reports.write_reports(
         engine,
         receipt["recon_run_id"],

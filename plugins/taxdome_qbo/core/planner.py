@@ -43,7 +43,9 @@ OPERATION_COLUMNS = (
     "payload_hash",
     "reason",
 )
-STATUS_COLUMNS = ("taxdome_kind", "taxdome_id", "status", "reason", "qbo_entity", "qbo_id")
+# `caused_by` names the failed object (`account:A1`) that keeps a not_synced object out of QuickBooks; empty
+# when a sync rule does: only a rule explains an absence, a failure never does.
+STATUS_COLUMNS = ("taxdome_kind", "taxdome_id", "status", "reason", "qbo_entity", "caused_by", "qbo_id")
 STATE_COLUMNS = ("taxdome_kind", "taxdome_id", "qbo_entity", "qbo_id", "sync_token", "payload_hash", "status")
 
 SYNCED, NOT_SYNCED, SKIPPED, FAILED, DO_NOT_SYNC = "synced", "not_synced", "skipped", "failed", "do_not_sync"
@@ -309,6 +311,11 @@ def symbolic(kind: str, taxdome_id: str) -> str:
     return f"@{kind}:{taxdome_id}"
 
 
+def failure_key(kind: str, taxdome_id: str) -> str:
+    """How `caused_by` names a failed object: its status row's kind and id."""
+    return f"{kind}:{taxdome_id}"
+
+
 def marker(kind: str, taxdome_id: str) -> str:
     """Written on every QBO object we create, so a lost state can be rebuilt by lookup instead of re-creating."""
     return f"taxdome:{kind}:{taxdome_id}"
@@ -399,8 +406,8 @@ class _Planner:
         self.operations = _OperationLog(
             sink, frozenset(kind for kind in _DELETE_ORDER if self.state.get(kind))
         )
-        # kind -> TaxDome id -> (status, reason, QBO entity)
-        self.statuses: dict[str, dict[str, tuple[str, str, str | None]]] = defaultdict(dict)
+        # kind -> TaxDome id -> (status, reason, QBO entity, caused_by)
+        self.statuses: dict[str, dict[str, tuple[str, str, str | None, str | None]]] = defaultdict(dict)
         self.synced_accounts: set[str] = set()
         self.synced_services: set[str] = set()
         self.synced_invoices: set[str] = set()
@@ -408,8 +415,25 @@ class _Planner:
         self.refs = resolve_setting_ids(settings, reference)
 
     # -- bookkeeping -----------------------------------------------------------------------------------
-    def status(self, kind: str, taxdome_id: str, status: str, reason: str, entity: str | None = None) -> None:
-        self.statuses[kind][taxdome_id] = _verdict(status, reason, entity)
+    def status(
+        self,
+        kind: str,
+        taxdome_id: str,
+        status: str,
+        reason: str,
+        entity: str | None = None,
+        *,
+        caused_by: str | None = None,
+    ) -> None:
+        self.statuses[kind][taxdome_id] = _verdict(status, reason, entity, caused_by)
+
+    def failure_behind(self, kind: str, taxdome_id: str) -> str | None:
+        """The failed object that keeps this one out of QBO: itself when it failed, else the one its own
+        not_synced verdict names; None when only the sync rules keep it out (or it has no verdict)."""
+        verdict = self.statuses[kind].get(taxdome_id)
+        if verdict is None:
+            return None
+        return failure_key(kind, taxdome_id) if verdict[0] == FAILED else verdict[3]
 
     def known_qbo_id(self, kind: str, taxdome_id: str) -> str | None:
         known = self.state[kind].get(taxdome_id)
@@ -690,7 +714,13 @@ class _Planner:
             return False
         if account_id not in self.synced_accounts:
             why = self.statuses["account"].get(account_id, (None, "it is not in the export"))[1]
-            self.status(kind, taxdome_id, NOT_SYNCED, f"its account {account_id} is not synced: {why}")
+            self.status(
+                kind,
+                taxdome_id,
+                NOT_SYNCED,
+                f"its account {account_id} is not synced: {why}",
+                caused_by=self.failure_behind("account", account_id),
+            )
             return False
         return True
 
@@ -1086,11 +1116,13 @@ class _Planner:
             return
         synced = [a for a in applications if a.invoice_id in self.synced_invoices]
         if not synced:
+            failures = (self.failure_behind("invoice", a.invoice_id) for a in applications)
             self.status(
                 "payment",
                 payment_id,
                 NOT_SYNCED,
                 "paid from credit, but none of the invoices it pays is synced",
+                caused_by=next((failure for failure in failures if failure), None),
             )
             return
         total = sum(int(a.amount_cents) for a in synced)
@@ -1118,6 +1150,7 @@ class _Planner:
                     refund_id,
                     NOT_SYNCED,
                     f"its payment {refund.payment_id} is not synced as money received: {payment_status[1]}",
+                    caused_by=self.failure_behind("payment", refund.payment_id),
                 )
                 continue
             amount = int(refund.amount_cents)
@@ -1225,7 +1258,7 @@ class _Planner:
             ]
         self.statuses.clear()
         self.state.clear()
-        verdict_columns = zip(*verdicts, strict=True) if verdicts else [[]] * 3
+        verdict_columns = zip(*verdicts, strict=True) if verdicts else [[]] * 4
         statuses = pd.DataFrame(
             dict(zip(STATUS_COLUMNS, (kinds, ids, *verdict_columns, qbo_ids), strict=True)), dtype=object
         )
@@ -1293,9 +1326,11 @@ def _index_state(state: pd.DataFrame) -> defaultdict[str, dict[str, _Known]]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _verdict(status: str, reason: str, entity: str | None) -> tuple[str, str, str | None]:
+def _verdict(
+    status: str, reason: str, entity: str | None, caused_by: str | None
+) -> tuple[str, str, str | None, str | None]:
     """An object's status: the same tuple for the same verdict, as millions of unchanged objects share one."""
-    return (status, reason, entity)
+    return (status, reason, entity, caused_by)
 
 
 def _digest_of(payload_hash: str | None) -> bytes | str | None:

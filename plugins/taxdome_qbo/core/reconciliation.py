@@ -6,8 +6,9 @@ its class) out. Nothing here reads a database or QBO.
 
 Which TaxDome objects QBO must hold is the sync's decision: an object whose latest verdict is `synced` is
 in scope and must have exactly one QBO counterpart with the same amounts and customer; one the rules keep
-out (skipped, do not sync, not synced) is an explained difference naming the rule; one QBO refused
-(failed) is an unexplained one. QBO objects are matched through the sync state (and the marker
+out (skipped, do not sync, not synced by a rule) is an explained difference naming the rule; one that
+failed, or is not synced because something it needs failed (the verdict's `caused_by`), is an unexplained
+one naming that failure: only a sync rule explains a difference. QBO objects are matched through the sync state (and the marker
 `taxdome:<kind>:<id>` every created object carries); a QBO transaction of the period that matches nothing
 is extra. Amounts are integer cents: differences are exact, with no tolerance unless one is given.
 """
@@ -49,6 +50,7 @@ EXCEPTION_COLUMNS = (
     "qbo_link",
 )
 TOTAL = "total"
+_VERDICT_COLUMNS = ("taxdome_kind", "taxdome_id", "status", "reason", "caused_by")
 _KEPT_OUT = frozenset({"skipped", "do_not_sync", "not_synced"})
 # TaxDome object kind -> the QBO entity its counterpart is, and where that counterpart was read back.
 _ENTITY = {
@@ -113,6 +115,11 @@ class Reconciliation:
     @property
     def unexplained(self) -> int:
         return int((~self.exceptions["explained"].astype(bool)).sum())
+
+
+def _failure_keys(kinds: pd.Series, taxdome_ids: pd.Series) -> pd.Series:
+    """`kind:id` per row, as a verdict's `caused_by` names a failed object (planner.failure_key)."""
+    return kinds.astype(str) + ":" + taxdome_ids.astype(str)
 
 
 def _isin(values: pd.Series, wanted) -> pd.Series:
@@ -218,17 +225,40 @@ class _Reconciler:
             for kind, rows in synced.groupby("taxdome_kind")
         }
         self.customer_of_account = self.qbo_ids("account")
+        verdicts = verdicts.reindex(columns=_VERDICT_COLUMNS)
         self._verdicts_by_kind = {
-            kind: rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason"]].set_axis(
-                ["verdict", "verdict_reason"], axis=1
+            kind: rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason", "caused_by"]].set_axis(
+                ["verdict", "verdict_reason", "caused_by"], axis=1
             )
             for kind, rows in verdicts.groupby("taxdome_kind")
         }
+        # `kind:id` -> why it failed: what a failure-caused absence names.
+        self._failure_reasons = pd.Series(
+            verdicts["reason"].to_numpy(),
+            index=_failure_keys(verdicts["taxdome_kind"], verdicts["taxdome_id"]),
+        )
         self.claimed: dict[str, set[str]] = {entity: set() for entity in _ENTITY.values()}
+        # kind -> the objects of the period QBO should hold but does not because they (or what they need)
+        # failed: they count on TaxDome's side of the totals, so a failure shows there too.
+        self.owed_absent: dict[str, pd.DataFrame] = {}
 
     def verdicts_of(self, kind: str) -> pd.DataFrame:
-        """TaxDome id -> the latest verdict (`verdict`, `verdict_reason`) of the objects of `kind`."""
-        return self._verdicts_by_kind.get(kind, pd.DataFrame(columns=["verdict", "verdict_reason"]))
+        """TaxDome id -> the latest verdict (`verdict`, `verdict_reason`, `caused_by`) of the objects of `kind`."""
+        # Indexed by text even when empty: a firm without refunds still joins its (no) refunds to it.
+        return self._verdicts_by_kind.get(
+            kind,
+            pd.DataFrame(columns=["verdict", "verdict_reason", "caused_by"], index=pd.Index([], dtype="str")),
+        )
+
+    def qbo_id_of(self, kind: str, taxdome_ids: pd.Series) -> pd.Series:
+        """The QBO id of each TaxDome id of `kind`, as text (missing ones too: a kind with nothing synced would
+        otherwise map to floats, which cannot be joined to QBO's ids)."""
+        return taxdome_ids.map(self.qbo_ids(kind)).astype("str")
+
+    def ruled_out(self, kind: str) -> pd.Series:
+        """TaxDome id -> whether a sync rule (not a failure) keeps the object of `kind` out of QBO."""
+        verdicts = self.verdicts_of(kind)
+        return verdicts["verdict"].isin(_KEPT_OUT) & verdicts["caused_by"].isna()
 
     def qbo_ids(self, kind: str) -> pd.Series:
         """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
@@ -242,14 +272,16 @@ class _Reconciler:
         objects["taxdome_id"] = objects[id_column].astype(str)
         verdicts = self.verdicts_of(kind)
         objects = objects.join(verdicts, on="taxdome_id")
-        objects["qbo_id"] = objects["taxdome_id"].map(self.qbo_ids(kind))
+        objects["qbo_id"] = self.qbo_id_of(kind, objects["taxdome_id"])
         entity = _ENTITY[kind]
         objects["qbo_entity"] = entity
         objects["object_kind"] = kind
         return self._split_scope(objects, kind)
 
     def _split_scope(self, objects: pd.DataFrame, kind: str) -> pd.DataFrame:
-        kept_out = objects["verdict"].isin(_KEPT_OUT) & objects["qbo_id"].isna()
+        absent = objects["qbo_id"].isna()
+        by_failure = objects["caused_by"].notna()
+        kept_out = objects["verdict"].isin(_KEPT_OUT) & ~by_failure & absent
         self.exceptions.add(
             _rows(
                 objects[kept_out],
@@ -258,14 +290,37 @@ class _Reconciler:
             OUT_OF_SCOPE,
             explained=True,
         )
-        failed = objects["verdict"].eq("failed") & objects["qbo_id"].isna()
+        failed = objects["verdict"].eq("failed") & absent
         self.exceptions.add(
-            _rows(objects[failed], detail="QuickBooks refused it: " + objects["verdict_reason"].astype(str)),
+            _rows(
+                objects[failed],
+                detail="not in QuickBooks, it failed: " + objects["verdict_reason"].astype(str),
+            ),
+            MISSING_IN_QBO,
+        )
+        failure_caused = objects["verdict"].isin(_KEPT_OUT) & by_failure & absent
+        self.owed_absent[kind] = objects[failed | failure_caused]
+        behind = objects.loc[failure_caused, "caused_by"].astype(str)
+        kinds_and_ids = behind.str.split(":", n=1)
+        self.exceptions.add(
+            _rows(
+                objects.loc[behind.index],
+                detail="not in QuickBooks: its "
+                + kinds_and_ids.str[0].str.replace("_", " ")
+                + " "
+                + kinds_and_ids.str[1]
+                + " failed: "
+                + behind.map(self._failure_reasons).fillna("no reason recorded").astype(str),
+            ),
             MISSING_IN_QBO,
         )
         in_scope = objects[objects["verdict"].eq("synced") | objects["qbo_id"].notna()]
         self.in_scope[kind] = len(in_scope)
         return in_scope
+
+    def owed(self, in_scope: pd.DataFrame, kind: str) -> pd.DataFrame:
+        """The in-scope objects of `kind` and those a failure kept out: everything QBO should hold."""
+        return pd.concat([in_scope, self.owed_absent.get(kind, in_scope.iloc[:0])])
 
     def _pair(self, in_scope: pd.DataFrame, copy: pd.DataFrame, kind: str) -> pd.DataFrame:
         """In-scope objects joined to their QBO counterpart (columns suffixed `_qbo`); the unmatched become
@@ -417,12 +472,11 @@ class _Reconciler:
         self._compare_customer(paired, "account_id")
         self._balances(paired)
         extras = self._extras(copy, "invoice")
-        self._total(
-            "invoiced", _amounts(in_scope, "posted_date", "total_cents"), _qbo_amounts(paired, extras)
-        )
+        owed = self.owed(in_scope, "invoice")
+        self._total("invoiced", _amounts(owed, "posted_date", "total_cents"), _qbo_amounts(paired, extras))
         self._total(
             "tax",
-            _amounts(in_scope, "posted_date", "tax_amount_cents"),
+            _amounts(owed, "posted_date", "tax_amount_cents"),
             _qbo_amounts(paired, extras, "tax_cents"),
         )
         self._applied(in_scope)
@@ -433,12 +487,13 @@ class _Reconciler:
         applications = self.taxdome.applications
         invoice_ids = applications["invoice_id"].astype(str)
         applied = applications.groupby(invoice_ids)["amount_cents"].sum()
-        payment_verdicts = self.verdicts_of("payment")["verdict"]
-        from_synced = applications["payment_id"].astype(str).map(payment_verdicts).eq("synced")
-        applied_synced = applications[from_synced].groupby(invoice_ids[from_synced])["amount_cents"].sum()
+        # A failed payment is owed to QBO: only the payments a rule keeps out leave their part open.
+        ruled_out = applications["payment_id"].astype(str).map(self.ruled_out("payment"))
+        owed = ~ruled_out.fillna(False).astype(bool)
+        applied_owed = applications[owed].groupby(invoice_ids[owed])["amount_cents"].sum()
         ids = paired["taxdome_id"]
         open_cents = paired["total_cents"] - ids.map(applied).fillna(0).astype("int64")
-        expected_in_qbo = paired["total_cents"] - ids.map(applied_synced).fillna(0).astype("int64")
+        expected_in_qbo = paired["total_cents"] - ids.map(applied_owed).fillna(0).astype("int64")
         qbo = paired["balance_cents_qbo"]
         paid = paired["status"].eq("Paid")
         off = paid != qbo.eq(0)
@@ -518,9 +573,10 @@ class _Reconciler:
         applications = self.qbo_ids("credit_application")
         self.claimed["Payment"].update(applications)
         extras = self._extras(copy, "payment", copy["total_cents"].ne(0))
-        taxdome_fees, qbo_fees = self._fees(in_scope)
+        owed = self.owed(in_scope, "payment")
+        taxdome_fees, qbo_fees = self._fees(in_scope, owed)
         qbo_side = _qbo_amounts(paired, extras, by_processor=True)
-        taxdome_side = _amounts(in_scope, "payment_date", "amount_cents", "processor")
+        taxdome_side = _amounts(owed, "payment_date", "amount_cents", "processor")
         self._total("collected_gross", taxdome_side, qbo_side)
         self._total("collected_gross", taxdome_side, qbo_side, dimension="processor")
         self._total("fees", taxdome_fees, qbo_fees)
@@ -530,11 +586,11 @@ class _Reconciler:
         self._total("net", net_taxdome, net_qbo)
         self._total("net", net_taxdome, net_qbo, dimension="processor")
 
-    def _fees(self, payments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _fees(self, payments: pd.DataFrame, owed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Processing fees of the in-scope payments against QBO's expense purchases; (TaxDome, QBO) sides
-        as (date, cents, processor)."""
+        as (date, cents, processor), TaxDome's with the fees of the `owed` payments too."""
         with_fee = payments[_cents(payments["processing_fee_cents"]) > 0].copy()
-        with_fee["qbo_id"] = with_fee["taxdome_id"].map(self.qbo_ids("fee"))
+        with_fee["qbo_id"] = self.qbo_id_of("fee", with_fee["taxdome_id"])
         with_fee["qbo_entity"], with_fee["object_kind"] = "Purchase", "fee"
         copy = self.qbo.purchases
         paired = self._pair(with_fee, copy, "fee")
@@ -545,7 +601,8 @@ class _Reconciler:
                 self.settings.fee_expense_account_id
             ) | copy["marker"].fillna("").str.startswith("taxdome:fee:")
         extras = self._extras(copy, "fee", candidates)
-        taxdome = _amounts(with_fee, "payment_date", "processing_fee_cents", "processor")
+        owed_fees = owed[_cents(owed["processing_fee_cents"]) > 0]
+        taxdome = _amounts(owed_fees, "payment_date", "processing_fee_cents", "processor")
         qbo = _qbo_amounts(paired, extras, by_processor=True)
         return taxdome, qbo
 
@@ -561,7 +618,9 @@ class _Reconciler:
         self._compare_customer(paired, "account_id")
         extras = self._extras(copy, "credit_memo")
         self._total(
-            "credits", _amounts(in_scope, "payment_date", "amount_cents"), _qbo_amounts(paired, extras)
+            "credits",
+            _amounts(self.owed(in_scope, "credit_memo"), "payment_date", "amount_cents"),
+            _qbo_amounts(paired, extras),
         )
 
     def _scope_credit(self, promotional: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -569,7 +628,7 @@ class _Reconciler:
         frame = promotional[_in_period(_dates(promotional["payment_date"]), self.settings)].copy()
         frame["taxdome_id"] = frame["payment_id"].astype(str)
         frame = frame.join(verdicts, on="taxdome_id")
-        frame["qbo_id"] = frame["taxdome_id"].map(self.qbo_ids("credit_memo"))
+        frame["qbo_id"] = self.qbo_id_of("credit_memo", frame["taxdome_id"])
         frame["qbo_entity"], frame["object_kind"] = "CreditMemo", "credit_memo"
         return self._split_scope(frame, "credit_memo")
 
@@ -582,7 +641,9 @@ class _Reconciler:
         self._compare_date(paired, "refund_date")
         extras = self._extras(copy, "refund")
         self._total(
-            "refunds", _amounts(in_scope, "refund_date", "amount_cents"), _qbo_amounts(paired, extras)
+            "refunds",
+            _amounts(self.owed(in_scope, "refund"), "refund_date", "amount_cents"),
+            _qbo_amounts(paired, extras),
         )
 
     def customers(self) -> None:
@@ -687,10 +748,10 @@ class _Reconciler:
         members["fee"] = (
             members["payment_id"].map(_cents(payments["processing_fee_cents"])).fillna(0).astype("int64")
         )
-        verdicts = self.verdicts_of("payment")["verdict"]
-        synced = members["payment_id"].map(verdicts).eq("synced")
-        members["gross_in_scope"] = members["gross"].where(synced, 0)
-        members["fee_in_scope"] = members["fee"].where(synced, 0)
+        # What QBO should hold: every payment but those a sync rule keeps out (a failed one is owed too).
+        owed = ~members["payment_id"].map(self.ruled_out("payment")).fillna(False).astype(bool)
+        members["gross_in_scope"] = members["gross"].where(owed, 0)
+        members["fee_in_scope"] = members["fee"].where(owed, 0)
         qbo_payment = self.qbo_ids("payment").map(self.qbo.payments.set_index("qbo_id")["total_cents"])
         qbo_fee = self.qbo_ids("fee").map(self.qbo.purchases.set_index("qbo_id")["total_cents"])
         members["qbo_gross"] = members["payment_id"].map(qbo_payment).fillna(0).astype("int64")
@@ -783,7 +844,8 @@ def reconcile(
 ) -> Reconciliation:
     """Compare the sync's scope of TaxDome with QBO.
 
-    :param verdicts: the latest verdict of every TaxDome object (`taxdome_kind, taxdome_id, status, reason`).
+    :param verdicts: the latest verdict of every TaxDome object (`taxdome_kind, taxdome_id, status, reason`,
+        optionally `caused_by`: the failed object that keeps a not_synced one out, see planner.STATUS_COLUMNS).
     :param state: the company's sync state (`taxdome_kind, taxdome_id, qbo_entity, qbo_id, status`).
     """
     reconciler = _Reconciler(taxdome, qbo, verdicts, state, settings)

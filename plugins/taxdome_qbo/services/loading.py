@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core import load_rules
 from taxdome_qbo.core.load_rules import UnresolvedReference
-from taxdome_qbo.core.planner import FAILED, NOT_SYNCED, SYNCED, symbolic
+from taxdome_qbo.core.planner import FAILED, NOT_SYNCED, SYNCED, failure_key, symbolic
 from taxdome_qbo.core.qbo_faults import (
     Answer,
     Fault,
@@ -175,7 +175,8 @@ class _Loader:
         self.progress = progress
         self.receipt = LoadReceipt(run_id, self.realm_id)
         self.state = self._read_state()
-        self.causes: dict[str, str] = {}  # "@kind:id" -> why it has no QBO object
+        # "@kind:id" -> why it has no QBO object, and the failed object behind that (`caused_by`)
+        self.causes: dict[str, tuple[str, str]] = {}
         self.unanswered: list[_Operation] = []
         self.selected_references: set[str] = set()
         self.done_in_phase: Counter = Counter()
@@ -530,8 +531,8 @@ class _Loader:
         )
         self.state[key] = state
         outcomes.states.append(self._state_row(operation, state, reason=message))
-        self.causes[symbolic(operation.kind, operation.taxdome_id)] = message
         kind, taxdome_id = load_rules.status_key(operation.kind, operation.taxdome_id)
+        self.causes[symbolic(operation.kind, operation.taxdome_id)] = (message, failure_key(kind, taxdome_id))
         outcomes.statuses.append(
             self._status_row(kind, taxdome_id, FAILED, message, operation.entity, None, None)
         )
@@ -540,11 +541,15 @@ class _Loader:
 
     def _dependency_missing(self, outcomes: _Outcomes, operation: _Operation, reference: str) -> None:
         what = load_rules.describe_reference(reference)
-        cause = self.causes.get(reference)
+        # A reference that failed before this load is the failure behind it itself.
+        missing = failure_key(*load_rules.status_key(*reference.removeprefix("@").split(":", 1)))
+        cause, failed = self.causes.get(reference, (None, missing))
         reason = f"its {what} is not in QuickBooks" + (f": {cause}" if cause else "")
-        self.causes[symbolic(operation.kind, operation.taxdome_id)] = reason
+        self.causes[symbolic(operation.kind, operation.taxdome_id)] = (reason, failed)
         kind, taxdome_id = load_rules.status_key(operation.kind, operation.taxdome_id)
-        outcomes.statuses.append(self._status_row(kind, taxdome_id, NOT_SYNCED, reason, None, None, None))
+        outcomes.statuses.append(
+            self._status_row(kind, taxdome_id, NOT_SYNCED, reason, None, None, None, caused_by=failed)
+        )
         self.receipt.count(operation.kind, NOT_SYNCED)
 
     def _state_row(self, operation: _Operation, state: _State, *, reason: str | None) -> dict:
@@ -558,7 +563,7 @@ class _Loader:
             "updated_at": _now(),
         }
 
-    def _status_row(self, kind, taxdome_id, status, reason, entity, qbo_id, link) -> dict:
+    def _status_row(self, kind, taxdome_id, status, reason, entity, qbo_id, link, *, caused_by=None) -> dict:
         return {
             "run_id": self.run_id,
             "taxdome_kind": kind,
@@ -569,6 +574,7 @@ class _Loader:
             "qbo_entity": entity,
             "qbo_id": qbo_id,
             "qbo_link": link,
+            "caused_by": caused_by,
         }
 
     def _audit(

@@ -5,7 +5,6 @@ The plan of a run replaces any earlier plan of the same run, so retrying the pla
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo.core.escaping import markdown_code, write_csv
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.planner import (
     OPERATION_COLUMNS,
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK_ROWS = 50_000
 PREVIEW_EXAMPLES = 3
+NUMERIC_OPERATION_COLUMNS = frozenset({"seq", "amount_cents"})  # written from numbers, never escaped
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,10 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
                 .limit(examples)
             )
             for op in first:
-                lines.append(f"- `{op.taxdome_id}` → {op.qbo_entity}: {op.reason}")
-                lines.append(f"  `{_shorten(op.payload)}`")
+                lines.append(
+                    f"- {markdown_code(op.taxdome_id)} → {op.qbo_entity}: {markdown_code(op.reason)}"
+                )
+                lines.append(f"  {markdown_code(_shorten(op.payload))}")
             lines.append("")
         failures = conn.execute(
             sa.select(statuses.c.status, statuses.c.taxdome_kind, statuses.c.taxdome_id, statuses.c.reason)
@@ -201,23 +204,24 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
         ).all()
     if failures:
         lines += ["## Not synced and failed (first examples)", ""]
-        lines += [f"- {r.status} {r.taxdome_kind} `{r.taxdome_id}`: {r.reason}" for r in failures]
+        lines += [
+            f"- {r.status} {r.taxdome_kind} {markdown_code(r.taxdome_id)}: {markdown_code(r.reason)}"
+            for r in failures
+        ]
     return "\n".join(lines) + "\n"
 
 
 def write_operations_csv(engine: Engine, run_id: str, handle: TextIO) -> None:
-    """Every planned operation of the run in execution order, one line each (payload included), streamed."""
+    """Every planned operation of the run in execution order, one line each (payload included), streamed;
+    TaxDome's text made inert for spreadsheets."""
     plan = warehouse.sync_plan
-    writer = csv.writer(handle)
-    writer.writerow(OPERATION_COLUMNS)
     with engine.connect() as conn:
         rows = conn.execution_options(stream_results=True, yield_per=READ_CHUNK_ROWS).execute(
             sa.select(*(plan.c[c] for c in OPERATION_COLUMNS))
             .where(plan.c.run_id == run_id)
             .order_by(plan.c.seq)
         )
-        for chunk in rows.partitions():
-            writer.writerows(chunk)
+        write_csv(handle, OPERATION_COLUMNS, rows, numeric=NUMERIC_OPERATION_COLUMNS)
 
 
 def _shorten(payload: str, limit: int = 240) -> str:

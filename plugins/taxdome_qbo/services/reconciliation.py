@@ -117,12 +117,11 @@ def read_inputs(
             refund_receipts=_company_rows(conn, warehouse.stg_qbo_refund_receipts, realm_id),
         )
         status = warehouse.sync_object_status
+        verdict_columns = ["taxdome_kind", "taxdome_id", "status", "reason", "caused_by"]
         verdicts = _frame(
             conn,
-            sa.select(status.c.taxdome_kind, status.c.taxdome_id, status.c.status, status.c.reason).where(
-                status.c.run_id == sync_run_id
-            ),
-            ["taxdome_kind", "taxdome_id", "status", "reason"],
+            sa.select(*(status.c[c] for c in verdict_columns)).where(status.c.run_id == sync_run_id),
+            verdict_columns,
         )
         state = warehouse.qbo_sync_state
         sync_state = _frame(

@@ -1,17 +1,18 @@
 """A reconciliation run's reports, written into a folder: the HTML page, two CSV files and an XLSX workbook.
 
 The folder is anything path-like with `/`, `.open(mode)` and `.mkdir(parents=, exist_ok=)`: a
-`pathlib.Path`, or the Airflow glue's `ObjectStoragePath` for an object-store URL. Every file is written
-through `.open`, never by a local file name, so both work the same way.
+`pathlib.Path`, or the Airflow glue's `ObjectStoragePath` for an object-store URL. On an object store every
+file is written through `.open`; on the local file system reports carry TaxDome's and QuickBooks' data, so
+folders are created 0700 and files 0600 (object stores have no modes: their access is the bucket's).
 """
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterable
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ import xlsxwriter
 from sqlalchemy.engine import Engine
 
 from taxdome_qbo.core import reconciliation
+from taxdome_qbo.core.escaping import write_csv
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.report_html import (
     DqResult,
@@ -42,6 +44,7 @@ XLSX_FILE = "reconciliation.xlsx"
 # The reconciliation's columns, money written as decimal text (`taxdome_cents` → `taxdome`).
 SUMMARY_COLUMNS = [column.removesuffix("_cents") for column in reconciliation.SUMMARY_COLUMNS]
 EXCEPTION_COLUMNS = ["seq", *(column.removesuffix("_cents") for column in reconciliation.EXCEPTION_COLUMNS)]
+MONEY_COLUMNS = frozenset({"taxdome", "qbo", "difference"})  # decimal text we write from cents: never escaped
 EXCEL_MAX_LINKS_PER_SHEET = 65_530  # Excel's own limit; later links are written as plain text
 EXCEL_MAX_ROWS = 1_048_576  # a class with more differences lists the first ones; the CSV has them all
 
@@ -54,6 +57,44 @@ class ReportFolder(Protocol):
 
 class ReconciliationRunNotFound(LookupError):
     pass
+
+
+PRIVATE_FOLDER_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_LOCAL_PROTOCOLS = ("", "file", "local")
+
+
+def _local_path(location: ReportFolder) -> Path | None:
+    """The local path behind a location, or None on an object store."""
+    if isinstance(location, Path):
+        return location
+    return Path(location.path) if getattr(location, "protocol", None) in _LOCAL_PROTOCOLS else None
+
+
+def private_folder(folder: ReportFolder) -> None:
+    """Create the folder (and its missing parents) readable by its owner only."""
+    local = _local_path(folder)
+    if local is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    for missing in reversed([path for path in (local, *local.parents) if not path.exists()]):
+        missing.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
+    local.chmod(PRIVATE_FOLDER_MODE)
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, PRIVATE_FILE_MODE)
+
+
+def open_private(location: ReportFolder, mode: str, **kwargs: Any) -> Any:
+    """Open a report file for writing, created readable by its owner only (a file of an earlier attempt
+    is made so too)."""
+    local = _local_path(location)
+    if local is None:
+        return location.open(mode, **kwargs)
+    handle = open(local, mode, opener=_private_opener, **kwargs)  # noqa: SIM115 (the caller closes it)
+    local.chmod(PRIVATE_FILE_MODE)
+    return handle
 
 
 def write_reports(
@@ -70,14 +111,14 @@ def write_reports(
     name of the company, when the caller knows it (the warehouse keeps only the realm id).
     """
     report = read_report(engine, recon_run_id, dq_run_id=dq_run_id, company_name=company_name)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / HTML_FILE).open("w", encoding="utf-8") as handle:
+    private_folder(folder)
+    with open_private(folder / HTML_FILE, "w", encoding="utf-8") as handle:
         handle.write(render_html(report))
-    with (folder / SUMMARY_CSV).open("w", encoding="utf-8", newline="") as handle:
+    with open_private(folder / SUMMARY_CSV, "w", encoding="utf-8", newline="") as handle:
         write_summary_csv(report, handle)
-    with (folder / EXCEPTIONS_CSV).open("w", encoding="utf-8", newline="") as handle:
+    with open_private(folder / EXCEPTIONS_CSV, "w", encoding="utf-8", newline="") as handle:
         write_exceptions_csv(report, handle)
-    with (folder / XLSX_FILE).open("wb") as handle:
+    with open_private(folder / XLSX_FILE, "wb") as handle:
         handle.write(workbook_bytes(report))
     return {
         "html": str(folder / HTML_FILE),
@@ -175,24 +216,21 @@ def _amount_texts(row: SummaryRow | ExceptionRow) -> list[str]:
     return [_decimal_text(cents) for cents in (row.taxdome_cents, row.qbo_cents, row.difference_cents)]
 
 
-def _write_csv(handle, header: list[str], rows: Iterable[list]) -> None:
-    writer = csv.writer(handle)
-    writer.writerow(header)
-    writer.writerows(rows)
-
-
 def write_summary_csv(report: ReconciliationReport, handle) -> None:
-    """One row per measure × period × dimension; money as decimal text with two places."""
-    _write_csv(
+    """One row per measure × period × dimension; money as decimal text with two places, text made inert for
+    spreadsheets (core/escaping.py)."""
+    write_csv(
         handle,
         SUMMARY_COLUMNS,
         ([row.measure, row.period, row.dimension, *_amount_texts(row)] for row in report.summary),
+        numeric=MONEY_COLUMNS,
     )
 
 
 def write_exceptions_csv(report: ReconciliationReport, handle) -> None:
-    """One row per difference, in the reconciliation's order; money as decimal text with two places."""
-    _write_csv(
+    """One row per difference, in the reconciliation's order; money as decimal text with two places, TaxDome
+    and QuickBooks text made inert for spreadsheets (core/escaping.py)."""
+    write_csv(
         handle,
         EXCEPTION_COLUMNS,
         (
@@ -211,6 +249,7 @@ def write_exceptions_csv(report: ReconciliationReport, handle) -> None:
             ]
             for row in report.exceptions
         ),
+        numeric={"seq", *MONEY_COLUMNS},
     )
 
 
@@ -299,24 +338,25 @@ def workbook_bytes(report: ReconciliationReport) -> bytes:
 
 def _run_sheet(sheets: _Sheets, report: ReconciliationReport, notes: list[str]) -> None:
     sheet = sheets.table("Run", [("Item", 24), ("Value", 60)])
-    facts: list[tuple[str, Any, Any]] = [
-        ("Verdict", report.headline, sheets.bold),
-        ("Unexplained differences", report.unexplained, None),
-        ("Company", report.company, None),
-        ("Period from", report.period_from, sheets.date),
-        ("Period to", report.period_to, sheets.date),
-        ("Reconciliation run", report.recon_run_id, None),
-        ("Started (UTC)", _utc_naive(report.started_at), sheets.timestamp),
-        ("Finished (UTC)", _utc_naive(report.finished_at), sheets.timestamp),
-        ("Data-quality run", report.dq_run_id, None),
-        *(("Note", note, sheets.bold) for note in notes),
+    # Typed writes only: xlsxwriter's write() would make a company named `=1+1` a formula.
+    facts: list[tuple[str, Any, Any, Any]] = [
+        ("Verdict", report.headline, sheet.write_string, sheets.bold),
+        ("Unexplained differences", report.unexplained, sheet.write_number, None),
+        ("Company", report.company, sheet.write_string, None),
+        ("Period from", report.period_from, sheet.write_datetime, sheets.date),
+        ("Period to", report.period_to, sheet.write_datetime, sheets.date),
+        ("Reconciliation run", report.recon_run_id, sheet.write_string, None),
+        ("Started (UTC)", _utc_naive(report.started_at), sheet.write_datetime, sheets.timestamp),
+        ("Finished (UTC)", _utc_naive(report.finished_at), sheet.write_datetime, sheets.timestamp),
+        ("Data-quality run", report.dq_run_id, sheet.write_string, None),
+        *(("Note", note, sheet.write_string, sheets.bold) for note in notes),
     ]
-    for row, (item, value, cell_format) in enumerate(facts, start=1):
+    for row, (item, value, write, cell_format) in enumerate(facts, start=1):
         sheet.write_string(row, 0, item)
         if value is None:
             sheet.write_blank(row, 1, None, cell_format)
         else:
-            sheet.write(row, 1, value, cell_format)
+            write(row, 1, value, cell_format)
 
 
 def _summary_sheet(sheets: _Sheets, report: ReconciliationReport) -> None:

@@ -231,6 +231,7 @@ sync_object_status = sa.Table(
     sa.Column("qbo_entity", sa.String(24)),
     sa.Column("qbo_id", sa.String(32)),
     sa.Column("qbo_link", sa.Text),  # the object in QuickBooks' web app
+    sa.Column("caused_by", sa.Text),  # not_synced because this failed object (`account:A1`) is not in QBO
     comment="The verdict for every staged TaxDome object (synced, not_synced, skipped, failed, do_not_sync): "
     "the plan's, then the load's",
 )
