@@ -86,3 +86,30 @@ def drop_row(name: str, old_start: str) -> str:
     kept = [line for line in lines if not line.startswith(old_start)]
     assert kept != lines, f"no row of {name} starts with {old_start!r}"
     return "\n".join(kept) + "\n"
+
+
+def stage_and_hang(spec: dict, folder: str) -> None:
+    """A stage in a child process that stops for good after its first file, for a test to kill it there.
+
+    `spec`: `{"sqlite": path}` or `{"postgres": schema}`. Kept here, away from Airflow's imports, so that
+    the child starts quickly.
+    """
+    import time
+
+    from servers import POSTGRES
+
+    from taxdome_qbo.services import staging, warehouse
+
+    if "sqlite" in spec:
+        engine = warehouse.sqlite_engine(spec["sqlite"])
+    else:
+        engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=spec["postgres"])
+    real_merge = staging._merge_file
+
+    def merge_then_hang(*args):
+        counts = real_merge(*args)
+        time.sleep(600)
+        return counts
+
+    staging._merge_file = merge_then_hang
+    staging.stage_export(engine, Path(folder))

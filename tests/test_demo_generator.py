@@ -16,6 +16,7 @@ from taxdome_qbo.core.export_contract import EXPORT_FILES, EXPORT_FILES_BY_NAME,
 from taxdome_qbo.demo import MANIFEST_NAME, generate_export
 from taxdome_qbo.demo.__main__ import main
 from taxdome_qbo.demo.bad_rows import KINDS
+from taxdome_qbo.services.export_reader import ExportReader
 
 CENT = Decimal("0.01")
 MONEY = re.compile(r"-?\d+\.\d{2}")
@@ -228,7 +229,7 @@ def test_same_arguments_give_identical_bytes_and_another_seed_differs(tmp_path: 
     generate_export(second, accounts=60, seed=3, bad_rows=0.02)
     generate_export(other, accounts=60, seed=4, bad_rows=0.02)
     assert folder_bytes(first) == folder_bytes(second)
-    assert len(folder_bytes(first)) == len(EXPORT_FILES) + 1
+    assert len(folder_bytes(first)) == len(EXPORT_FILES) + 2  # and _generator_manifest.json, manifest.json
     assert folder_bytes(first)["invoices.csv"] != folder_bytes(other)["invoices.csv"]
 
 
@@ -483,3 +484,26 @@ def test_invalid_arguments_are_refused(tmp_path: Path) -> None:
         generate_export(tmp_path, accounts=10, seed=1, start=date(2026, 1, 1), end=date(2025, 1, 1))
     with pytest.raises(SystemExit):
         main(["generate", "--out", str(tmp_path), "--accounts", "0", "--seed", "1"])
+
+
+def read_whole_export(folder: Path) -> ExportReader:
+    reader = ExportReader(folder)
+    for export_file in EXPORT_FILES:
+        reader.read(export_file)  # each file's rows and SHA-256 checked against the manifest
+    return reader
+
+
+@pytest.mark.parametrize("bad_rows", [0.0, 0.02])
+def test_the_export_is_marked_complete_by_a_manifest_the_reader_verifies(
+    tmp_path: Path, bad_rows: float
+) -> None:
+    manifest = generate_export(tmp_path, accounts=30, seed=2, bad_rows=bad_rows)
+    landing_manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["files"]
+    assert {name: entry["rows"] for name, entry in landing_manifest.items()} == manifest["counts"]
+    reader = read_whole_export(tmp_path)
+    assert reader.marker == "manifest.json"
+    # A clean export can prove deletions; the malformed rows injected on purpose keep one from it.
+    if bad_rows:
+        assert reader.deletion_doubts and all("malformed" in doubt for doubt in reader.deletion_doubts)
+    else:
+        assert reader.deletion_doubts == []

@@ -151,9 +151,11 @@ def stage_export(
             with engine.begin() as conn:
                 _claim_writer_lock(conn, batch_id)
                 _sweep_abandoned(conn, batch_id)
+                # Taken before the files are read: a folder changing meanwhile is loaded again by the next scan.
+                signature = folder_signature(location)
                 reader = ExportReader(location)
                 result = _stage_files(conn, reader, StageResult(batch_id, str(location), name, ""), started)
-                _finish_batch(conn, result, reader.bytes_read, folder_signature(location))
+                _finish_batch(conn, result, reader.bytes_read, signature)
             return result
         except Exception as exc:
             with engine.begin() as conn:
