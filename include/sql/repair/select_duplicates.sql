@@ -1,7 +1,8 @@
 -- Every QBO object of the company whose TaxDome marker (taxdome:<kind>:<id>) another object of the same
 -- entity also carries: copies left by concurrent loads of earlier versions, or made by hand. Read from the
 -- read-back copies; inactive customers are already out of the way, voided transactions no longer carry the
--- marker alone. With the QBO id the sync state records for the marker's TaxDome object (the copy to keep).
+-- marker alone. With what the sync state records of the marker's TaxDome object: its QBO id (the copy to
+-- keep) and status (null when the sync never knew the object).
 -- Grain: one row per duplicated QBO object.
 WITH marked AS (
     SELECT 'Customer' AS entity, c.qbo_id, c.marker, c.balance_cents AS amount_cents, c.sync_token
@@ -42,7 +43,8 @@ SELECT
     m.qbo_id,
     m.amount_cents,
     m.sync_token,
-    s.qbo_id AS synced_qbo_id
+    s.qbo_id AS synced_qbo_id,
+    s.status AS state_status
 FROM marked AS m
 INNER JOIN duplicated AS d
     ON d.entity = m.entity AND d.marker = m.marker

@@ -7,9 +7,9 @@ Duplicates are found in the read-back copies of the company (read incrementally 
 scanned in QuickBooks twice. Each copy is read again right before it is removed, so what is removed is what
 QuickBooks holds now, with its SyncToken. Every write carries a requestid derived from the copy and its
 SyncToken (a lost answer is replayed, not repeated) and is recorded in `qbo_requests` under the repair's run.
-Removing happens under the company's lease. When the sync state names none of the copies, the kept one becomes
-the object's synced copy, so the next sync updates it instead of creating yet another. A second repair finds
-nothing to do.
+Removing happens under the company's lease. When the sync state knows the object but names none of the copies
+(it failed, or its create's outcome is unknown), the kept one becomes its synced copy, so the next sync updates
+it instead of creating yet another. A second repair finds nothing to do.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class Duplicate:
     kept: QboCopy
     extra: tuple[QboCopy, ...]
     in_sync_state: bool  # the sync state names the kept copy; else it is the oldest
+    known_to_sync: bool  # the sync state has a row for the object (failed or pending when it names no copy)
 
     @property
     def kept_because(self) -> str:
@@ -112,6 +113,7 @@ def find_duplicates(engine: Engine, session: QboSession) -> list[Duplicate]:
                 kept=_copy(kept),
                 extra=tuple(_copy(row) for row in copies if row is not kept),
                 in_sync_state=kept.qbo_id == synced_id,
+                known_to_sync=copies[0].state_status is not None,
             )
         )
     return sorted(duplicates, key=lambda d: (REMOVAL_ORDER.index(d.entity), d.marker))
@@ -142,7 +144,7 @@ def repair_duplicates(
             for extra in duplicate.extra:
                 lease.verify()
                 report.removals.append(_remove(engine, session, run_id, duplicate, extra))
-            if not duplicate.in_sync_state:
+            if duplicate.known_to_sync and not duplicate.in_sync_state:
                 _adopt(engine, session.realm_id, duplicate)
         # The copies as they are now, so a reconciliation or a second repair starts from them.
         qbo_readback.read_back(engine, session, incremental=True)
