@@ -154,7 +154,9 @@ def test_what_a_failure_keeps_out_of_quickbooks_is_unexplained_and_names_the_fai
     assert invoice.detail == f"not in QuickBooks: its account A2 failed: {VENDOR_REASON}"
     assert not found[("missing_in_qbo", "payment", "P2", None)].explained
     # The payout lists the failed payment: QuickBooks lacks it, and no sync rule says why.
-    assert not found[("amount_mismatch", "payout", "PO1", "payout_gross")].explained
+    payout = found[("amount_mismatch", "payout", "PO1", "payout_gross")]
+    assert not payout.explained
+    assert payout.detail.endswith("QuickBooks lacks payment(s) that failed or wait for a failure: P2")
     # Only the rule explains: A3's invoice is out of scope, explained.
     assert found[("out_of_scope", "invoice", "I3", None)].explained
     assert result.unexplained == int((~result.exceptions["explained"].astype(bool)).sum()) >= 3

@@ -260,6 +260,19 @@ class _Reconciler:
         verdicts = self.verdicts_of(kind)
         return verdicts["verdict"].isin(_KEPT_OUT) & verdicts["caused_by"].isna()
 
+    def failed_payments_note(self, payment_ids: pd.Series) -> pd.Series:
+        """Per group of `payment_ids` (indexed by what they make up: an invoice, a payout), a note naming those
+        QBO lacks because they or what they need failed: what a balance or payout difference comes from."""
+        verdicts = self.verdicts_of("payment")
+        ids = payment_ids.astype(str)
+        failed = ids.map(verdicts["verdict"].eq("failed") | verdicts["caused_by"].notna()).fillna(
+            False
+        ).astype(bool) & ~ids.isin(self.qbo_ids("payment").index)
+        if not failed.any():
+            return pd.Series(dtype=str)
+        named = ids[failed].groupby(level=0).agg(lambda group: ", ".join(sorted(set(group))))
+        return "; QuickBooks lacks payment(s) that failed or wait for a failure: " + named
+
     def qbo_ids(self, kind: str) -> pd.Series:
         """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
         return self._qbo_ids_by_kind.get(kind, pd.Series(dtype=str))
@@ -508,6 +521,9 @@ class _Reconciler:
                 detail = (
                     detail + ": the payments that pay the rest are kept out of QuickBooks by the sync rules"
                 )
+            else:
+                paying = pd.Series(applications["payment_id"].to_numpy(), index=invoice_ids.to_numpy())
+                detail = detail + ids[mask].map(self.failed_payments_note(paying)).fillna("").to_numpy()
             self.exceptions.add(
                 _rows(
                     paired[mask],
@@ -780,6 +796,9 @@ class _Reconciler:
                 ),
                 AMOUNT_MISMATCH,
             )
+        failed_note = self.failed_payments_note(
+            pd.Series(members["payment_id"].to_numpy(), index=members["payout_id"].astype(str).to_numpy())
+        )
         for measure, taxdome, in_scope, qbo in (
             ("payout_gross", "gross_cents", "gross_in_scope", "qbo_gross"),
             ("payout_fees", "fee_cents", "fee_in_scope", "qbo_fee"),
@@ -799,7 +818,8 @@ class _Reconciler:
                     off & ~kept_out,
                     AMOUNT_MISMATCH,
                     False,
-                    f"the payout's {what} differs from what QuickBooks holds for its payments",
+                    f"the payout's {what} differs from what QuickBooks holds for its payments"
+                    + frame["payout_id"].astype(str).map(failed_note).fillna(""),
                 ),
             ):
                 self.exceptions.add(
