@@ -163,6 +163,17 @@ def reconciliation_summary(args: argparse.Namespace) -> int:
                 ["class", "explained", "differences"],
             )
         )
+    if latest.first_unexplained:
+        print(f"unexplained (first {reconciliation.UNEXPLAINED_LISTED}):")
+        print(
+            _table(
+                [
+                    (r.difference_class, r.object_kind, r.taxdome_id or "", r.measure or "", r.detail)
+                    for r in latest.first_unexplained
+                ],
+                ["class", "kind", "TaxDome id", "measure", "what differs"],
+            )
+        )
     if latest.quality is not None:
         quality = latest.quality
         print(

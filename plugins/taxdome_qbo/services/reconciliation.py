@@ -203,6 +203,11 @@ class LatestReconciliation:
     run: sa.Row
     differences_by_class: list[sa.Row]  # difference_class, explained, differences
     quality: sa.Row | None  # checks, failed, critical_failed of the sync run it followed
+    first_unexplained: list[sa.Row]  # difference_class, object_kind, taxdome_id, measure, difference, detail
+
+
+# How many unexplained differences the summary names one by one (the report has them all).
+UNEXPLAINED_LISTED = 10
 
 
 def latest_run(engine: Engine) -> LatestReconciliation | None:
@@ -218,4 +223,10 @@ def latest_run(engine: Engine) -> LatestReconciliation | None:
             run,
             sql.fetch_all(conn, "reconciliation/select_class_counts", recon_run_id=run.recon_run_id),
             quality[0] if quality and quality[0].checks else None,
+            sql.fetch_all(
+                conn,
+                "reconciliation/select_first_unexplained",
+                recon_run_id=run.recon_run_id,
+                limit=UNEXPLAINED_LISTED,
+            ),
         )
