@@ -20,7 +20,7 @@ import json  # noqa: E402
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from servers import POSTGRES  # noqa: E402
+from servers import POSTGRES, postgres_connection  # noqa: E402
 
 from qbo_emulator.testing import EmulatorHandle, running_emulator  # noqa: E402
 from taxdome_qbo.services import warehouse  # noqa: E402
@@ -98,14 +98,7 @@ def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
         engine = warehouse.sqlite_engine(str(path))
     else:
         schema = request.getfixturevalue("postgres_schema")
-        connection = {
-            "conn_type": "postgres",
-            "host": POSTGRES["host"],
-            "port": POSTGRES["port"],
-            "schema": POSTGRES["database"],
-            "login": POSTGRES["user"],
-            "extra": {"search_path": schema},
-        }
+        connection = postgres_connection(schema)
         engine = warehouse.postgres_engine(**POSTGRES, password=None, search_path=schema)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
     yield engine

@@ -29,6 +29,7 @@ from load_harness import (
     stage,
     writes_since,
 )
+from servers import postgres_connection
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import running_emulator
@@ -181,16 +182,7 @@ def _cli_environment(engine, base_url: str, company: dict, firm: Firm, tmp_path:
     if engine.dialect.name == "sqlite":
         connection = {"conn_type": "sqlite", "host": engine.url.database}
     else:
-        from servers import POSTGRES
-
-        connection = {
-            "conn_type": "postgres",
-            "host": POSTGRES["host"],
-            "port": POSTGRES["port"],
-            "schema": POSTGRES["database"],
-            "login": POSTGRES["user"],
-            "extra": {"search_path": _spec(engine)["postgres"]},
-        }
+        connection = postgres_connection(_spec(engine)["postgres"])
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from servers import POSTGRES
+from servers import POSTGRES, postgres_connection
 from test_qbo_tokens import access_token_works, refresh_grants, refresher
 
 from taxdome_qbo.hooks.quickbooks import deployment_token_cipher
@@ -293,14 +293,7 @@ def test_a_search_path_that_is_not_one_schema_name_is_refused(search_path):
 
 @pytest.mark.postgres
 def test_the_warehouse_connection_refuses_an_injected_search_path(monkeypatch):
-    connection = {
-        "conn_type": "postgres",
-        "host": POSTGRES["host"],
-        "port": POSTGRES["port"],
-        "schema": POSTGRES["database"],
-        "login": POSTGRES["user"],
-        "extra": {"search_path": "stg -c default_transaction_read_only=on"},
-    }
+    connection = postgres_connection("stg -c default_transaction_read_only=on")
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
 
     with pytest.raises(ValueError, match="not a plain PostgreSQL schema name"):
