@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from airflow.sdk import ObjectStoragePath
+from servers import engine_from_spec
 from sqlalchemy.engine import Engine
 
 from qbo_emulator.testing import REDIRECT_URI, EmulatorHandle
@@ -172,16 +173,6 @@ def assert_qbo_matches_sync_state(engine: Engine, emulator: EmulatorHandle, real
     for invoice in objects.get("Invoice", []):
         expected = Decimal(str(invoice["TotalAmt"])) - applied[str(invoice["Id"])]
         assert Decimal(str(invoice["Balance"])).quantize(CENT) == expected.quantize(CENT), invoice["Id"]
-
-
-def engine_from_spec(spec: dict) -> Engine:
-    """An engine on the warehouse a test uses, rebuilt in another process (`{"sqlite": path}` or
-    `{"postgres": schema}`)."""
-    from servers import POSTGRES
-
-    if "sqlite" in spec:
-        return warehouse.sqlite_engine(spec["sqlite"])
-    return warehouse.postgres_engine(**POSTGRES, password=None, search_path=spec["postgres"])
 
 
 def load_in_this_process(

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from lease_children import QUICK, hold_until_killed, try_twice
 from load_harness import (
     Firm,
     assert_everything_planned_is_done,
     assert_qbo_matches_sync_state,
-    engine_from_spec,
     generated_firm,
     load,
     load_in_this_process,
@@ -33,13 +33,12 @@ from servers import postgres_connection
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import running_emulator
-from taxdome_qbo.services import company_lease, loading, warehouse
+from taxdome_qbo.services import loading, warehouse
 from taxdome_qbo.services.company_lease import CompanyBusy, LeaseLost, LeaseTiming
 from taxdome_qbo.services.company_lease import company_lease as lease_of
 
 REPO = Path(__file__).resolve().parents[1]
 SPAWN = multiprocessing.get_context("spawn")
-QUICK = LeaseTiming(lease_seconds=1.5, heartbeat_seconds=0.3, poll_seconds=0.05)
 
 
 def _spec(engine) -> dict:
@@ -49,18 +48,9 @@ def _spec(engine) -> dict:
         return {"postgres": conn.execute(sa.text("SELECT current_schema()")).scalar()}
 
 
-def _hold_until_killed(spec: dict, realm_id: str, machine: str | None, ready) -> None:
-    """A writer in a child process that holds the company until it is killed (kill -9: no release)."""
-    if machine is not None:
-        company_lease.MACHINE = machine  # as if it ran on another machine: its death cannot be seen from here
-    with lease_of(engine_from_spec(spec), realm_id, "load of run killed-holder", timing=QUICK):
-        ready.set()
-        time.sleep(600)
-
-
 def _killed_holder(engine, realm_id: str, machine: str | None = None):
     ready = SPAWN.Event()
-    child = SPAWN.Process(target=_hold_until_killed, args=(_spec(engine), realm_id, machine, ready))
+    child = SPAWN.Process(target=hold_until_killed, args=(_spec(engine), realm_id, machine, ready))
     child.start()
     assert ready.wait(60), "the child never took the lease"
     child.kill()
@@ -68,29 +58,17 @@ def _killed_holder(engine, realm_id: str, machine: str | None = None):
     return child
 
 
-def _try_in_child(spec: dict, realm_id: str, wait_seconds: float, answer) -> None:
-    try:
-        with lease_of(
-            engine_from_spec(spec), realm_id, "second writer", wait_seconds=wait_seconds, timing=QUICK
-        ):
-            answer.put("acquired")
-    except CompanyBusy as busy:
-        answer.put(str(busy))
-
-
 def test_a_second_writer_in_another_process_refuses_naming_the_holder_and_since_when(warehouse_engine):
-    answer = SPAWN.Queue()
+    answer, released = SPAWN.Queue(), SPAWN.Event()
+    child = SPAWN.Process(target=try_twice, args=(_spec(warehouse_engine), "9130", answer, released))
     with lease_of(warehouse_engine, "9130", "plan task of run manual__1", timing=QUICK):
-        child = SPAWN.Process(target=_try_in_child, args=(_spec(warehouse_engine), "9130", 1.0, answer))
         child.start()
         refused = answer.get(timeout=60)
-        child.join()
+    released.set()
     assert "QuickBooks company 9130 is being written by plan task of run manual__1" in refused
     assert f"process {os.getpid()}" in refused and "holding it since" in refused and "UTC" in refused
     assert "wrote nothing" in refused
     # Released at the end of the block: the next writer gets it at once.
-    child = SPAWN.Process(target=_try_in_child, args=(_spec(warehouse_engine), "9130", 0.0, answer))
-    child.start()
     assert answer.get(timeout=60) == "acquired"
     child.join()
 
@@ -233,13 +211,16 @@ def test_two_retries_started_together_create_every_object_once(
 @pytest.mark.airflow
 def test_a_retry_during_a_load_refuses_naming_the_load_and_nothing_is_duplicated(warehouse_engine, tmp_path):
     engine = warehouse_engine
-    with running_emulator(latency_seconds=0.15) as slow:  # each request takes a while: the load lasts
+    # Each request takes a while, so the load lasts while the retry starts; Intuit's limits run on a 3-second
+    # "minute", so they do not make it last minutes.
+    with running_emulator(latency_seconds=0.15, time_scale=0.05) as slow:
         firm = generated_firm(tmp_path / "export")
         company = seeded_company(slow, firm)
         stage(engine, firm.export)
         plan(engine, session_for(engine, slow, company), firm, "run-slow")
         loader = SPAWN.Process(
-            target=load_in_this_process, args=(_spec(engine), slow.base_url, company, "run-slow", {}, 2)
+            target=load_in_this_process,
+            args=(_spec(engine), slow.base_url, company, "run-slow", {"window_seconds": 3.0}, 2),
         )
         loader.start()
         before = request_count(slow, company["realm_id"])
