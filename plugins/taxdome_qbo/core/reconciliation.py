@@ -523,7 +523,7 @@ class _Reconciler:
                 )
             else:
                 paying = pd.Series(applications["payment_id"].to_numpy(), index=invoice_ids.to_numpy())
-                detail = detail + ids[mask].map(self.failed_payments_note(paying)).fillna("").to_numpy()
+                detail = detail + self.failed_payments_note(paying).reindex(ids[mask]).fillna("").to_numpy()
             self.exceptions.add(
                 _rows(
                     paired[mask],
@@ -819,7 +819,7 @@ class _Reconciler:
                     AMOUNT_MISMATCH,
                     False,
                     f"the payout's {what} differs from what QuickBooks holds for its payments"
-                    + frame["payout_id"].astype(str).map(failed_note).fillna(""),
+                    + failed_note.reindex(frame["payout_id"].astype(str)).fillna("").set_axis(frame.index),
                 ),
             ):
                 self.exceptions.add(
