@@ -99,7 +99,7 @@ browser:
 		|| echo "could not install Debian's chromium: the browser test of the report will be skipped"
 
 test: airflow-home lint browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install
 	$(BIN)/python bench/stage.py
