@@ -38,7 +38,7 @@ from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, Tax
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.demo.planning import demo_company
 from taxdome_qbo.paths import run_folder_name
-from taxdome_qbo.services import planning, reports, warehouse
+from taxdome_qbo.services import local_files, planning, reports, warehouse
 from taxdome_qbo.text_table import text_table
 
 VENDOR_REASON = "the name 'Zoë Müller' belongs to a QuickBooks vendor"
@@ -465,8 +465,8 @@ def test_preview_files_are_created_private_through_an_object_storage_path(monkey
     stale.mkdir(parents=True)  # an earlier attempt left a world-readable folder and file
     (stale / "plan_preview.md").write_text("old")
 
-    reports.private_folder(folder)
-    with reports.open_private(folder / "plan_preview.md", "w", encoding="utf-8") as handle:
+    local_files.private_folder(folder)
+    with local_files.open_private(folder / "plan_preview.md", "w", encoding="utf-8") as handle:
         handle.write("# plan")
 
     assert _mode(stale) == 0o700

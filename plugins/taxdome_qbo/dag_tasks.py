@@ -15,7 +15,7 @@ from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsE
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location, run_folder_name
-from taxdome_qbo.services import company_lease, loading, planning, qbo_client, quality, reports, warehouse
+from taxdome_qbo.services import company_lease, loading, local_files, planning, qbo_client, quality, warehouse
 from taxdome_qbo.services.export_reader import ExportContractError, check_export
 from taxdome_qbo.services.landing import unloaded_exports
 from taxdome_qbo.services.qbo_client import QboAuthorizationError, QboSession, RetryPolicy
@@ -124,10 +124,12 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     preview = planning.preview_markdown(engine, run_id, title=title)
     log.info("%s", preview)
     folder = run_folder(run_id)
-    reports.private_folder(folder)
-    with reports.open_private(folder / "plan_preview.md", "w", encoding="utf-8") as handle:
+    local_files.private_folder(folder)
+    with local_files.open_private(folder / "plan_preview.md", "w", encoding="utf-8") as handle:
         handle.write(preview)
-    with reports.open_private(folder / "plan_operations.csv", "w", encoding="utf-8", newline="") as handle:
+    with local_files.open_private(
+        folder / "plan_operations.csv", "w", encoding="utf-8", newline=""
+    ) as handle:
         planning.write_operations_csv(engine, run_id, handle)
     planning.record_preview_location(engine, run_id, str(folder / "plan_preview.md"))
     return receipt.as_xcom() | {"dry_run": params["dry_run"], "preview": str(folder / "plan_preview.md")}

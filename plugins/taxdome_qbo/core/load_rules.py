@@ -86,9 +86,15 @@ def resolve(payload: Any, qbo_id_of: Callable[[str], str | None]) -> Any:
     return payload
 
 
+def referenced(reference: str) -> tuple[str, str]:
+    """The kind and TaxDome id a symbolic reference names: `@account:A1` -> (`account`, `A1`)."""
+    kind, taxdome_id = _SYMBOLIC.match(reference).groups()
+    return kind, taxdome_id
+
+
 def describe_reference(reference: str) -> str:
     """`@account:A1` as words: `account A1`."""
-    kind, taxdome_id = _SYMBOLIC.match(reference).groups()
+    kind, taxdome_id = referenced(reference)
     return f"{kind.replace('_', ' ')} {taxdome_id}"
 
 

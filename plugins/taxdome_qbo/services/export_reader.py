@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import stat
-from pathlib import Path, PurePath
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +40,7 @@ from taxdome_qbo.core.export_contract import (
     header_mapping,
 )
 from taxdome_qbo.core.validation import MalformedRow, RawFile, printable
+from taxdome_qbo.services.local_files import local_path
 
 _BOM = b"\xef\xbb\xbf"
 _ECHOED_HEADER_CHARACTERS = 500
@@ -179,15 +179,6 @@ def read_export_file(export_file: ExportFile, data: bytes) -> RawFile:
     return _read_line_by_line(text, export_file, header)
 
 
-def _local_path(location: ExportLocation) -> Path | None:
-    """The file system path of a local location (pathlib, or an ObjectStoragePath of the local file system)."""
-    if isinstance(location, PurePath):
-        return Path(location)
-    if getattr(location, "protocol", None) in ("", "file", "local"):
-        return Path(location.path)
-    return None
-
-
 def _check_regular_file(folder: ExportLocation, name: str) -> None:
     """Refuse what is not a plain file of the export, before anything of it is opened.
 
@@ -195,7 +186,7 @@ def _check_regular_file(folder: ExportLocation, name: str) -> None:
     on the machine (whose first line an error message would otherwise echo): one leading out of the export
     folder is refused without being followed further than its target's name.
     """
-    local_folder = _local_path(folder)
+    local_folder = local_path(folder)
     if local_folder is None:
         if not (folder / name).is_file():
             raise ExportContractError(f"{name} is not a file")
@@ -312,7 +303,6 @@ class ExportReader:
         self.location = location
         self.marker = completion_marker(location)
         self.bytes_read = 0
-        self.rows_read: dict[str, int] = {}
         self.deletion_doubts: list[str] = []
         if self.marker is None:
             self.deletion_doubts.append(
@@ -329,7 +319,6 @@ class ExportReader:
         self._digest.update(export_file.filename.encode() + b"\0" + len(data).to_bytes(8, "big"))
         self._digest.update(data)
         raw = read_export_file(export_file, data)
-        self.rows_read[export_file.filename] = raw.rows_read
         self._verify(export_file, data, raw)
         return raw
 

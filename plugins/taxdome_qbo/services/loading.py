@@ -542,7 +542,7 @@ class _Loader:
     def _dependency_missing(self, outcomes: _Outcomes, operation: _Operation, reference: str) -> None:
         what = load_rules.describe_reference(reference)
         # A reference that failed before this load is the failure behind it itself.
-        missing = failure_key(*load_rules.status_key(*reference.removeprefix("@").split(":", 1)))
+        missing = failure_key(*load_rules.status_key(*load_rules.referenced(reference)))
         cause, failed = self.causes.get(reference, (None, missing))
         reason = f"its {what} is not in QuickBooks" + (f": {cause}" if cause else "")
         self.causes[symbolic(operation.kind, operation.taxdome_id)] = (reason, failed)

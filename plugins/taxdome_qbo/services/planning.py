@@ -101,51 +101,39 @@ def plan_sync(
     with company_lease.company_lease(
         engine, reference.realm_id, f"plan of run {run_id}", wait_seconds=lease_wait_seconds
     ) as lease:
-        return _plan_and_record(engine, reference, settings, options, run_id, dry_run, lease)
+        overrides = sync_issues.read_overrides(engine)
+        staged = sync_issues.apply_overrides(read_staged_firm(engine), overrides)
+        state = read_sync_state(engine, reference.realm_id)
+        run = {"run_id": run_id, "realm_id": reference.realm_id}
+        recorded = 0
+        with engine.begin() as conn:
+            for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
+                conn.execute(table.delete().where(table.c.run_id == run_id))
 
+            def record(operations: pd.DataFrame) -> None:
+                nonlocal recorded
+                recorded += len(operations)
+                warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
-def _plan_and_record(
-    engine: Engine,
-    reference: QboReference,
-    settings: FirmSettings,
-    options: PlanOptions,
-    run_id: str,
-    dry_run: bool,
-    lease: company_lease.CompanyLease,
-) -> PlanReceipt:
-    overrides = sync_issues.read_overrides(engine)
-    staged = sync_issues.apply_overrides(read_staged_firm(engine), overrides)
-    state = read_sync_state(engine, reference.realm_id)
-    run = {"run_id": run_id, "realm_id": reference.realm_id}
-    recorded = 0
-    with engine.begin() as conn:
-        for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
-            conn.execute(table.delete().where(table.c.run_id == run_id))
-
-        def record(operations: pd.DataFrame) -> None:
-            nonlocal recorded
-            recorded += len(operations)
-            warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
-
-        plan = build_plan(staged, settings, reference, state, options, sink=record)
-        lease.verify()  # a plan made on a state another writer has changed since is not recorded
-        statuses = sync_issues.explain_overrides(plan.statuses, overrides)
-        warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
-        conn.execute(
-            warehouse.sync_plan_runs.insert().values(
-                **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+            plan = build_plan(staged, settings, reference, state, options, sink=record)
+            lease.verify()  # a plan made on a state another writer has changed since is not recorded
+            statuses = sync_issues.explain_overrides(plan.statuses, overrides)
+            warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
+            conn.execute(
+                warehouse.sync_plan_runs.insert().values(
+                    **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+                )
             )
+            counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
+        return PlanReceipt(
+            run_id=run_id,
+            realm_id=reference.realm_id,
+            operations=recorded,
+            operations_by_kind_and_action={
+                f"{row.taxdome_kind}.{row.action}": int(row.operations) for row in counts
+            },
+            statuses={k: int(v) for k, v in statuses["status"].value_counts().sort_index().items()},
         )
-        counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
-    return PlanReceipt(
-        run_id=run_id,
-        realm_id=reference.realm_id,
-        operations=recorded,
-        operations_by_kind_and_action={
-            f"{row.taxdome_kind}.{row.action}": int(row.operations) for row in counts
-        },
-        statuses={k: int(v) for k, v in statuses["status"].value_counts().sort_index().items()},
-    )
 
 
 def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int = PREVIEW_EXAMPLES) -> str:

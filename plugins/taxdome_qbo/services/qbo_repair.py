@@ -24,7 +24,7 @@ from itertools import groupby
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from taxdome_qbo.core.load_rules import MAX_REQUEST_ID
+from taxdome_qbo.core.load_rules import MAX_REQUEST_ID, marker_field
 from taxdome_qbo.core.planner import SYNCED
 from taxdome_qbo.core.qbo_faults import Answer, Fault, classify_fault, first_fault
 from taxdome_qbo.services import company_lease, qbo_readback, sql, warehouse
@@ -180,7 +180,7 @@ def _remove(
         if classify_fault(fault) is Answer.NOT_FOUND:
             return Removal(entity, qbo_id, duplicate.marker, GONE)
         return Removal(entity, qbo_id, duplicate.marker, FAILED, fault.describe())
-    note = found.get("Notes" if entity == "Customer" else "PrivateNote")
+    note = found.get(marker_field(entity))
     if note != duplicate.marker or found.get("Active") is False:
         return Removal(entity, qbo_id, duplicate.marker, GONE, "no longer a copy (changed since it was read)")
     key = {"Id": qbo_id, "SyncToken": str(found["SyncToken"])}

@@ -9,10 +9,8 @@ folders are created 0700 and files 0600 (object stores have no modes: their acce
 from __future__ import annotations
 
 import io
-import os
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -35,6 +33,7 @@ from taxdome_qbo.core.report_html import (
     render_html,
 )
 from taxdome_qbo.services import warehouse
+from taxdome_qbo.services.local_files import open_private, private_folder
 
 HTML_FILE = "reconciliation.html"
 EXCEPTIONS_CSV = "exceptions.csv"
@@ -57,44 +56,6 @@ class ReportFolder(Protocol):
 
 class ReconciliationRunNotFound(LookupError):
     pass
-
-
-PRIVATE_FOLDER_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
-_LOCAL_PROTOCOLS = ("", "file", "local")
-
-
-def _local_path(location: ReportFolder) -> Path | None:
-    """The local path behind a location, or None on an object store."""
-    if isinstance(location, Path):
-        return location
-    return Path(location.path) if getattr(location, "protocol", None) in _LOCAL_PROTOCOLS else None
-
-
-def private_folder(folder: ReportFolder) -> None:
-    """Create the folder (and its missing parents) readable by its owner only."""
-    local = _local_path(folder)
-    if local is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        return
-    for missing in reversed([path for path in (local, *local.parents) if not path.exists()]):
-        missing.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
-    local.chmod(PRIVATE_FOLDER_MODE)
-
-
-def _private_opener(path: str, flags: int) -> int:
-    return os.open(path, flags, PRIVATE_FILE_MODE)
-
-
-def open_private(location: ReportFolder, mode: str, **kwargs: Any) -> Any:
-    """Open a report file for writing, created readable by its owner only (a file of an earlier attempt
-    is made so too)."""
-    local = _local_path(location)
-    if local is None:
-        return location.open(mode, **kwargs)
-    handle = open(local, mode, opener=_private_opener, **kwargs)  # noqa: SIM115 (the caller closes it)
-    local.chmod(PRIVATE_FILE_MODE)
-    return handle
 
 
 def write_reports(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from taxdome_qbo.services.warehouse import PRIVATE_FILE_MODE
+from taxdome_qbo.services.local_files import PRIVATE_FILE_MODE
 
 log = logging.getLogger(__name__)
 

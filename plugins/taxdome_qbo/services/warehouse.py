@@ -8,7 +8,6 @@ decimal text on SQLite, whose NUMERIC affinity would otherwise store 1.1 as a bi
 from __future__ import annotations
 
 import decimal
-import os
 import re
 import weakref
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
+from taxdome_qbo.services.local_files import create_private_file
 
 
 class DecimalText(sa.types.TypeDecorator):
@@ -562,24 +562,8 @@ def create_schema(engine: Engine) -> None:
     _SCHEMA_READY.add(engine)
 
 
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_FOLDER_MODE = 0o700
 # What a search_path may be: one unquoted PostgreSQL identifier (NAMEDATALEN - 1 bytes at most).
 SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
-
-
-def private_folder(path: Path) -> None:
-    """Create the folder readable by its owner only (missing parents as `mkdir -p` makes them); an existing
-    folder is left as it is."""
-    path.mkdir(mode=PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
-
-
-def _create_private_file(path: Path) -> None:
-    """Create `path` empty and 0600 unless it exists (SQLite takes an empty file as an empty database)."""
-    if str(path) in ("", ":memory:") or path.exists():
-        return
-    private_folder(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
 
 
 def sqlite_engine(path: str) -> Engine:
@@ -588,7 +572,8 @@ def sqlite_engine(path: str) -> Engine:
     A database file created here is readable by its owner only (it holds the companies' tokens); SQLite
     gives its -wal and -shm files the database file's permissions.
     """
-    _create_private_file(Path(path))
+    if path not in ("", ":memory:"):
+        create_private_file(Path(path))
     engine = sa.create_engine(f"sqlite:///{path}", hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
