@@ -10,6 +10,7 @@ import os
 import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
+from airflow.models.asset import AssetEvent, AssetModel
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 from export_builder import write_export
@@ -22,6 +23,7 @@ from load_harness import (
 )
 
 from qbo_emulator.admin import airflow_connection
+from taxdome_qbo.assets import QUICKBOOKS_LOADED
 from taxdome_qbo.hooks.quickbooks import deployment_token_cipher
 from taxdome_qbo.services import warehouse
 
@@ -34,6 +36,17 @@ def xcom_values(run_id: str) -> dict[str, object]:
             sa.select(XComModel.task_id, XComModel.value).where(XComModel.run_id == run_id)
         ).all()
     return dict(rows)
+
+
+def loaded_events(run_id: str) -> int:
+    """The QUICKBOOKS_LOADED events the run emitted (what schedules a reconciliation)."""
+    with create_session() as session:
+        return session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == QUICKBOOKS_LOADED.name, AssetEvent.source_run_id == run_id)
+        )
 
 
 def test_the_sync_loads_quickbooks_and_never_shows_a_secret(
@@ -93,3 +106,28 @@ def test_the_sync_loads_quickbooks_and_never_shows_a_secret(
         if value in text
     ]
     assert not leaks
+
+
+def test_a_run_with_nothing_to_write_skips_the_load_and_starts_no_reconciliation(
+    airflow_db, emulator, warehouse_engine_from_connection, tmp_path, monkeypatch
+):
+    company = company_for_base_export(emulator)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
+    )
+    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(tmp_path / "reports"))
+    sync_dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["taxdome_qbo_sync"]
+    conf = {"export_dir": str(write_export(tmp_path / "exports" / "2026-01-10")), **BASE_FIRM_SETTINGS}
+    first = sync_dag.test(run_conf=conf)
+    assert first.state == "success"
+    assert loaded_events(first.run_id) == 1
+    before = len(emulator.admin("GET", "requests").json()["requests"])
+
+    again = sync_dag.test(run_conf=conf)  # the same export: QuickBooks already holds all of it
+
+    assert again.state == "success"
+    states = {ti.task_id: ti.state for ti in again.get_task_instances()}
+    assert (states["plan"], states["load"]) == ("success", "skipped")
+    assert xcom_values(again.run_id)["plan"]["operations"] == 0
+    assert loaded_events(again.run_id) == 0
+    assert writes_since(emulator, company["realm_id"], before) == []

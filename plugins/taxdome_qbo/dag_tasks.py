@@ -141,8 +141,12 @@ def governed_session(hook: QuickBooksHook, nothing_is: str) -> QboSession:
     try:
         session = hook.get_session()
     except AirflowNotFoundException as exc:
+        conn_id = hook.quickbooks_conn_id
         raise AirflowSkipException(
-            f"QuickBooks is not connected (no {hook.quickbooks_conn_id} connection): nothing is {nothing_is}"
+            f"QuickBooks is not connected (no {conn_id} connection): nothing is {nothing_is}. Define the "
+            f"connection with the Intuit app's client id and secret (AIRFLOW_CONN_{conn_id.upper()}, see the "
+            "README), then connect the company with `python -m taxdome_qbo connect --realm <company id>` (or "
+            "give the connection the extras realm_id and refresh_token), and run again."
         ) from exc
     except QboDisconnectedError as exc:
         raise AirflowSkipException(
@@ -180,8 +184,9 @@ def load_run(
 ) -> loading.LoadReceipt:
     """Load the run's plan into the connected company, within its rate limits shared by every task.
 
-    Skips (AirflowSkipException) when there is nothing to load or QuickBooks is not connected; fails without
-    retries when the plan cannot be loaded as it is or QBO refuses the company.
+    Skips (AirflowSkipException) when there is nothing to load (no plan, a dry run, a plan without operation)
+    or QuickBooks is not connected; fails without retries when the plan cannot be loaded as it is or QBO
+    refuses the company.
     """
     engine = WarehouseHook(warehouse_conn_id).get_engine()
     warehouse.create_schema(engine)
@@ -190,6 +195,10 @@ def load_run(
         raise AirflowSkipException(f"run {run_id} has no plan (QuickBooks was not connected when it planned)")
     if run.dry_run:
         raise AirflowSkipException("dry run: the plan is only a preview, nothing is written to QuickBooks")
+    if not run.operations:
+        # Skipped, not succeeded: a skipped task emits no Asset event, so no reconciliation is started for
+        # a run that changed nothing in QuickBooks.
+        raise AirflowSkipException(f"nothing to write: the plan of run {run_id} has no operation")
     hook = QuickBooksHook(quickbooks_conn_id, warehouse_conn_id)
     session = governed_session(hook, "written (no write was attempted)")
     try:
@@ -218,7 +227,7 @@ def retry_sync(
     run without params. The company's lease is held from the check to the end of the load, so the plan is
     made from the sync state no other writer changes before it is loaded; another writer holding it longer
     than `wait_seconds` makes the retry refuse (CompanyBusy, naming it). Returns the plan's and the load's
-    receipts.
+    receipts (an empty load when the plan has no operation).
     """
     hook = QuickBooksHook()
     realm_id = hook.current_realm_id()
@@ -231,6 +240,10 @@ def retry_sync(
     ):
         check_quality(params, run_id)
         planned = plan_sync(params, run_id)
+        if not planned["operations"]:
+            # load_run would skip it: a retry with nothing to write is done, with an empty load.
+            log.info("retry %s: nothing to write, the plan has no operation", run_id)
+            return planned, loading.LoadReceipt(run_id, realm_id)
         return planned, load_run(run_id, options=loading.LoadOptions(selection=selection))
 
 
