@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from taxdome_qbo import dag_tasks
+from taxdome_qbo import dag_tasks, pools
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.services import loading
@@ -20,7 +20,7 @@ class QuickBooksLoadOperator(BaseOperator):
     retry or a re-run of the DAG run never duplicates. Requests go through one rate governor per company,
     shared with every other task. QBO's refusals of single objects become their statuses; the task fails
     only when QBO stays unreachable or refuses the company. Returns a receipt: outcomes per kind, requests,
-    429s, retries.
+    429s, retries. Runs in the pool `pools.QBO_API` unless told otherwise; the taxdome_qbo plugin creates it.
 
     :param quickbooks_conn_id: the QuickBooks connection.
     :param warehouse_conn_id: the warehouse holding the plan, the sync state and the tokens.
@@ -37,7 +37,7 @@ class QuickBooksLoadOperator(BaseOperator):
         batch_size: int = loading.BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("pool", "qbo_api")
+        kwargs.setdefault("pool", pools.QBO_API.name)
         super().__init__(**kwargs)
         self.quickbooks_conn_id = quickbooks_conn_id
         self.warehouse_conn_id = warehouse_conn_id
