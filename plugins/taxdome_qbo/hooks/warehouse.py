@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from sqlalchemy.engine import Engine
@@ -10,13 +11,19 @@ from taxdome_qbo.paths import default_warehouse_path
 from taxdome_qbo.services import warehouse
 
 
+class WarehouseUnreachableError(RuntimeError):
+    """The warehouse's PostgreSQL refused the connection or did not answer; a retry of the task may find it."""
+
+
 class WarehouseHook(BaseHook):
     """Builds the SQLAlchemy engine of the staging warehouse.
 
     The connection (`AIRFLOW_CONN_WAREHOUSE_DEFAULT`, JSON) is `postgres` (host, port, schema = database,
     login, password; extra `search_path`, one plain schema name, to stage into a schema other than `public`)
     or `sqlite` (host = the database file). Without the connection, the warehouse is `warehouse.db` in the
-    Airflow home. A SQLite file (and its folder) created here is readable by its owner only.
+    Airflow home. A SQLite file (and its folder) created here is readable by its owner only. A PostgreSQL
+    warehouse that refuses or does not answer fails `get_engine` with WarehouseUnreachableError, which says
+    what to check.
 
     :param warehouse_conn_id: the connection id.
     """
@@ -41,7 +48,7 @@ class WarehouseHook(BaseHook):
             raise ValueError(
                 f"connection {self.warehouse_conn_id} has type {conn.conn_type!r}; the warehouse is postgres or sqlite"
             )
-        return warehouse.postgres_engine(
+        engine = warehouse.postgres_engine(
             host=conn.host,
             port=conn.port,
             database=conn.schema or "postgres",
@@ -49,6 +56,25 @@ class WarehouseHook(BaseHook):
             password=conn.password,
             search_path=conn.extra_dejson.get("search_path"),
         )
+        self._check_answers(engine)
+        return engine
+
+    def _check_answers(self, engine: Engine) -> None:
+        """One connection and `SELECT 1`: a warehouse that is down or refuses us fails the task here, saying
+        what to check, rather than deep inside a step. No retry loop: the task's retries ride out outages."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.DBAPIError as error:
+            url = engine.url
+            driver_error = " ".join(str(error.orig).split())
+            raise WarehouseUnreachableError(
+                f"The warehouse (connection {self.warehouse_conn_id}: PostgreSQL at "
+                f"{url.host}:{url.port}/{url.database} as {url.username or 'the default user'}) cannot be "
+                f"used ({driver_error}). Check the connection's host, port, schema (the database), login and "
+                f"password with `airflow connections get {self.warehouse_conn_id}`, and that the PostgreSQL "
+                "server is running and accepts connections from this machine."
+            ) from error
 
     def describe(self) -> str:
         """Where the warehouse is, without credentials (for logs and summaries)."""
