@@ -2,7 +2,9 @@
 ### TaxDome ↔ QuickBooks Online reconciliation
 
 **What it does.** Answers finance's question after every sync: does QuickBooks now say exactly what TaxDome
-says, and where not, why? `read_back` reads the company's customers, invoices (with lines), payments (with
+says, and where not, why? `wait_for_sync` first waits while a `taxdome_qbo_sync` run is queued or running
+(a company is never compared while a sync stages or loads it; the run that started this one may still be
+finishing). `read_back` then reads the company's customers, invoices (with lines), payments (with
 what they apply to), credit memos, purchases and refund receipts into the `stg_qbo__*` tables (Change Data
 Capture since the last read; a full read the first time, after 30 days, or with `full_read`). `reconcile`
 compares them with the staged TaxDome firm for the sync's scope, per object and in totals (invoiced, tax,
@@ -11,10 +13,14 @@ payouts), to the cent, and classifies every difference (missing in QBO, extra in
 customer mismatch, field mismatch, duplicate in QBO; out of scope by a sync rule is explained).
 `report` writes an HTML report (opens offline), CSV files and an XLSX workbook to
 `<reports>/<run id>/`. `verdict` then fails the run if a difference is unexplained: the evidence exists
-first.
+first. If a sync staged, planned or loaded between `read_back` and `verdict` (a run started by hand, a
+`retry`), `verdict` is skipped instead: that comparison may have seen a half-loaded company, and the
+reconciliation the sync's load triggers judges.
 
-**When it runs.** After every successful load of `taxdome_qbo_sync` (scheduled on the Asset its `load`
-task emits), or by hand for any period (`period_from`, `period_to`; default: the sync date to today).
+**When it runs.** After every load of `taxdome_qbo_sync` that wrote to QuickBooks (scheduled on the Asset
+its `load` task emits; a run with nothing to write skips `load` and emits none), or by hand for any period
+(`period_from`, `period_to`; default: the sync date to today). It is created unpaused: a deployment that
+unpauses the sync reconciles without another step.
 
 **Where to look.** `rpt_reconciliation__summary` (run × measure × period × dimension: TaxDome, QBO,
 difference), `rpt_reconciliation__exceptions` (one row per difference, both sides' ids and amounts, its
@@ -22,7 +28,9 @@ class, the QuickBooks link), `reconciliation_runs` (verdict, report location).
 
 **When it fails.** *N unexplained difference(s)*: open the report; each exception says what differs. Fix
 it in TaxDome or QuickBooks (or `python -m taxdome_qbo retry`) and run the sync, or this DAG, again.
-`read_back` failing after retries: QuickBooks was unreachable; clear the task later.
+`read_back` failing after retries: QuickBooks was unreachable; clear the task later. `wait_for_sync`
+timing out (6 hours): a sync run is stuck queued or running; see to it, then clear `wait_for_sync`.
+`verdict` skipped: a sync changed the data during the comparison (the log says what changed).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=False,
     default_args={"owner": "data-team", "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["taxdome", "quickbooks", "finance", "reconciliation"],
     doc_md=__doc__,
@@ -56,6 +65,15 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
     },
 )
 def taxdome_qbo_reconcile():
+    # The sensor's own timeout only backs up the one no_sync_in_flight raises, which says what to do.
+    @task.sensor(
+        poke_interval=15,
+        timeout=reconcile_tasks.SYNC_WAIT_TIMEOUT + timedelta(minutes=1),
+        mode="reschedule",
+    )
+    def wait_for_sync() -> bool:
+        return reconcile_tasks.no_sync_in_flight(get_current_context())
+
     @task
     def read_back() -> dict:
         return reconcile_tasks.read_back(get_current_context()["params"])
@@ -70,12 +88,13 @@ def taxdome_qbo_reconcile():
         return reconcile_tasks.report(receipt, get_current_context()["run_id"])
 
     @task
-    def verdict(receipt: dict, written: dict) -> None:
-        reconcile_tasks.verdict(receipt, written)
+    def verdict(receipt: dict, written: dict, read: dict) -> None:
+        reconcile_tasks.verdict(receipt, written, read)
 
+    read = read_back()
     compared = reconcile()
-    read_back() >> compared
-    verdict(compared, report(compared))
+    wait_for_sync() >> read >> compared
+    verdict(compared, report(compared), read)
 
 
 taxdome_qbo_reconcile()

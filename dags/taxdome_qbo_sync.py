@@ -13,7 +13,8 @@ QuickBooks. `load` (pool `qbo_api`) then executes the plan against QuickBooks: c
 payments, credit memos and their applications, fees, refunds, in batches within Intuit's limits (one rate
 governor per company, shared by every task). Its XCom is a receipt of outcomes per kind; every write is in
 `qbo_requests`, what QBO holds for each object in `qbo_sync_state`, each object's verdict (with its QuickBooks
-link) in `sync_object_status`. Its success emits the Asset `taxdome_qbo_reconcile` is scheduled on.
+link) in `sync_object_status`. Its success emits the Asset `taxdome_qbo_reconcile` is scheduled on; a plan
+without operation skips `load`, so a run that changed nothing in QuickBooks starts no reconciliation.
 
 **Which exports.** A manual run with `export_dir` loads that export (a local path or any object-store URL).
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
@@ -40,7 +41,8 @@ its marker before it is sent again. Clearing `load` resumes where it stopped.
   deleted them, trigger with `allow_mass_delete: true`; if the export is partial, use `export_mode:
   incremental`.
 - `plan` / `load` skipped: QuickBooks is not connected (no `quickbooks_default`) or was disconnected
-  (`python -m taxdome_qbo reconnect --realm <id>`), or the run is a dry run.
+  (`python -m taxdome_qbo reconnect --realm <id>`), or the run is a dry run; `load` alone: the plan has no
+  operation: nothing to write to QuickBooks.
 - objects *failed* in QuickBooks (a duplicate name, a closed period, ...): the load goes on without them;
   `python -m taxdome_qbo issues` lists them by category with what to do, `retry` re-runs them.
 - `load` failed after retries: QuickBooks kept answering 5xx/429 or was unreachable; clear the task later
@@ -60,7 +62,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from taxdome_qbo import dag_tasks
-from taxdome_qbo.assets import QUICKBOOKS_LOADED
+from taxdome_qbo.assets import QUICKBOOKS_LOADED, SYNC_DAG_ID
 from taxdome_qbo.operators.quickbooks_load import QuickBooksLoadOperator
 
 NULLABLE_TEXT = ["null", "string"]
@@ -83,7 +85,7 @@ def _setting(description: str, **schema) -> Param:
 
 
 @dag(
-    dag_id="taxdome_qbo_sync",
+    dag_id=SYNC_DAG_ID,
     schedule=os.environ.get("TAXDOME_QBO_SYNC_SCHEDULE", "@hourly"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -63,5 +63,15 @@ def test_the_reconciliation_runs_after_each_load_and_reports_before_its_verdict(
     (emitted,) = sync.get_task("load").outlets
     assert reconcile.timetable.asset_condition.objects == (emitted,)
     assert [t.task_id for t in reconcile.topological_sort()][-1] == "verdict"
-    assert reconcile.get_task("verdict").upstream_task_ids == {"reconcile", "report"}
+    assert reconcile.get_task("verdict").upstream_task_ids == {"read_back", "reconcile", "report"}
     assert set(reconcile.params.keys()) == {"period_from", "period_to", "full_read"}
+    assert reconcile.is_paused_upon_creation is False  # unpausing the sync alone must reconcile
+
+
+def test_the_reconciliation_first_waits_for_every_sync_run_to_finish(dagbag):
+    reconcile = dagbag.dags["taxdome_qbo_reconcile"]
+    wait = reconcile.get_task("wait_for_sync")
+    assert [t.task_id for t in reconcile.roots] == ["wait_for_sync"]
+    assert reconcile.get_task("read_back").upstream_task_ids == {"wait_for_sync"}
+    assert (wait.mode, wait.poke_interval) == ("reschedule", 15)
+    assert wait.timeout > 6 * 3600

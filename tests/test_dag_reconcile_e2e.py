@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from export_builder import write_export
-from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked
+from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked, stage
 from quickbooks.objects import Invoice
 
 from qbo_emulator.admin import airflow_connection
+from taxdome_qbo import reconcile_tasks
 from taxdome_qbo.cli import main as cli_main
-from taxdome_qbo.services import warehouse
+from taxdome_qbo.services import reconciliation, warehouse
 
 pytestmark = pytest.mark.airflow
 
@@ -59,6 +61,7 @@ def test_the_reconciliation_reports_then_judges(
     assert differing.state == "failed"
     states = {ti.task_id: ti.state for ti in differing.get_task_instances()}
     assert states == {
+        "wait_for_sync": "success",  # no sync run queued or running: the first poke passes
         "read_back": "success",
         "reconcile": "success",
         "report": "success",
@@ -80,3 +83,22 @@ def test_the_reconciliation_reports_then_judges(
     out = capsys.readouterr().out
     assert "2 unexplained" in out and latest.report_location in out
     assert "data quality of sync run" in out and "checks, 0 failed (0 critical)" in out
+
+
+def test_a_verdict_over_data_a_sync_changed_meanwhile_is_skipped_not_failed(
+    warehouse_engine_from_connection, tmp_path
+):
+    engine = warehouse_engine_from_connection
+    read = {"realm_id": "9130", "sync_fingerprint": reconciliation.sync_fingerprint(engine, "9130")}
+    written = {"html": str(tmp_path / "reports" / "reconciliation.html")}
+    differing = {"unexplained": 29, "exceptions_by_class": {"missing_in_qbo": 29}}
+    assert reconcile_tasks.verdict({"unexplained": 0, "exceptions_by_class": {}}, written, read) is None
+    with pytest.raises(AirflowFailException, match="29 unexplained difference"):
+        reconcile_tasks.verdict(differing, written, read)
+
+    stage(engine, write_export(tmp_path / "export"))  # a sync run started by hand stages meanwhile
+
+    with pytest.raises(AirflowSkipException, match="a sync changed the data during this comparison") as skip:
+        reconcile_tasks.verdict(differing, written, read)
+    assert "the reconciliation the sync's load triggers will judge" in str(skip.value)
+    assert written["html"] in str(skip.value)

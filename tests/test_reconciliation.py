@@ -3,6 +3,7 @@ difference found with its class and amount (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from export_builder import replace_row, write_export
@@ -18,6 +19,8 @@ from load_harness import (
     stage,
 )
 from quickbooks.objects import Customer, Invoice, Payment, Purchase, RefundReceipt
+
+from taxdome_qbo.services import reconciliation, warehouse
 
 
 def synced_company(engine, emulator, tmp_path, **export_changes):
@@ -129,3 +132,65 @@ def test_every_planted_difference_is_found_with_its_class_and_amount(warehouse_e
     kept_out = found[("out_of_scope", "payment", "P2", None)]
     assert kept_out.explained and "set not to sync" in kept_out.detail
     assert receipt.unexplained == sum(1 for e in exceptions if not e.explained)
+
+
+def test_the_sync_fingerprint_changes_when_a_sync_stages_plans_writes_or_loads(warehouse_engine, tmp_path):
+    engine, realm = warehouse_engine, "9130"
+    nothing = reconciliation.sync_fingerprint(engine, realm)
+    assert nothing == {"latest_batch_id": None, "latest_planned_at": None, "latest_loaded_at": None}
+
+    stage(engine, write_export(tmp_path / "export"))
+    staged = reconciliation.sync_fingerprint(engine, realm)
+    assert staged["latest_batch_id"] is not None and staged != nothing
+
+    planned_at = datetime(2026, 1, 10, 9, tzinfo=UTC)
+    runs = warehouse.sync_plan_runs
+    with engine.begin() as conn:
+        conn.execute(
+            runs.insert(),
+            [  # none of them will write to this company
+                {
+                    "run_id": "dry",
+                    "realm_id": realm,
+                    "planned_at": planned_at,
+                    "dry_run": True,
+                    "operations": 5,
+                },
+                {
+                    "run_id": "nothing",
+                    "realm_id": realm,
+                    "planned_at": planned_at,
+                    "dry_run": False,
+                    "operations": 0,
+                },
+                {
+                    "run_id": "other",
+                    "realm_id": "4620",
+                    "planned_at": planned_at,
+                    "dry_run": False,
+                    "operations": 3,
+                },
+            ],
+        )
+    assert reconciliation.sync_fingerprint(engine, realm) == staged
+
+    with engine.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                run_id="sync-2",
+                realm_id=realm,
+                planned_at=planned_at + timedelta(minutes=1),
+                dry_run=False,
+                operations=4,
+            )
+        )
+    planned = reconciliation.sync_fingerprint(engine, realm)
+    assert planned["latest_planned_at"] is not None and planned != staged
+
+    with engine.begin() as conn:
+        conn.execute(
+            runs.update().where(runs.c.run_id == "sync-2").values(loaded_at=planned_at + timedelta(minutes=5))
+        )
+    loaded = reconciliation.sync_fingerprint(engine, realm)
+    assert loaded["latest_loaded_at"] is not None and loaded != planned
+    assert reconciliation.sync_fingerprint(engine, realm) == loaded  # nothing changed: the same fingerprint

@@ -6,9 +6,11 @@ import datetime as dt
 import logging
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from taxdome_qbo import dag_tasks
+from taxdome_qbo.assets import SYNC_DAG_ID
 from taxdome_qbo.core.planner import resolve_setting_ids
 from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
@@ -17,13 +19,41 @@ from taxdome_qbo.services import qbo_client, qbo_readback, reconciliation, repor
 
 log = logging.getLogger(__name__)
 
+SYNC_WAIT_TIMEOUT = dt.timedelta(hours=6)
+SYNC_IN_FLIGHT = ["queued", "running"]
+
+
+def no_sync_in_flight(context: Context) -> bool:
+    """The poke of `wait_for_sync`: done when no sync run is queued or running, since comparing a company a
+    sync is staging or loading would judge it half-loaded. The sync run whose load started this run may
+    still be `running` for a few seconds: the next poke sees it finished."""
+    ti = context["ti"]
+    in_flight = ti.get_dr_count(dag_id=SYNC_DAG_ID, states=SYNC_IN_FLIGHT)
+    if not in_flight:
+        return True
+    now = dt.datetime.now(dt.UTC)
+    waited = now - (ti.get_first_reschedule_date(context) or now)
+    if waited >= SYNC_WAIT_TIMEOUT:
+        raise AirflowSensorTimeout(
+            f"{in_flight} {SYNC_DAG_ID} run(s) still queued or running after {waited}: nothing is compared "
+            f"while a sync may be writing. Look at the {SYNC_DAG_ID} run in the UI (stuck in `load`? waiting "
+            "for the company lease or the qbo_api pool?); once it has finished or was marked failed, clear "
+            "`wait_for_sync` of this run."
+        )
+    log.info("%d %s run(s) queued or running: waiting before comparing", in_flight, SYNC_DAG_ID)
+    return False
+
 
 def read_back(params: dict[str, Any]) -> dict:
-    """Read the company's customers and transactions back into the `stg_qbo__*` tables (CDC when it can)."""
+    """Read the company's customers and transactions back into the `stg_qbo__*` tables (CDC when it can).
+
+    The receipt holds the sync's fingerprint taken before the read: `verdict` judges only if it is unchanged.
+    """
     hook = QuickBooksHook()
     session = dag_tasks.governed_session(hook, "read")
+    fingerprint = reconciliation.sync_fingerprint(hook.warehouse_engine, session.realm_id)
     receipt = qbo_readback.read_back(hook.warehouse_engine, session, incremental=not params["full_read"])
-    return receipt.as_xcom()
+    return receipt.as_xcom() | {"sync_fingerprint": fingerprint}
 
 
 def reconcile(params: dict[str, Any], run_id: str) -> dict:
@@ -69,8 +99,20 @@ def report(receipt: dict, run_id: str) -> dict:
     return written
 
 
-def verdict(receipt: dict, written: dict) -> None:
-    """Fails the run when a difference is unexplained; the report exists by then."""
+def verdict(receipt: dict, written: dict, read: dict) -> None:
+    """Fails the run when a difference is unexplained; the report exists by then. Skips instead when a sync
+    staged, planned or loaded since the read-back (`read`'s fingerprint): the comparison may have seen the
+    company half-loaded."""
+    fingerprint = reconciliation.sync_fingerprint(WarehouseHook().get_engine(), read["realm_id"])
+    if fingerprint != read["sync_fingerprint"]:
+        message = (
+            f"a sync changed the data during this comparison (before: {read['sync_fingerprint']}, after: "
+            f"{fingerprint}), so its {receipt['unexplained']} unexplained difference(s) are not judged: the "
+            "reconciliation the sync's load triggers will judge (if that sync writes nothing, run "
+            f"taxdome_qbo_reconcile again). Report of this comparison: {written['html']}"
+        )
+        log.warning("%s", message)
+        raise AirflowSkipException(message)
     if receipt["unexplained"]:
         classes = ", ".join(f"{name} {n}" for name, n in receipt["exceptions_by_class"].items())
         raise AirflowFailException(

@@ -190,6 +190,16 @@ def reconcile_company(
     return receipt
 
 
+def sync_fingerprint(engine: Engine, realm_id: str) -> dict[str, str | None]:
+    """What a sync changes under a reconciliation of the company: the latest export staged, plan to load and
+    load (as text, for an XCom). Equal before and after a comparison: no sync staged, planned or loaded
+    meanwhile."""
+    warehouse.create_schema(engine)
+    with engine.connect() as conn:
+        [row] = sql.fetch_all(conn, "reconciliation/select_sync_fingerprint", realm_id=realm_id)
+    return {name: None if value is None else str(value) for name, value in row._mapping.items()}
+
+
 def record_report_location(engine: Engine, recon_run_id: str, location: str) -> None:
     runs = warehouse.reconciliation_runs
     with engine.begin() as conn:
