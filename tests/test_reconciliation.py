@@ -3,9 +3,10 @@ difference found with its class and amount (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pandas as pd
 from export_builder import replace_row, write_export
 from load_harness import (
     BASE_FIRM_SETTINGS,
@@ -20,6 +21,7 @@ from load_harness import (
 )
 from quickbooks.objects import Customer, Invoice, Payment, Purchase, RefundReceipt
 
+from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
 from taxdome_qbo.services import reconciliation, warehouse
 
 
@@ -194,3 +196,193 @@ def test_the_sync_fingerprint_changes_when_a_sync_stages_plans_writes_or_loads(w
     loaded = reconciliation.sync_fingerprint(engine, realm)
     assert loaded["latest_loaded_at"] is not None and loaded != planned
     assert reconciliation.sync_fingerprint(engine, realm) == loaded  # nothing changed: the same fingerprint
+
+
+# -- empty and partial inputs: typed whatever their length, an honest result and never a crash --------------
+SETTLED = date(2026, 1, 5)
+EMPTY_PERIOD = ReconciliationSettings(period_to=date(2026, 2, 1), deposit_account_id="35", tax_item_id="9")
+
+
+def frame(columns: str, *rows: tuple) -> pd.DataFrame:
+    """A frame as the service reads one from the warehouse: built from rows, so an empty one has object columns."""
+    return pd.DataFrame(list(rows), columns=columns.split())
+
+
+def taxdome_side(**frames: pd.DataFrame) -> TaxDomeSide:
+    columns = {
+        "accounts": "account_id account_name",
+        "invoices": "invoice_id invoice_number account_id posted_date status tax_amount_cents total_cents",
+        "payments": "payment_id account_id payment_date amount_cents method processor processing_fee_cents",
+        "applications": "payment_id invoice_id amount_cents",
+        "refunds": "refund_id payment_id account_id refund_date amount_cents",
+        "payouts": "payout_id payout_date processor gross_cents fee_cents net_cents payment_ids",
+    }
+    return TaxDomeSide(**{name: frames.get(name, frame(names)) for name, names in columns.items()})
+
+
+def qbo_side(**frames: pd.DataFrame) -> QboSide:
+    transaction = "qbo_id marker txn_date customer_id total_cents"
+    columns = {
+        "customers": "qbo_id marker display_name active balance_cents",
+        "invoices": f"{transaction} tax_cents balance_cents",
+        "invoice_lines": "invoice_id line_no item_id amount_cents",
+        "payments": f"{transaction} deposit_account_id",
+        "payment_links": "payment_id line_no txn_type txn_id amount_cents",
+        "credit_memos": transaction,
+        "purchases": "qbo_id marker txn_date expense_account_id total_cents",
+        "refund_receipts": transaction,
+    }
+    return QboSide(**{name: frames.get(name, frame(names)) for name, names in columns.items()})
+
+
+VERDICTS = "taxdome_kind taxdome_id status reason caused_by"
+STATE = "taxdome_kind taxdome_id qbo_entity qbo_id status"
+SYNCED_VERDICTS = frame(
+    VERDICTS,
+    ("account", "A1", "synced", "created", None),
+    ("invoice", "I1", "synced", "created", None),
+    ("payment", "P1", "synced", "created", None),
+)
+SYNC_STATE = frame(
+    STATE,
+    ("account", "A1", "Customer", "1", "synced"),
+    ("invoice", "I1", "Invoice", "10", "synced"),
+    ("payment", "P1", "Payment", "20", "synced"),
+)
+QBO_HOLDING = qbo_side(
+    customers=frame(
+        "qbo_id marker display_name active balance_cents", ("1", "taxdome:account:A1", "Acme", True, 0)
+    ),
+    invoices=frame(
+        "qbo_id marker txn_date customer_id total_cents tax_cents balance_cents",
+        ("10", "taxdome:invoice:I1", SETTLED, "1", 10000, 0, 0),
+    ),
+    payments=frame(
+        "qbo_id marker txn_date customer_id total_cents deposit_account_id",
+        ("20", "taxdome:payment:P1", SETTLED, "1", 10000, "35"),
+    ),
+    payment_links=frame("payment_id line_no txn_type txn_id amount_cents", ("20", 1, "Invoice", "10", 10000)),
+)
+ACME = frame("account_id account_name", ("A1", "Acme"))
+
+
+def by_class(result) -> dict[tuple[str, str], list[str]]:
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in result.exceptions.itertuples():
+        found.setdefault((row.difference_class, row.object_kind), []).append(row.qbo_id or row.taxdome_id)
+    return found
+
+
+def total(result, measure: str) -> tuple[int, int]:
+    row = result.summary.set_index(["measure", "period", "dimension"]).loc[(measure, "total", "")]
+    return int(row.taxdome_cents), int(row.qbo_cents)
+
+
+def test_nothing_staged_against_a_company_holding_objects_shows_them_as_extra():
+    result = reconcile(taxdome_side(), QBO_HOLDING, SYNCED_VERDICTS, SYNC_STATE, EMPTY_PERIOD)
+
+    assert by_class(result) == {("extra_in_qbo", "invoice"): ["10"], ("extra_in_qbo", "payment"): ["20"]}
+    assert result.unexplained == 2
+    assert total(result, "invoiced") == (0, 10000)
+    assert result.summary["taxdome_cents"].dtype == "int64"
+
+
+def test_only_accounts_staged_compares_the_customers_and_counts_the_rest_as_extra():
+    renamed = qbo_side(
+        customers=frame(
+            "qbo_id marker display_name active balance_cents",
+            ("1", "taxdome:account:A1", "Acme Ltd", True, None),
+        )
+    )
+    result = reconcile(taxdome_side(accounts=ACME), renamed, SYNCED_VERDICTS, SYNC_STATE, EMPTY_PERIOD)
+    assert by_class(result) == {("customer_mismatch", "account"): ["1"]}
+    assert result.objects_in_scope["account"] == 1
+
+    result = reconcile(taxdome_side(accounts=ACME), QBO_HOLDING, SYNCED_VERDICTS, SYNC_STATE, EMPTY_PERIOD)
+    assert by_class(result) == {("extra_in_qbo", "invoice"): ["10"], ("extra_in_qbo", "payment"): ["20"]}
+
+
+def test_an_empty_company_misses_everything_the_sync_says_it_holds():
+    staged = taxdome_side(
+        accounts=ACME,
+        invoices=frame(
+            "invoice_id invoice_number account_id posted_date status tax_amount_cents total_cents",
+            ("I1", "INV-1", "A1", SETTLED, "Paid", 0, 10000),
+        ),
+        payments=frame(
+            "payment_id account_id payment_date amount_cents method processor processing_fee_cents",
+            ("P1", "A1", SETTLED, 10000, "card", "stripe", 0),
+        ),
+    )
+
+    result = reconcile(staged, qbo_side(), SYNCED_VERDICTS, SYNC_STATE, EMPTY_PERIOD)
+
+    assert by_class(result) == {
+        ("missing_in_qbo", "invoice"): ["10"],
+        ("missing_in_qbo", "payment"): ["20"],
+        ("missing_in_qbo", "account"): ["1"],
+    }
+    assert total(result, "invoiced") == (10000, 0)
+    assert total(result, "collected_gross") == (10000, 0)
+
+
+def test_kinds_never_read_at_all_reconcile_to_nothing():
+    nothing = pd.DataFrame()
+    taxdome = TaxDomeSide(*[nothing] * 6)
+    qbo = QboSide(*[nothing] * 8)
+
+    result = reconcile(taxdome, qbo, nothing, nothing, EMPTY_PERIOD)
+
+    assert result.exceptions.empty and result.summary.empty and result.unexplained == 0
+
+
+def test_a_company_loaded_before_its_firm_was_staged_reconciles_from_the_warehouse(warehouse_engine):
+    """The frames the service reads from empty tables: nothing staged, QBO's copies holding a synced invoice."""
+    engine, realm = warehouse_engine, "9130"
+    warehouse.create_schema(engine)
+    now = datetime(2026, 1, 10, 9, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            warehouse.sync_plan_runs.insert().values(
+                run_id="sync-1", realm_id=realm, planned_at=now, dry_run=False, operations=2, loaded_at=now
+            )
+        )
+        conn.execute(
+            warehouse.qbo_sync_state.insert(),
+            [
+                {
+                    "realm_id": realm,
+                    "taxdome_kind": kind,
+                    "taxdome_id": taxdome_id,
+                    "qbo_entity": entity,
+                    "qbo_id": qbo_id,
+                    "status": "synced",
+                    "updated_at": now,
+                }
+                for kind, taxdome_id, entity, qbo_id in (
+                    ("account", "A1", "Customer", "1"),
+                    ("invoice", "I1", "Invoice", "10"),
+                )
+            ],
+        )
+        conn.execute(
+            warehouse.stg_qbo_invoices.insert().values(
+                realm_id=realm,
+                qbo_id="10",
+                marker="taxdome:invoice:I1",
+                txn_date=SETTLED,
+                customer_id="1",
+                total_cents=10000,
+                tax_cents=0,
+                balance_cents=10000,
+                _read_at=now,
+            )
+        )
+
+    receipt = reconciliation.reconcile_company(engine, realm, "recon-1", EMPTY_PERIOD)
+
+    assert (receipt.verdict, receipt.unexplained, receipt.exceptions_by_class) == (
+        "differences",
+        1,
+        {"extra_in_qbo": 1},
+    )

@@ -50,7 +50,6 @@ EXCEPTION_COLUMNS = (
     "qbo_link",
 )
 TOTAL = "total"
-_VERDICT_COLUMNS = ("taxdome_kind", "taxdome_id", "status", "reason", "caused_by")
 _KEPT_OUT = frozenset({"skipped", "do_not_sync", "not_synced"})
 # TaxDome object kind -> the QBO entity its counterpart is, and where that counterpart was read back.
 _ENTITY = {
@@ -91,6 +90,85 @@ class QboSide:
     credit_memos: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, marker
     purchases: pd.DataFrame  # qbo_id, txn_date, expense_account_id, total_cents, marker
     refund_receipts: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, marker
+
+
+# How every input column is typed, whatever the frame's length: ids and text as text (an empty frame or a
+# kind never read would otherwise get object or int64 columns, which cannot be joined to text ids), money as
+# integer cents (nullable: what is absent stays absent, never a float), dates as datetimes.
+ID = TEXT = "str"
+CENTS = "Int64"
+DATE = "date"
+_TAXDOME_TYPES = {
+    "accounts": {"account_id": ID, "account_name": TEXT},
+    "invoices": {
+        "invoice_id": ID,
+        "invoice_number": ID,
+        "account_id": ID,
+        "posted_date": DATE,
+        "status": TEXT,
+        "tax_amount_cents": CENTS,
+        "total_cents": CENTS,
+    },
+    "payments": {
+        "payment_id": ID,
+        "account_id": ID,
+        "payment_date": DATE,
+        "amount_cents": CENTS,
+        "method": TEXT,
+        "processor": TEXT,
+        "processing_fee_cents": CENTS,
+    },
+    "applications": {"payment_id": ID, "invoice_id": ID, "amount_cents": CENTS},
+    "refunds": {
+        "refund_id": ID,
+        "payment_id": ID,
+        "account_id": ID,
+        "refund_date": DATE,
+        "amount_cents": CENTS,
+    },
+    "payouts": {
+        "payout_id": ID,
+        "payout_date": DATE,
+        "processor": TEXT,
+        "gross_cents": CENTS,
+        "fee_cents": CENTS,
+        "net_cents": CENTS,
+        "payment_ids": TEXT,
+    },
+}
+_QBO_TRANSACTION = {"qbo_id": ID, "txn_date": DATE, "customer_id": ID, "total_cents": CENTS, "marker": TEXT}
+_QBO_TYPES = {
+    "customers": {"qbo_id": ID, "display_name": TEXT, "balance_cents": CENTS, "marker": TEXT},
+    "invoices": _QBO_TRANSACTION | {"tax_cents": CENTS, "balance_cents": CENTS},
+    "invoice_lines": {"invoice_id": ID, "item_id": ID, "amount_cents": CENTS},
+    "payments": _QBO_TRANSACTION | {"deposit_account_id": ID},
+    "payment_links": {"payment_id": ID, "txn_type": TEXT, "txn_id": ID, "amount_cents": CENTS},
+    "credit_memos": _QBO_TRANSACTION,
+    "purchases": {
+        "qbo_id": ID,
+        "txn_date": DATE,
+        "expense_account_id": ID,
+        "total_cents": CENTS,
+        "marker": TEXT,
+    },
+    "refund_receipts": _QBO_TRANSACTION,
+}
+_VERDICT_TYPES = {"taxdome_kind": TEXT, "taxdome_id": ID, "status": TEXT, "reason": TEXT, "caused_by": TEXT}
+_STATE_TYPES = {"taxdome_kind": TEXT, "taxdome_id": ID, "qbo_entity": TEXT, "qbo_id": ID, "status": TEXT}
+
+
+def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """`frame` with each column of `types` in its type (a column it lacks: all absent); other columns as they
+    are."""
+    frame = frame.reindex(columns=[*frame.columns, *(c for c in types if c not in frame.columns)])
+    return frame.assign(
+        **{
+            column: pd.to_datetime(frame[column], errors="coerce")
+            if kind == DATE
+            else frame[column].astype(kind)
+            for column, kind in types.items()
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -159,14 +237,6 @@ def _rows(frame: pd.DataFrame, **columns) -> pd.DataFrame:
     )
 
 
-def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, errors="coerce")
-
-
-def _cents(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce").fillna(0).astype("int64")
-
-
 def _in_period(dates: pd.Series, settings: ReconciliationSettings) -> pd.Series:
     keep = pd.Series(True, index=dates.index)
     if settings.period_from is not None:
@@ -213,25 +283,26 @@ class _Reconciler:
         state: pd.DataFrame,
         settings: ReconciliationSettings,
     ) -> None:
-        self.taxdome, self.qbo, self.settings = taxdome, qbo, settings
+        # Every input typed here, once: the rules below never meet an untyped (empty) frame.
+        self.taxdome = TaxDomeSide(
+            **{name: _typed(getattr(taxdome, name), types) for name, types in _TAXDOME_TYPES.items()}
+        )
+        self.qbo = QboSide(**{name: _typed(getattr(qbo, name), types) for name, types in _QBO_TYPES.items()})
+        verdicts, state = _typed(verdicts, _VERDICT_TYPES), _typed(state, _STATE_TYPES)
+        self.settings = settings
         self.exceptions = _Exceptions(settings)
         self.totals: list[pd.DataFrame] = []  # measure, period, dimension, taxdome_cents, qbo_cents
         self.in_scope: dict[str, int] = {}
         synced = state[state["status"] == "synced"]
-        self._qbo_ids_by_kind = {
-            kind: pd.Series(
-                rows["qbo_id"].astype(str).to_numpy(), index=rows["taxdome_id"].astype(str).to_numpy()
-            )
-            for kind, rows in synced.groupby("taxdome_kind")
-        }
+        qbo_ids = synced.set_index("taxdome_id")["qbo_id"]
+        self._no_qbo_ids = qbo_ids.iloc[:0]
+        self._qbo_ids_by_kind = dict(iter(qbo_ids.groupby(synced["taxdome_kind"].to_numpy())))
         self.customer_of_account = self.qbo_ids("account")
-        verdicts = verdicts.reindex(columns=_VERDICT_COLUMNS)
-        self._verdicts_by_kind = {
-            kind: rows.set_index(rows["taxdome_id"].astype(str))[["status", "reason", "caused_by"]].set_axis(
-                ["verdict", "verdict_reason", "caused_by"], axis=1
-            )
-            for kind, rows in verdicts.groupby("taxdome_kind")
-        }
+        by_id = verdicts.set_index("taxdome_id")[["status", "reason", "caused_by"]].set_axis(
+            ["verdict", "verdict_reason", "caused_by"], axis=1
+        )
+        self._no_verdicts = by_id.iloc[:0]
+        self._verdicts_by_kind = dict(iter(by_id.groupby(verdicts["taxdome_kind"].to_numpy())))
         # `kind:id` -> why it failed: what a failure-caused absence names.
         self._failure_reasons = pd.Series(
             verdicts["reason"].to_numpy(),
@@ -244,11 +315,7 @@ class _Reconciler:
 
     def verdicts_of(self, kind: str) -> pd.DataFrame:
         """TaxDome id -> the latest verdict (`verdict`, `verdict_reason`, `caused_by`) of the objects of `kind`."""
-        # Indexed by text even when empty: a firm without refunds still joins its (no) refunds to it.
-        return self._verdicts_by_kind.get(
-            kind,
-            pd.DataFrame(columns=["verdict", "verdict_reason", "caused_by"], index=pd.Index([], dtype="str")),
-        )
+        return self._verdicts_by_kind.get(kind, self._no_verdicts)
 
     def qbo_id_of(self, kind: str, taxdome_ids: pd.Series) -> pd.Series:
         """The QBO id of each TaxDome id of `kind`, as text (missing ones too: a kind with nothing synced would
@@ -275,13 +342,13 @@ class _Reconciler:
 
     def qbo_ids(self, kind: str) -> pd.Series:
         """TaxDome id -> QBO id of the objects of `kind` the sync state says QBO holds."""
-        return self._qbo_ids_by_kind.get(kind, pd.Series(dtype=str))
+        return self._qbo_ids_by_kind.get(kind, self._no_qbo_ids)
 
     # -- one kind of object --------------------------------------------------------------------------------
     def _scope(self, kind: str, objects: pd.DataFrame, id_column: str, date_column: str) -> pd.DataFrame:
         """The kind's objects of the period with their verdict and QBO id; the kept-out and failed ones
         become exceptions here. Returns the in-scope ones (verdict synced)."""
-        objects = objects[_in_period(_dates(objects[date_column]), self.settings)].copy()
+        objects = objects[_in_period(objects[date_column], self.settings)].copy()
         objects["taxdome_id"] = objects[id_column].astype(str)
         verdicts = self.verdicts_of(kind)
         objects = objects.join(verdicts, on="taxdome_id")
@@ -390,7 +457,7 @@ class _Reconciler:
         self.exceptions.add(rows, CUSTOMER_MISMATCH)
 
     def _compare_date(self, paired: pd.DataFrame, date_column: str) -> None:
-        taxdome, qbo = _dates(paired[date_column]), _dates(paired["txn_date_qbo"])
+        taxdome, qbo = paired[date_column], paired["txn_date_qbo"]
         off = taxdome.ne(qbo) & qbo.notna()
         rows = _rows(
             paired[off],
@@ -407,7 +474,7 @@ class _Reconciler:
         """QBO objects of the period that no TaxDome object claims: a second copy of a synced object (same
         marker) is a duplicate, anything else is extra. Returns them (they count in QBO's totals)."""
         entity = _ENTITY[kind]
-        in_period = copy[_in_period(_dates(copy["txn_date"]), self.settings)]
+        in_period = copy[_in_period(copy["txn_date"], self.settings)]
         if candidates is not None:
             in_period = in_period[candidates.reindex(in_period.index, fill_value=False)]
         unclaimed = in_period[~_isin(in_period["qbo_id"], self.claimed[entity])]
@@ -454,7 +521,7 @@ class _Reconciler:
         for side, frame in (("taxdome_cents", taxdome), ("qbo_cents", qbo)):
             if frame.empty:
                 continue
-            days = _dates(frame["date"]).to_numpy(dtype="datetime64[D]")
+            days = pd.to_datetime(frame["date"]).to_numpy(dtype="datetime64[D]")
             dimensions = frame[dimension].astype(str).to_numpy() if dimension else np.full(len(frame), "")
             cents = frame["cents"].astype("int64").to_numpy()
             for unit, pattern in granularities:
@@ -540,7 +607,6 @@ class _Reconciler:
     def _qbo_invoices(self) -> pd.DataFrame:
         """QBO invoices with their tax: TotalTax, plus the lines of the tax item without automated sales tax."""
         copy = self.qbo.invoices.copy()
-        copy["tax_cents"] = _cents(copy["tax_cents"])
         if self.settings.tax_item_id is not None:
             lines = self.qbo.invoice_lines
             tax_lines = lines[lines["item_id"].astype(str) == self.settings.tax_item_id]
@@ -605,7 +671,7 @@ class _Reconciler:
     def _fees(self, payments: pd.DataFrame, owed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Processing fees of the in-scope payments against QBO's expense purchases; (TaxDome, QBO) sides
         as (date, cents, processor), TaxDome's with the fees of the `owed` payments too."""
-        with_fee = payments[_cents(payments["processing_fee_cents"]) > 0].copy()
+        with_fee = payments[payments["processing_fee_cents"] > 0].copy()
         with_fee["qbo_id"] = self.qbo_id_of("fee", with_fee["taxdome_id"])
         with_fee["qbo_entity"], with_fee["object_kind"] = "Purchase", "fee"
         copy = self.qbo.purchases
@@ -617,7 +683,7 @@ class _Reconciler:
                 self.settings.fee_expense_account_id
             ) | copy["marker"].fillna("").str.startswith("taxdome:fee:")
         extras = self._extras(copy, "fee", candidates)
-        owed_fees = owed[_cents(owed["processing_fee_cents"]) > 0]
+        owed_fees = owed[owed["processing_fee_cents"] > 0]
         taxdome = _amounts(owed_fees, "payment_date", "processing_fee_cents", "processor")
         qbo = _qbo_amounts(paired, extras, by_processor=True)
         return taxdome, qbo
@@ -641,7 +707,7 @@ class _Reconciler:
 
     def _scope_credit(self, promotional: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
         """A promotional credit's verdict is its payment's; its counterpart is a credit memo."""
-        frame = promotional[_in_period(_dates(promotional["payment_date"]), self.settings)].copy()
+        frame = promotional[_in_period(promotional["payment_date"], self.settings)].copy()
         frame["taxdome_id"] = frame["payment_id"].astype(str)
         frame = frame.join(verdicts, on="taxdome_id")
         frame["qbo_id"] = self.qbo_id_of("credit_memo", frame["taxdome_id"])
@@ -750,7 +816,7 @@ class _Reconciler:
         fees and net against what QBO holds for those payments. A difference made only of payments the
         sync rules keep out of QBO is explained."""
         payouts = self.taxdome.payouts
-        payouts = payouts[_in_period(_dates(payouts["payout_date"]), self.settings)]
+        payouts = payouts[_in_period(payouts["payout_date"], self.settings)]
         if payouts.empty:
             return
         members = (
@@ -761,9 +827,7 @@ class _Reconciler:
         members = members[members["payment_id"].fillna("") != ""]
         payments = self.taxdome.payments.set_index(self.taxdome.payments["payment_id"].astype(str))
         members["gross"] = members["payment_id"].map(payments["amount_cents"]).fillna(0).astype("int64")
-        members["fee"] = (
-            members["payment_id"].map(_cents(payments["processing_fee_cents"])).fillna(0).astype("int64")
-        )
+        members["fee"] = members["payment_id"].map(payments["processing_fee_cents"]).fillna(0).astype("int64")
         # What QBO should hold: every payment but those a sync rule keeps out (a failed one is owed too).
         owed = ~members["payment_id"].map(self.ruled_out("payment")).fillna(False).astype(bool)
         members["gross_in_scope"] = members["gross"].where(owed, 0)
