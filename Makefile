@@ -27,10 +27,13 @@ EMULATOR_URL := http://127.0.0.1:$(EMULATOR_PORT)
 # The generated demo export spans 2025-01-01..2026-10-31; these settings make its scenarios meaningful.
 export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "integration_date": "2025-07-01"}
 
-.PHONY: help install airflow-home browser demo test lint format bench clean
+API_PORT ?= 8080
+
+.PHONY: help install airflow-home browser demo up down test lint format bench clean
 
 help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
+	@echo "make up     - run Airflow (UI on 127.0.0.1:$(API_PORT)) with the emulator and the demo export; make down stops it"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
 	@echo "make bench  - staging, planning and reconciliation (1M invoices), emulator throughput, QuickBooks load"
 	@echo "make install | airflow-home | lint | format | clean"
@@ -84,6 +87,15 @@ demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 		|| echo "As planted: the demo company has a vendor named like a TaxDome account, so that account fails and its \
 	invoices stay out of QuickBooks; a failure never explains a difference, so the verdict names them. Fix: rename the \
 	account in TaxDome (or match it by hand), then python -m taxdome_qbo retry --object account:<id>."
+
+# The local deployment: api-server, scheduler, dag-processor and triggerer (and the QBO emulator unless
+# quickbooks_default is configured) as background processes; `make down` stops exactly those, by pid.
+up: airflow-home $(DEMO_EXPORT)/accounts.csv
+	$(BIN)/python -m taxdome_qbo.deployment up --api-port $(API_PORT) --emulator-port $(EMULATOR_PORT) \
+		--demo-export $(DEMO_EXPORT) --time-scale $(DEMO_TIME_SCALE)
+
+down:
+	$(BIN)/python -m taxdome_qbo.deployment down
 
 lint: install
 	$(BIN)/ruff check .

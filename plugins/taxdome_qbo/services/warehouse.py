@@ -587,6 +587,9 @@ def sqlite_engine(path: str) -> Engine:
     return engine
 
 
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def postgres_engine(
     *,
     host: str,
@@ -615,7 +618,13 @@ def postgres_engine(
         port=port or 5432,
         database=database,
     )
-    engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # A server that does not answer fails a connection in seconds, not after the OS's TCP timeout.
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
     if search_path:
 
         @sa.event.listens_for(engine, "connect", insert=True)
