@@ -42,6 +42,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from taxdome_qbo import reconcile_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED
+from taxdome_qbo.dag_defaults import default_args
 
 NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
 
@@ -53,7 +54,7 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
     catchup=False,
     max_active_runs=1,
     is_paused_upon_creation=False,
-    default_args={"owner": "data-team", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args=default_args(),
     tags=["taxdome", "quickbooks", "finance", "reconciliation"],
     doc_md=__doc__,
     params={

@@ -56,24 +56,17 @@ counts: read = staged + rejected), `stg_taxdome__rejected` (each quarantined row
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED, SYNC_DAG_ID
+from taxdome_qbo.dag_defaults import default_args
 from taxdome_qbo.operators.quickbooks_load import QuickBooksLoadOperator
 
 NULLABLE_TEXT = ["null", "string"]
 NULLABLE_DATE = {"type": NULLABLE_TEXT, "format": "date"}
-
-DEFAULT_ARGS = {
-    "owner": "data-team",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-}
 
 
 def _setting(description: str, **schema) -> Param:
@@ -90,7 +83,7 @@ def _setting(description: str, **schema) -> Param:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(retry_exponential_backoff=True),
     tags=["taxdome", "quickbooks", "finance"],
     doc_md=__doc__,
     params={

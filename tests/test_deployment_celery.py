@@ -126,9 +126,11 @@ def celery_deployment(
         )
         | deploy.api_settings(api_port)
         | {
-            # Waits shortened for the test: the killed worker's task is declared dead after 20 s of silence.
+            # Waits shortened for the test: the killed worker's task is declared dead after 20 s of silence and
+            # retried 5 s later.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "TAXDOME_QBO_RETRY_DELAY_SECONDS": "5",
             "AIRFLOW__LOGGING__TRIGGERER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),

@@ -328,7 +328,7 @@ def _connect_emulator(deployment: Deployment, port: int, export: Path, time_scal
         raise RuntimeError(
             f"the QBO emulator could not listen on {url}:\n{deployment.log_tail('qbo-emulator')}"
         )
-    emulator = EmulatorHandle(url)
+    emulator = EmulatorHandle(url, process=None, db_path=None)
     company = emulator.companies()[0]
     if export.exists():
         seed_company(emulator.quickbooks(company), export)
