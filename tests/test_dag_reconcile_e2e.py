@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -91,8 +92,21 @@ def test_a_verdict_over_data_a_sync_changed_meanwhile_is_skipped_not_failed(
     engine = warehouse_engine_from_connection
     read = {"realm_id": "9130", "sync_fingerprint": reconciliation.sync_fingerprint(engine, "9130")}
     written = {"html": str(tmp_path / "reports" / "reconciliation.html")}
-    differing = {"unexplained": 29, "exceptions_by_class": {"missing_in_qbo": 29}}
-    assert reconcile_tasks.verdict({"unexplained": 0, "exceptions_by_class": {}}, written, read) is None
+    differing = {"recon_run_id": "recon-2", "unexplained": 29, "exceptions_by_class": {"missing_in_qbo": 29}}
+    runs = warehouse.reconciliation_runs
+    with engine.begin() as conn:
+        for number, verdict in ((1, "clean"), (2, "differences")):
+            conn.execute(
+                runs.insert().values(
+                    recon_run_id=f"recon-{number}",
+                    realm_id="9130",
+                    started_at=datetime(2026, 12, 1, number, tzinfo=UTC),
+                    verdict=verdict,
+                    unexplained=0 if verdict == "clean" else 29,
+                )
+            )
+    clean = {"recon_run_id": "recon-1", "unexplained": 0, "exceptions_by_class": {}}
+    assert reconcile_tasks.verdict(clean, written, read) is None
     with pytest.raises(AirflowFailException, match="29 unexplained difference"):
         reconcile_tasks.verdict(differing, written, read)
 
@@ -102,3 +116,8 @@ def test_a_verdict_over_data_a_sync_changed_meanwhile_is_skipped_not_failed(
         reconcile_tasks.verdict(differing, written, read)
     assert "the reconciliation the sync's load triggers will judge" in str(skip.value)
     assert written["html"] in str(skip.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(runs.c.verdict).where(runs.c.recon_run_id == "recon-2")).scalar() == (
+            "superseded"
+        )
+    assert reconciliation.latest_run(engine).run.recon_run_id == "recon-1", "a superseded run judged nothing"

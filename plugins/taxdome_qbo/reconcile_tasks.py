@@ -103,8 +103,10 @@ def verdict(receipt: dict, written: dict, read: dict) -> None:
     """Fails the run when a difference is unexplained; the report exists by then. Skips instead when a sync
     staged, planned or loaded since the read-back (`read`'s fingerprint): the comparison may have seen the
     company half-loaded."""
-    fingerprint = reconciliation.sync_fingerprint(WarehouseHook().get_engine(), read["realm_id"])
+    engine = WarehouseHook().get_engine()
+    fingerprint = reconciliation.sync_fingerprint(engine, read["realm_id"])
     if fingerprint != read["sync_fingerprint"]:
+        reconciliation.record_superseded(engine, receipt["recon_run_id"])
         message = (
             f"a sync changed the data during this comparison (before: {read['sync_fingerprint']}, after: "
             f"{fingerprint}), so its {receipt['unexplained']} unexplained difference(s) are not judged: the "

@@ -1,4 +1,5 @@
--- The most recent reconciliation run (for the command line).
+-- The most recent reconciliation run that judged the company (for the command line): a run a sync
+-- superseded mid-comparison judged nothing.
 -- Grain: at most one row.
 SELECT
     r.recon_run_id,
@@ -11,5 +12,6 @@ SELECT
     r.unexplained,
     r.report_location
 FROM reconciliation_runs AS r
+WHERE r.verdict <> 'superseded'
 ORDER BY r.started_at DESC
 LIMIT 1

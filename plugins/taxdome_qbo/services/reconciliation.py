@@ -190,6 +190,9 @@ def reconcile_company(
     return receipt
 
 
+SUPERSEDED = "superseded"
+
+
 def sync_fingerprint(engine: Engine, realm_id: str) -> dict[str, str | None]:
     """What a sync changes under a reconciliation of the company: the latest export staged, plan to load and
     load (as text, for an XCom). Equal before and after a comparison: no sync staged, planned or loaded
@@ -206,6 +209,13 @@ def record_report_location(engine: Engine, recon_run_id: str, location: str) -> 
         conn.execute(
             runs.update().where(runs.c.recon_run_id == recon_run_id).values(report_location=location)
         )
+
+
+def record_superseded(engine: Engine, recon_run_id: str) -> None:
+    """A sync changed the data during the comparison: its differences are not a verdict on the company."""
+    runs = warehouse.reconciliation_runs
+    with engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.recon_run_id == recon_run_id).values(verdict=SUPERSEDED))
 
 
 @dataclass(frozen=True)

@@ -447,7 +447,9 @@ reconciliation_runs = sa.Table(
     sa.Column("period_to", sa.Date),
     sa.Column("started_at", UTC_TIMESTAMP, nullable=False),
     sa.Column("finished_at", UTC_TIMESTAMP),
-    sa.Column("verdict", sa.String(24)),  # clean | differences
+    sa.Column(
+        "verdict", sa.String(24)
+    ),  # clean | differences | superseded (a sync changed the data meanwhile)
     sa.Column("unexplained", sa.Integer),
     sa.Column("report_location", sa.Text),
     comment="One row per reconciliation run: the company, the period, the verdict and where its report is",
