@@ -107,6 +107,13 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def emulator_command(port: int, db_path: str | Path | None, config: dict) -> list[str]:
+    """The command line of an emulator on the loopback `port` (state in `db_path`, else in memory)."""
+    command = [sys.executable, "-m", "qbo_emulator", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--config", json.dumps(config)]
+    return command if db_path is None else [*command, "--db", str(db_path)]
+
+
 @contextmanager
 def running_emulator(db_path: str | None = None, **config) -> Iterator[EmulatorHandle]:
     """Runs ``python -m qbo_emulator`` on a free loopback port until the block ends.
@@ -122,20 +129,12 @@ def running_emulator(db_path: str | None = None, **config) -> Iterator[EmulatorH
     with tempfile.TemporaryFile() as stderr:
         for _ in range(START_ATTEMPTS):
             port = free_port()
-            command = [
-                sys.executable,
-                "-m",
-                "qbo_emulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--config",
-                json.dumps(config),
-            ]
-            if db_path is not None:
-                command += ["--db", str(db_path)]
-            process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=stderr)
+            process = subprocess.Popen(
+                emulator_command(port, db_path, config),
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
             base_url = f"http://127.0.0.1:{port}"
             try:
                 ready = wait_until_answering(base_url, process)

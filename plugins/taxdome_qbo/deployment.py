@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -43,6 +44,9 @@ SHARED_SETTINGS = {
 }
 CELERY_EXECUTOR = "CeleryExecutor"
 LOCAL_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# The embedded deployment: the LocalExecutor runs tasks as children of the scheduler, four at a time (one
+# sync and one reconciliation never need more; Airflow's default of 32 idle processes only costs memory).
+LOCAL_SETTINGS = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4"}
 
 
 def celery_settings(*, metadata_url: str, result_backend_url: str, broker_url: str) -> dict[str, str]:
@@ -273,6 +277,13 @@ class AirflowApi:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self.get(f"dags/{dag_id}/dagRuns/{run_id}")["state"]
 
+    def run_seconds(self, dag_id: str, run_id: str) -> float:
+        """How long a finished run took, from its start to its end."""
+        run = self.get(f"dags/{dag_id}/dagRuns/{run_id}")
+        return (
+            datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
+        ).total_seconds()
+
     def runs(self, dag_id: str) -> list[dict]:
         return self.get(f"dags/{dag_id}/dagRuns", order_by="run_after", limit=100)["dag_runs"]
 
@@ -302,26 +313,14 @@ def _quickbooks_configured(deployment: Deployment) -> bool:
 
 def _connect_emulator(deployment: Deployment, port: int, export: Path, time_scale: float) -> str:
     from qbo_emulator.admin import airflow_connection
-    from qbo_emulator.testing import EmulatorHandle, wait_until_answering
+    from qbo_emulator.testing import EmulatorHandle, emulator_command, wait_until_answering
     from taxdome_qbo.demo.qbo_seed import seed_company
 
     url = f"http://127.0.0.1:{port}"
     process = deployment.start(
         Component(
             "qbo-emulator",
-            (
-                sys.executable,
-                "-m",
-                "qbo_emulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--db",
-                str(deployment.home / "qbo-emulator.db"),
-                "--config",
-                json.dumps({"time_scale": time_scale}),
-            ),
+            tuple(emulator_command(port, deployment.home / "qbo-emulator.db", {"time_scale": time_scale})),
         )
     )
     if not wait_until_answering(url, process):
@@ -347,7 +346,8 @@ def up(home: Path, api_port: int, emulator_port: int, demo_export: Path, time_sc
     ):
         print(f"already running (make down stops it): http://127.0.0.1:{api_port}")
         return 0
-    deployment.environment |= SHARED_SETTINGS | {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    # What the user's environment sets wins over the local defaults.
+    deployment.environment = SHARED_SETTINGS | LOCAL_SETTINGS | deployment.environment
     try:
         deployment.run("db", "migrate")
         if not _quickbooks_configured(deployment):
