@@ -278,6 +278,40 @@ def total(result, measure: str) -> tuple[int, int]:
     return int(row.taxdome_cents), int(row.qbo_cents)
 
 
+def test_the_verdicts_come_from_the_latest_run_loaded_or_with_nothing_to_load(warehouse_engine):
+    engine, realm = warehouse_engine, "9130"
+    warehouse.create_schema(engine)
+    at = datetime(2026, 1, 10, 9, tzinfo=UTC)
+
+    def run(
+        run_id: str, minutes: int, operations: int, *, loaded: bool = False, dry_run: bool = False
+    ) -> dict:
+        planned = at + timedelta(minutes=minutes)
+        loaded_at = planned + timedelta(seconds=30) if loaded else None
+        return {
+            "run_id": run_id,
+            "realm_id": realm,
+            "planned_at": planned,
+            "dry_run": dry_run,
+            "operations": operations,
+            "loaded_at": loaded_at,
+        }
+
+    def settled() -> str | None:
+        with engine.connect() as conn:
+            return reconciliation.latest_settled_run(conn, realm)
+
+    with engine.begin() as conn:
+        conn.execute(warehouse.sync_plan_runs.insert(), [run("loaded", 0, 5, loaded=True)])
+    assert settled() == "loaded"
+    with engine.begin() as conn:
+        conn.execute(
+            warehouse.sync_plan_runs.insert(),
+            [run("nothing-to-write", 10, 0), run("preview", 20, 0, dry_run=True), run("in-flight", 30, 3)],
+        )
+    assert settled() == "nothing-to-write", "an empty plan settles; a dry run or an unloaded plan does not"
+
+
 def test_nothing_staged_against_a_company_holding_objects_shows_them_as_extra():
     result = reconcile(taxdome_side(), QBO_HOLDING, SYNCED_VERDICTS, SYNC_STATE, EMPTY_PERIOD)
 

@@ -86,18 +86,24 @@ def _company_rows(conn: Connection, table: sa.Table, realm_id: str) -> pd.DataFr
     )
 
 
+def latest_settled_run(conn: sa.Connection, realm_id: str) -> str | None:
+    """The sync run whose object verdicts are the sync's latest word on the company: the latest loaded, or
+    planned with nothing to write."""
+    found = sql.fetch_all(conn, "reconciliation/select_latest_settled_run_of_company", realm_id=realm_id)
+    return found[0].run_id if found else None
+
+
 def read_inputs(
     engine: Engine, realm_id: str
 ) -> tuple[TaxDomeSide, QboSide, pd.DataFrame, pd.DataFrame, str]:
     """Both sides, the latest verdicts and the sync state of the company, and the sync run they come from."""
     warehouse.create_schema(engine)
     with engine.connect() as conn:
-        found = sql.fetch_all(conn, "reconciliation/select_latest_loaded_run_of_company", realm_id=realm_id)
-        if not found:
+        sync_run_id = latest_settled_run(conn, realm_id)
+        if sync_run_id is None:
             raise NothingToReconcile(
                 f"QuickBooks company {realm_id} has never been loaded: run taxdome_qbo_sync first"
             )
-        sync_run_id = found[0].run_id
         taxdome = TaxDomeSide(
             accounts=_staged(conn, "accounts"),
             invoices=_staged(conn, "invoices"),
