@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ["AIRFLOW_HOME"] = str(REPO / ".airflow" / "pytest")
+# One Airflow home (and SQLite metadata database) per pytest-xdist worker: two `dag.test()`s never share one.
+os.environ["AIRFLOW_HOME"] = str(REPO / ".airflow" / f"pytest{os.environ.get('PYTEST_XDIST_WORKER', '')}")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -145,9 +145,7 @@ def celery_deployment(
         api = deploy.AirflowApi(f"http://127.0.0.1:{api_port}", deploy.ADMIN_USER, password)
         deploy.wait_for(api.answering, "the api-server", 240, cluster)
         api.log_in()
-        deploy.wait_for(
-            lambda: all(api.dag_registered(d) for d in (SYNC, RECONCILE)), "DAGs parsed", 240, cluster
-        )
+        deploy.wait_for(lambda: api.registered((SYNC, RECONCILE)), "DAGs parsed", 240, cluster)
         yield cluster, api, engine_from_spec({"postgres": postgres_schema}), company
     finally:
         cluster.stop()

@@ -20,13 +20,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))  # the CLI of this virtualenv's Airflow
 PIDS_FILE = "deployment.pids.json"
 STOP_GRACE_SECONDS = 20.0
 ADMIN_USER = "admin"
@@ -85,11 +86,11 @@ class Component:
 
     name: str
     argv: tuple[str, ...]
-    settings: Mapping[str, str] = ()  # type: ignore[assignment]
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def airflow(cls, name: str, *arguments: str, **settings: str) -> Component:
-        return cls(name, (str(Path(sys.executable).with_name("airflow")), *arguments), settings)
+        return cls(name, (AIRFLOW, *arguments), settings)
 
 
 def celery_worker(number: int, log_server_port: int, concurrency: int = 2) -> Component:
@@ -123,7 +124,7 @@ class Deployment:
     def run(self, *arguments: str, timeout: float = 600) -> str:
         """An `airflow` command to completion with the deployment's settings (a migration, a pool)."""
         done = subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), *arguments],
+            [AIRFLOW, *arguments],
             env=self.environment,
             capture_output=True,
             text=True,
@@ -266,6 +267,17 @@ class AirflowApi:
     def dag_registered(self, dag_id: str) -> bool:
         return self.client.get(f"/api/v2/dags/{dag_id}").status_code == 200
 
+    def import_errors(self) -> list[str]:
+        """The DAG files Airflow could not import, each with the end of its traceback."""
+        listed = self.get("importErrors")["import_errors"]
+        return [f"{error['filename']}:\n{error['stack_trace'][-1500:]}" for error in listed]
+
+    def registered(self, dag_ids: Iterable[str]) -> bool:
+        """Whether every DAG is parsed and registered; a DAG file that fails to import fails at once."""
+        if errors := self.import_errors():
+            raise RuntimeError("DAG files failed to import:\n" + "\n".join(errors))
+        return all(self.dag_registered(dag_id) for dag_id in dag_ids)
+
     def unpause(self, dag_ids: Iterable[str]) -> None:
         for dag_id in dag_ids:
             self.patch(f"dags/{dag_id}", {"is_paused": False})
@@ -364,7 +376,7 @@ def up(home: Path, api_port: int, emulator_port: int, demo_export: Path, time_sc
         api.credentials["password"] = admin_password(home)
         api.log_in()
         wait_for(
-            lambda: all(api.dag_registered(d) for d in PROJECT_DAGS),
+            lambda: api.registered(PROJECT_DAGS),
             "the DAGs parsed",
             STARTUP_TIMEOUT_SECONDS,
             deployment,
