@@ -267,6 +267,8 @@ def test_celery_deployment_survives_a_killed_worker_and_reconciles_clean(
         verdicts = conn.execute(sa.select(warehouse.reconciliation_runs.c.verdict)).scalars().all()
     assert verdicts and set(verdicts) == {"clean"}, verdicts
     assert cluster.processes[survivor].poll() is None
+    for worker in (killed, survivor):
+        assert "Executing workload in Celery" in (cluster.log_dir / f"{worker}.log").read_text(), worker
     print(
         f"Celery deployment: the first sync took {api.run_seconds(SYNC, first):.0f} s (with the kill and the retry), "
         f"the queued one {api.run_seconds(SYNC, again):.0f} s, the triggered reconciliation "

@@ -38,6 +38,20 @@ def _command(home: Path, *arguments: str) -> subprocess.CompletedProcess:
     )
 
 
+def _alive_in(sessions: set[int]) -> list[str]:
+    """Live (not zombie) processes whose process group is one of the components' sessions."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        state, _parent, group = fields.split()[:3]
+        if state != "Z" and int(group) in sessions:
+            alive.append(name)
+    return alive
+
+
 def test_make_up_serves_the_ui_runs_the_sync_and_make_down_stops_it(tmp_path):
     home = tmp_path / "airflow"
     export = home / "landing" / "2026-10-31T2359-demo"
@@ -83,6 +97,6 @@ def test_make_up_serves_the_ui_runs_the_sync_and_make_down_stops_it(tmp_path):
         stopped = _command(home, "down")
     assert stopped.returncode == 0 and "stopped: " in stopped.stdout, stopped.stdout + stopped.stderr
     assert not (home / deploy.PIDS_FILE).exists()
-    for record in recorded.values():
-        assert not Path(f"/proc/{record['pid']}").exists(), f"{record} still runs"
+    sessions = {record["pid"] for record in recorded.values()}
+    assert sessions and deploy.wait_for(lambda: not _alive_in(sessions), "the components gone", 10)
     assert "nothing was running" in _command(home, "down").stdout

@@ -183,12 +183,18 @@ class Deployment:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a process: a recorded pid reused by another process does not match."""
+def _process_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None for no such process."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a process: a recorded pid reused by another process does not match."""
+    stat = _process_stat(pid)
+    return stat[19] if stat else None
 
 
 def _signal_session(pid: int, signum: int) -> None:
@@ -197,7 +203,9 @@ def _signal_session(pid: int, signum: int) -> None:
 
 
 def _running(record: Mapping) -> bool:
-    return record["started"] is not None and _start_time(record["pid"]) == record["started"]
+    """Still the recorded process, and not a zombie (exited, waiting for its parent to read its status)."""
+    stat = _process_stat(record["pid"])
+    return stat is not None and stat[0] != "Z" and stat[19] == record["started"]
 
 
 def stop_recorded(pids_file: Path, grace_seconds: float = STOP_GRACE_SECONDS) -> list[str]:
