@@ -29,7 +29,9 @@ class, the QuickBooks link), `reconciliation_runs` (verdict, report location).
 **When it fails.** *N unexplained difference(s)*: open the report; each exception says what differs. Fix
 it in TaxDome or QuickBooks (or `python -m taxdome_qbo retry`) and run the sync, or this DAG, again.
 `read_back` failing after retries: QuickBooks was unreachable; clear the task later. `wait_for_sync`
-timing out (6 hours): a sync run is stuck queued or running; see to it, then clear `wait_for_sync`.
+timing out (6 hours): a sync run is stuck queued or running; see to it, then clear `wait_for_sync` (a run
+no scheduler will ever finish — a stopped deployment's, under `airflow dags test` — : trigger with
+`wait_for_sync: false`).
 `verdict` skipped: a sync changed the data during the comparison (the log says what changed).
 """
 
@@ -63,6 +65,12 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
         ),
         "period_to": Param(None, description="Last day (YYYY-MM-DD). Empty: today.", **NULLABLE_DATE),
         "full_read": Param(False, type="boolean", description="Read QuickBooks in full instead of by CDC."),
+        "wait_for_sync": Param(
+            True,
+            type="boolean",
+            description="Wait while a taxdome_qbo_sync run is queued or running. Off: compare now (the "
+            "verdict still skips if a sync writes meanwhile).",
+        ),
     },
 )
 def taxdome_qbo_reconcile():

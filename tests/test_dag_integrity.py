@@ -64,7 +64,7 @@ def test_the_reconciliation_runs_after_each_load_and_reports_before_its_verdict(
     assert reconcile.timetable.asset_condition.objects == (emitted,)
     assert [t.task_id for t in reconcile.topological_sort()][-1] == "verdict"
     assert reconcile.get_task("verdict").upstream_task_ids == {"read_back", "reconcile", "report"}
-    assert set(reconcile.params.keys()) == {"period_from", "period_to", "full_read"}
+    assert set(reconcile.params.keys()) == {"period_from", "period_to", "full_read", "wait_for_sync"}
     assert reconcile.is_paused_upon_creation is False  # unpausing the sync alone must reconcile
 
 

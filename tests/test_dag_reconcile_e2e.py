@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -121,3 +122,40 @@ def test_a_verdict_over_data_a_sync_changed_meanwhile_is_skipped_not_failed(
             "superseded"
         )
     assert reconciliation.latest_run(engine).run.recon_run_id == "recon-1", "a superseded run judged nothing"
+
+
+@pytest.fixture
+def sync_run_no_scheduler_will_finish(airflow_db):
+    """A sync run left `running` in the metadata database, as a deployment stopped mid-run leaves it."""
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    with create_session() as session:
+        run = DagRun(
+            dag_id="taxdome_qbo_sync",
+            run_id=f"stale__{uuid.uuid4().hex}",
+            run_type=DagRunType.MANUAL,
+            state=DagRunState.RUNNING,
+            run_after=timezone.utcnow(),
+        )
+        session.add(run)
+    yield run.run_id
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.run_id == run.run_id).delete()
+
+
+def test_wait_for_sync_off_compares_despite_a_run_no_scheduler_will_finish(
+    sync_run_no_scheduler_will_finish, monkeypatch, caplog
+):
+    monkeypatch.delenv("AIRFLOW_CONN_QUICKBOOKS_DEFAULT", raising=False)
+    reconcile = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["taxdome_qbo_reconcile"]
+
+    run = reconcile.test(run_conf={"wait_for_sync": False})
+
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["wait_for_sync"] == "success"
+    assert states["read_back"] == "skipped", "not connected to QuickBooks: nothing to read, nothing judged"
+    assert "compared anyway (wait_for_sync is off)" in caplog.text
