@@ -6,7 +6,7 @@ them (ids from the sync state, references resolved, totals, balances and payment
 sync state and verdicts of that plan. Only the comparison itself (core/reconciliation.py) is timed; the
 target on the 2-core reference machine is ≤ 60 s. A perfect QBO side must reconcile clean, so the run also
 checks the reconciler at scale. Read-back from QBO is measured by tests/benchmarks against the emulator
-and reported separately (README).
+and reported separately (docs/reconciliation.md, "Reading QuickBooks back").
 
     make bench
     .venv/bin/python bench/reconcile.py --accounts 10000

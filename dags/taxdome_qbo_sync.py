@@ -1,7 +1,7 @@
 """
 ### TaxDome → QuickBooks Online sync
 
-**What it does.** Loads TaxDome billing exports (CSV folders, SPEC §3) into the staging warehouse and plans
+**What it does.** Loads TaxDome billing exports (CSV folders, docs/export-contract.md) into the staging warehouse and plans
 what QuickBooks Online must receive: `extract` finds the exports to load and checks their files and headers;
 `stage` validates every row and upserts it into the `stg_taxdome__*` tables, quarantining bad rows in
 `stg_taxdome__rejected` with a reason; `check` runs the data-quality checks on the staged firm (results in

@@ -66,7 +66,7 @@ def expected_fee(method: str, processor: str, amount: Decimal) -> Decimal:
 
 
 def quarantine(folder: Path) -> set[tuple[str, int, str]]:
-    """A small independent loader: (file, line, kind) of every row breaking the export contract (SPEC §3)."""
+    """A small independent loader: (file, line, kind) of every row breaking the export contract (docs/export-contract.md)."""
     flagged: set[tuple[str, int, str]] = set()
     good: dict[str, list[tuple[int, dict[str, str]]]] = {}
     all_ids: dict[str, set[str]] = defaultdict(set)

@@ -1,4 +1,4 @@
-"""The sync planner, rule by rule (SPEC §2 R1-R16 and the product decisions of the planner issue)."""
+"""The sync planner, rule by rule (docs/sync-rules.md R1-R16, and the product decisions of the planner issue)."""
 
 from __future__ import annotations
 

@@ -144,9 +144,10 @@ def governed_session(hook: QuickBooksHook, nothing_is: str) -> QboSession:
         conn_id = hook.quickbooks_conn_id
         raise AirflowSkipException(
             f"QuickBooks is not connected (no {conn_id} connection): nothing is {nothing_is}. Define the "
-            f"connection with the Intuit app's client id and secret (AIRFLOW_CONN_{conn_id.upper()}, see the "
-            "README), then connect the company with `python -m taxdome_qbo connect --realm <company id>` (or "
-            "give the connection the extras realm_id and refresh_token), and run again."
+            f"connection with the Intuit app's client id and secret (AIRFLOW_CONN_{conn_id.upper()}, see "
+            "docs/configuration.md), then connect the company with "
+            "`python -m taxdome_qbo connect --realm <company id>` (or give the connection the extras realm_id "
+            "and refresh_token), and run again."
         ) from exc
     except QboDisconnectedError as exc:
         raise AirflowSkipException(

@@ -1,4 +1,4 @@
-"""The TaxDome export landing contract (SPEC §3): files, columns, types, enumerations and header aliases.
+"""The TaxDome export landing contract (docs/export-contract.md): files, columns, types, enumerations and header aliases.
 
 This module is the single place that knows what an export looks like. The reader, the validator, the
 warehouse schema and the demo generator all derive their column lists from it, so a column added here

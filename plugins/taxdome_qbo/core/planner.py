@@ -1,4 +1,4 @@
-"""The sync planner: TaxDome's QuickBooks rules (SPEC §2, R1-R16) applied to the staged export.
+"""The sync planner: TaxDome's QuickBooks rules (docs/sync-rules.md, R1-R16) applied to the staged export.
 
 Pure: staged frames + firm settings + QBO reference data + sync state in, a plan out. The plan is every QBO
 write needed, in execution order, each with its reason, and a status with a reason for every staged TaxDome

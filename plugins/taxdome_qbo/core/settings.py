@@ -1,5 +1,5 @@
-"""The firm settings of SPEC §3, and how they are resolved: DAG params win over the Airflow Variable
-`taxdome_qbo_settings`, which wins over the defaults.
+"""The firm settings (docs/configuration.md#firm-settings), and how they are resolved: DAG params win over
+the Airflow Variable `taxdome_qbo_settings`, which wins over the defaults.
 
 A param left empty (None) means "not set here", so a run only overrides what it names.
 """

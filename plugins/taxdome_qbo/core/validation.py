@@ -8,7 +8,7 @@ Rules, in the order they are decided (a file's references point only to files va
   text; rejecting the row, rather than stripping the byte, keeps SQLite and PostgreSQL alike and the value
   as TaxDome wrote it, visible in the quarantine);
 - each value parses as its kind (money with at most 2 decimals, ISO dates, enumerations, booleans);
-  required values are present; amounts respect their sign (SPEC §3);
+  required values are present; amounts respect their sign (docs/export-contract.md);
 - a key seen earlier in the same file is a duplicate: the first occurrence is kept;
 - references resolve inside the export (invoice → account, line → invoice, application → payment and
   invoice, refund → payment); a row whose parent was rejected is rejected too, naming the parent;

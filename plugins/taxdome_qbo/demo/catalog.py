@@ -73,7 +73,7 @@ COMPANY_MAILBOXES = ("billing", "accounts", "office", "info")
 
 
 class ServiceOrigin(Enum):
-    """When a service appeared relative to the QBO integration date (SPEC R8 routes each differently)."""
+    """When a service appeared relative to the QBO integration date (R8 in docs/sync-rules.md routes each differently)."""
 
     BEFORE_INTEGRATION = "before"
     COPIED_FROM_QBO = "copied"

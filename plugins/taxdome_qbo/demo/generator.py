@@ -1,4 +1,4 @@
-"""Generate a synthetic TaxDome billing export (SPEC §3) for demos, load tests and loader tests.
+"""Generate a synthetic TaxDome billing export (docs/export-contract.md) for demos, load tests and loader tests.
 
 The export is written account by account: each account's invoices, lines, payments, applications and refunds
 go to their files as soon as they are made, so memory does not grow with the number of accounts. Only the
