@@ -52,8 +52,6 @@ airflow-home: $(AIRFLOW_HOME)/.migrated
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -50 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
-	$(BIN)/airflow pools set qbo_api 1 "QuickBooks Online loads (the rate governor shares each company's limits)" \
-		>> $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	@touch $@
 
 $(DEMO_EXPORT)/accounts.csv: | $(VENV)/.installed

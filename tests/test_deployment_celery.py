@@ -180,7 +180,7 @@ def _worker_running(cluster: deploy.Deployment, ti_id: str) -> str:
         while pid > 1:
             if pid in workers:
                 return workers[pid]
-            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            pid = int(deploy.process_stat(pid)[1])
     raise AssertionError(f"no worker runs task instance {ti_id}")
 
 

@@ -41,14 +41,10 @@ def _command(home: Path, *arguments: str) -> subprocess.CompletedProcess:
 def _alive_in(sessions: set[int]) -> list[str]:
     """Live (not zombie) processes whose process group is one of the components' sessions."""
     alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, fields = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        state, _parent, group = fields.split()[:3]
-        if state != "Z" and int(group) in sessions:
-            alive.append(name)
+    for proc in Path("/proc").glob("[0-9]*"):
+        stat = deploy.process_stat(int(proc.name))
+        if stat and stat[0] != "Z" and int(stat[2]) in sessions:
+            alive.append(proc.name)
     return alive
 
 

@@ -28,7 +28,7 @@ def staging_summary(args: argparse.Namespace) -> int:
     hook = WarehouseHook()
     engine = hook.get_engine()
     warehouse.create_schema(engine)
-    print(f"warehouse: {hook.describe()}")
+    print(f"warehouse: {warehouse.describe(engine)}")
     with engine.connect() as conn:
         batches = sql.fetch_all(conn, "staging/select_recent_batches", batch_limit=args.batches)
         if not batches:

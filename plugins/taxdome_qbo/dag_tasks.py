@@ -68,7 +68,7 @@ def stage_exports(locations: list[str], run_id: str) -> list[dict[str, Any]]:
     """Stage each export in order, one transaction each; returns one receipt (counts) per export."""
     hook = WarehouseHook()
     engine = hook.get_engine()
-    log.info("warehouse: %s", hook.describe())
+    log.info("warehouse: %s", warehouse.describe(engine))
     receipts = []
     for location in locations:
         try:

@@ -183,8 +183,9 @@ class Deployment:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _process_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first), or None for no such process."""
+def process_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, parent, process group, ...), or None
+    for no such process."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
@@ -193,7 +194,7 @@ def _process_stat(pid: int) -> list[str] | None:
 
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of a process: a recorded pid reused by another process does not match."""
-    stat = _process_stat(pid)
+    stat = process_stat(pid)
     return stat[19] if stat else None
 
 
@@ -204,7 +205,7 @@ def _signal_session(pid: int, signum: int) -> None:
 
 def _running(record: Mapping) -> bool:
     """Still the recorded process, and not a zombie (exited, waiting for its parent to read its status)."""
-    stat = _process_stat(record["pid"])
+    stat = process_stat(record["pid"])
     return stat is not None and stat[0] != "Z" and stat[19] == record["started"]
 
 

@@ -76,9 +76,5 @@ class WarehouseHook(BaseHook):
                 "server is running and accepts connections from this machine."
             ) from error
 
-    def describe(self) -> str:
-        """Where the warehouse is, without credentials (for logs and summaries)."""
-        return self.get_engine().url.render_as_string(hide_password=True)
-
     def get_conn(self) -> Engine:
         return self.get_engine()

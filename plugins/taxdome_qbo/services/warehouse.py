@@ -592,6 +592,11 @@ def sqlite_engine(path: str) -> Engine:
 CONNECT_TIMEOUT_SECONDS = 10
 
 
+def describe(engine: Engine) -> str:
+    """Where the warehouse is, without credentials (for logs and summaries)."""
+    return engine.url.render_as_string(hide_password=True)
+
+
 def postgres_engine(
     *,
     host: str,
