@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from html import escape
 
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.reconciliation_checks import MEASURE_LABELS  # each declared beside its check
 
 # -- the report's data -----------------------------------------------------------------------------------
 
@@ -107,26 +108,6 @@ class ReconciliationReport:
 
 # -- labels finance reads ----------------------------------------------------------------------------------
 
-MEASURE_LABELS = {
-    "invoiced": "Invoiced",
-    "tax": "Sales tax",
-    "collected_gross": "Collected (gross)",
-    "fees": "Processing fees",
-    "net": "Net (gross − fees)",
-    "refunds": "Refunds",
-    "credits": "Credits",
-    "customer_balance": "Customer balances",
-    "payout_gross": "Payout gross",
-    "payout_fees": "Payout fees",
-    "payout_net": "Payout net",
-    "applied": "Applied to the invoice",
-    "balance": "Invoice balance",
-    "customer": "Customer",
-    "name": "Customer name",
-    "date": "Date",
-    "deposit_account": "Deposit account",
-    "amount": "Amount",
-}
 MONTHLY_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds", "credits")
 PROCESSOR_LABELS = {
     "stripe": "Stripe",
