@@ -29,7 +29,6 @@ from taxdome_qbo.core.reconciliation_findings import (
     EXCEPTION_COLUMNS,
     SUMMARY_COLUMNS,
     Findings,
-    Frames,
     ReconciliationSettings,
     exceptions_frame,
     summary_frame,
@@ -168,7 +167,7 @@ class Reconciliation:
         return int((~self.exceptions["explained"].astype(bool)).sum())
 
 
-# Every frame a check can read: the typed inputs by name, and what the sync decided per kind.
+# The inputs by the names checks read them by, and how each is typed.
 SOURCE_TYPES = {
     **{f"taxdome.{name}": types for name, types in _TAXDOME_TYPES.items()},
     **{f"qbo.{name}": types for name, types in _QBO_TYPES.items()},
@@ -219,10 +218,6 @@ def named_frames(
     the state. Every input is typed here, once: no check meets an untyped (empty) frame."""
     typed = {name: _typed(sources.get(name, pd.DataFrame()), types) for name, types in SOURCE_TYPES.items()}
     decisions = _SyncDecisions(typed["verdicts"], typed["state"])
-    derived = {
-        "verdicts": decisions.verdicts_of,
-        "qbo_ids": decisions.qbo_ids,
-    }
     frames: dict[str, pd.DataFrame | pd.Series] = {}
     for name in wanted:
         prefix, _, kind = name.partition(".")
@@ -230,8 +225,10 @@ def named_frames(
             frames[name] = typed[name]
         elif name == "failure_reasons":
             frames[name] = decisions.failure_reasons
-        elif prefix in derived and kind:
-            frames[name] = derived[prefix](kind)
+        elif prefix == "verdicts" and kind:
+            frames[name] = decisions.verdicts_of(kind)
+        elif prefix == "qbo_ids" and kind:
+            frames[name] = decisions.qbo_ids(kind)
         else:
             raise KeyError(f"no reconciliation frame is named {name!r}")
     return frames
@@ -272,14 +269,10 @@ def reconcile(
         _sources(taxdome, qbo, verdicts, state),
         dict.fromkeys(name for check in CHECKS for name in check.reads),
     )
-    found = [check.run(_only(frames, check.reads), settings) for check in CHECKS]
+    found = [check.run({name: frames[name] for name in check.reads}, settings) for check in CHECKS]
     exceptions = exceptions_frame([rows for findings in found for rows in findings.exception_frames])
     for column in ("taxdome_cents", "qbo_cents", "difference_cents"):
         exceptions[column] = pd.array(pd.to_numeric(exceptions[column], errors="coerce"), dtype="Int64")
     summary = summary_frame([totals for findings in found for totals in findings.totals])
     in_scope = {kind: count for findings in found for kind, count in findings.in_scope.items()}
     return Reconciliation(summary, exceptions, in_scope)
-
-
-def _only(frames: Frames, names: Iterable[str]) -> dict[str, pd.DataFrame | pd.Series]:
-    return {name: frames[name] for name in names}
