@@ -1,4 +1,4 @@
-"""The reconciliation's checks: each a declared unit over named frames, run in the order of `CHECKS`.
+"""The reconciliation's checks: each a declared unit over named frames, run in the order declared here.
 
 A check names the frames it reads (`taxdome.<table>`, `qbo.<table>`, `verdicts.<kind>`, `qbo_ids.<kind>`,
 `failure_reasons`; core/reconciliation.py builds them once for every check), how the reports name the
@@ -64,12 +64,17 @@ class ReconciliationCheck:
 def reconciliation_check(
     *, reads: tuple[str, ...], labels: Mapping[str, str], listed_before: str | None = None
 ) -> Callable[[Callable[[Frames, ReconciliationSettings], Findings]], ReconciliationCheck]:
-    """Declares the decorated function a check named after it (list it in `CHECKS` to run it)."""
+    """Declares the decorated function a check named after it, run after the checks declared above it."""
 
     def declare(run: Callable[[Frames, ReconciliationSettings], Findings]) -> ReconciliationCheck:
-        return ReconciliationCheck(run.__name__, reads, labels, run, listed_before)
+        check = ReconciliationCheck(run.__name__, reads, labels, run, listed_before)
+        _DECLARED.append(check)
+        return check
 
     return declare
+
+
+_DECLARED: list[ReconciliationCheck] = []
 
 
 # -- invoices -------------------------------------------------------------------------------------------------
@@ -553,8 +558,8 @@ def payouts(frames: Frames, settings: ReconciliationSettings) -> Findings:
     return found
 
 
-# In the order they run: the order of the exceptions in every report.
-CHECKS = (invoices, payments, credits, refunds, customers, customer_balances, payouts)
+# In the order they are declared above, which is the order of the exceptions in every report.
+CHECKS = tuple(_DECLARED)
 
 
 def measure_labels(checks: tuple[ReconciliationCheck, ...]) -> dict[str, str]:
