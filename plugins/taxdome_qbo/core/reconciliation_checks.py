@@ -44,6 +44,8 @@ from taxdome_qbo.core.reconciliation_findings import (
     split_scope,
 )
 
+CheckFunction = Callable[[Frames, ReconciliationSettings], Findings]
+
 
 @dataclass(frozen=True)
 class ReconciliationCheck:
@@ -57,16 +59,16 @@ class ReconciliationCheck:
     name: str
     reads: tuple[str, ...]
     labels: Mapping[str, str]
-    run: Callable[[Frames, ReconciliationSettings], Findings]
+    run: CheckFunction
     listed_before: str | None = None
 
 
 def reconciliation_check(
     *, reads: tuple[str, ...], labels: Mapping[str, str], listed_before: str | None = None
-) -> Callable[[Callable[[Frames, ReconciliationSettings], Findings]], ReconciliationCheck]:
+) -> Callable[[CheckFunction], ReconciliationCheck]:
     """Declares the decorated function a check named after it, run after the checks declared above it."""
 
-    def declare(run: Callable[[Frames, ReconciliationSettings], Findings]) -> ReconciliationCheck:
+    def declare(run: CheckFunction) -> ReconciliationCheck:
         check = ReconciliationCheck(run.__name__, reads, labels, run, listed_before)
         _DECLARED.append(check)
         return check
@@ -77,7 +79,7 @@ def reconciliation_check(
 _DECLARED: list[ReconciliationCheck] = []
 
 
-# -- invoices -------------------------------------------------------------------------------------------------
+# -- invoices ------------------------------------------------------------------------------------------------
 
 
 @reconciliation_check(
@@ -191,7 +193,7 @@ def _applied(found: Findings, frames: Frames, invoices: pd.DataFrame) -> None:
     compare(found, paired, "applied", "applied_taxdome", "applied_qbo", "what pays the invoice")
 
 
-# -- payments and their processing fees ---------------------------------------------------------------------
+# -- payments and their processing fees ----------------------------------------------------------------------
 
 
 @reconciliation_check(
@@ -278,7 +280,7 @@ def _fees(
     return taxdome, qbo
 
 
-# -- promotional credits and refunds --------------------------------------------------------------------------
+# -- promotional credits and refunds -------------------------------------------------------------------------
 
 
 @reconciliation_check(
@@ -340,7 +342,7 @@ def refunds(frames: Frames, settings: ReconciliationSettings) -> Findings:
     return found
 
 
-# -- customers ---------------------------------------------------------------------------------------------
+# -- customers -----------------------------------------------------------------------------------------------
 
 
 @reconciliation_check(
@@ -445,7 +447,7 @@ def customer_balances(frames: Frames, settings: ReconciliationSettings) -> Findi
     return found
 
 
-# -- payouts --------------------------------------------------------------------------------------------------
+# -- payouts -------------------------------------------------------------------------------------------------
 
 
 @reconciliation_check(
