@@ -472,33 +472,8 @@ def payouts(frames: Frames, settings: ReconciliationSettings) -> Findings:
     listed = listed[in_period(listed["payout_date"], settings)]
     if listed.empty:
         return found
-    members = (
-        listed[["payout_id", "payment_ids"]]
-        .assign(payment_id=listed["payment_ids"].fillna("").str.split(";"))
-        .explode("payment_id")
-    )
-    members = members[members["payment_id"].fillna("") != ""]
-    taxdome_payments = frames["taxdome.payments"]
-    taxdome_payments = taxdome_payments.set_index(taxdome_payments["payment_id"].astype(str))
-    members["gross"] = members["payment_id"].map(taxdome_payments["amount_cents"]).fillna(0).astype("int64")
-    members["fee"] = (
-        members["payment_id"].map(taxdome_payments["processing_fee_cents"]).fillna(0).astype("int64")
-    )
-    # What QBO should hold: every payment but those a sync rule keeps out (a failed one is owed too).
-    owed = ~members["payment_id"].map(ruled_out(frames["verdicts.payment"])).fillna(False).astype(bool)
-    members["gross_in_scope"] = members["gross"].where(owed, 0)
-    members["fee_in_scope"] = members["fee"].where(owed, 0)
-    qbo_payment = frames["qbo_ids.payment"].map(frames["qbo.payments"].set_index("qbo_id")["total_cents"])
-    qbo_fee = frames["qbo_ids.fee"].map(frames["qbo.purchases"].set_index("qbo_id")["total_cents"])
-    members["qbo_gross"] = members["payment_id"].map(qbo_payment).fillna(0).astype("int64")
-    members["qbo_fee"] = members["payment_id"].map(qbo_fee).fillna(0).astype("int64")
-    sums = members.groupby("payout_id")[
-        ["gross", "fee", "gross_in_scope", "fee_in_scope", "qbo_gross", "qbo_fee"]
-    ].sum()
-    frame = listed.set_index("payout_id").join(sums).fillna(0).reset_index()
-    frame = aligned(frame, object_kind="payout", taxdome_id=frame["payout_id"].astype(str))
-    frame["net_in_scope"] = frame["gross_in_scope"] - frame["fee_in_scope"]
-    frame["qbo_net"] = frame["qbo_gross"] - frame["qbo_fee"]
+    members = _payout_members(frames, listed)
+    frame = _payout_sums(listed, members)
     for measure, stated, summed in (
         ("payout_gross", "gross_cents", "gross"),
         ("payout_fees", "fee_cents", "fee"),
@@ -558,6 +533,44 @@ def payouts(frames: Frames, settings: ReconciliationSettings) -> Findings:
         # Totals compare what QBO should hold (the in-scope payments) with what it holds, as elsewhere.
         found.total(measure, amounts(frame, "payout_date", in_scope), amounts(frame, "payout_date", qbo))
     return found
+
+
+def _payout_members(frames: Frames, listed: pd.DataFrame) -> pd.DataFrame:
+    """One row per payment a payout lists: its gross and fee in TaxDome, those QBO should hold, and those it
+    holds."""
+    members = (
+        listed[["payout_id", "payment_ids"]]
+        .assign(payment_id=listed["payment_ids"].fillna("").str.split(";"))
+        .explode("payment_id")
+    )
+    members = members[members["payment_id"].fillna("") != ""]
+    taxdome_payments = frames["taxdome.payments"]
+    taxdome_payments = taxdome_payments.set_index(taxdome_payments["payment_id"].astype(str))
+    members["gross"] = members["payment_id"].map(taxdome_payments["amount_cents"]).fillna(0).astype("int64")
+    members["fee"] = (
+        members["payment_id"].map(taxdome_payments["processing_fee_cents"]).fillna(0).astype("int64")
+    )
+    # What QBO should hold: every payment but those a sync rule keeps out (a failed one is owed too).
+    owed = ~members["payment_id"].map(ruled_out(frames["verdicts.payment"])).fillna(False).astype(bool)
+    members["gross_in_scope"] = members["gross"].where(owed, 0)
+    members["fee_in_scope"] = members["fee"].where(owed, 0)
+    qbo_payment = frames["qbo_ids.payment"].map(frames["qbo.payments"].set_index("qbo_id")["total_cents"])
+    qbo_fee = frames["qbo_ids.fee"].map(frames["qbo.purchases"].set_index("qbo_id")["total_cents"])
+    members["qbo_gross"] = members["payment_id"].map(qbo_payment).fillna(0).astype("int64")
+    members["qbo_fee"] = members["payment_id"].map(qbo_fee).fillna(0).astype("int64")
+    return members
+
+
+def _payout_sums(listed: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """The payouts with the sums of their payments' amounts (`_payout_members`) and the nets of those sums."""
+    sums = members.groupby("payout_id")[
+        ["gross", "fee", "gross_in_scope", "fee_in_scope", "qbo_gross", "qbo_fee"]
+    ].sum()
+    frame = listed.set_index("payout_id").join(sums).fillna(0).reset_index()
+    frame = aligned(frame, object_kind="payout", taxdome_id=frame["payout_id"].astype(str))
+    frame["net_in_scope"] = frame["gross_in_scope"] - frame["fee_in_scope"]
+    frame["qbo_net"] = frame["qbo_gross"] - frame["qbo_fee"]
+    return frame
 
 
 # In the order they are declared above, which is the order of the exceptions in every report.
