@@ -6,9 +6,9 @@ comparisons every kind of object goes through live here: which objects of the pe
 sync's verdicts decide), pairing them with their QBO counterparts, comparing amounts, customers and dates,
 and the QBO objects nothing claims. Pure: frames in, frames out.
 
-The frames a comparison reads come from the check's named frames (see core/reconciliation.py): `verdicts.<kind>`
-(TaxDome id -> `verdict`, `verdict_reason`, `caused_by`), `qbo_ids.<kind>` (TaxDome id -> QBO id of what the
-sync state says QBO holds) and `failure_reasons` (`kind:id` of a failed object -> why it failed).
+The frames a comparison reads are among its check's named frames (built in core/reconciliation.py):
+`verdicts.<kind>` (TaxDome id -> `verdict`, `verdict_reason`, `caused_by`), `qbo_ids.<kind>` (TaxDome id ->
+QBO id of what the sync state says QBO holds) and `failure_reasons` (`kind:id` of a failed object -> why).
 """
 
 from __future__ import annotations
@@ -380,13 +380,13 @@ def extras(
     found: Findings,
     copy: pd.DataFrame,
     kind: str,
-    claimed: Iterable[str],
+    claimed_ids: Iterable[str],
     candidates: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """QBO objects of the period whose id is not `claimed` by a TaxDome object: a second copy of a claimed
+    """QBO objects of the period whose id no TaxDome object claims (`claimed_ids`): a second copy of a claimed
     object (same marker) is a duplicate, anything else is extra. Returns them (they count in QBO's totals)."""
     entity = _ENTITY[kind]
-    claimed = set(claimed)
+    claimed = set(claimed_ids)
     in_the_period = copy[in_period(copy["txn_date"], found.settings)]
     if candidates is not None:
         in_the_period = in_the_period[candidates.reindex(in_the_period.index, fill_value=False)]
