@@ -63,7 +63,7 @@ def totals(found: Findings, measure: str, dimension: str = "") -> dict[str, tupl
     return {row.period: (row.taxdome_cents, row.qbo_cents) for row in rows.itertuples()}
 
 
-# -- invoices ---------------------------------------------------------------------------------------------
+# -- invoices ------------------------------------------------------------------------------------------------
 
 
 def test_invoices_compare_totals_with_tax_lines_and_find_a_duplicate_copy():
@@ -149,7 +149,7 @@ def test_an_invoice_balance_left_open_by_a_payment_is_explained_only_when_a_rule
     ]  # fmt: skip
 
 
-# -- payments and fees --------------------------------------------------------------------------------------
+# -- payments and fees ---------------------------------------------------------------------------------------
 
 
 def test_payments_count_the_fee_of_a_failed_payment_on_taxdomes_side_and_find_an_unmarked_fee():
@@ -218,7 +218,7 @@ def test_a_zero_amount_payment_applying_a_credit_is_not_an_extra_payment():
     assert [(row[0], row[4], row[7]) for row in exceptions(found)] == [("extra_in_qbo", "22", 700)]
 
 
-# -- promotional credits and refunds ----------------------------------------------------------------------
+# -- promotional credits and refunds -------------------------------------------------------------------------
 
 
 def test_credits_name_the_failure_that_keeps_a_credit_out_and_a_credit_under_another_customer():
@@ -287,7 +287,7 @@ def test_a_refund_counts_in_its_own_month_not_its_payments_and_one_after_the_per
     assert found.in_scope == {"refund": 1}
 
 
-# -- customers ---------------------------------------------------------------------------------------------
+# -- customers -----------------------------------------------------------------------------------------------
 
 
 def test_customers_find_a_renamed_and_a_deleted_customer_but_let_an_adopted_one_keep_its_name():
@@ -356,7 +356,7 @@ def test_customer_balances_count_only_what_was_synced_within_the_tolerance():
     assert exceptions(run_check(checks.customer_balances, sources, within)) == []
 
 
-# -- payouts -----------------------------------------------------------------------------------------------
+# -- payouts -------------------------------------------------------------------------------------------------
 
 
 def test_payouts_explain_payments_kept_out_by_a_rule_and_name_a_failed_one():
@@ -431,7 +431,7 @@ def test_a_payout_that_is_not_the_sum_of_its_payments_is_a_taxdome_difference():
     )  # fmt: skip
 
 
-# -- the registry ------------------------------------------------------------------------------------------
+# -- the registry --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
