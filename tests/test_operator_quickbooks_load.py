@@ -82,14 +82,14 @@ def test_rendered_fields_choose_the_connection_the_plan_and_the_batch_size(
 ):
     engine = warehouse_engine_from_connection
     company = company_for_base_export(emulator)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_QUICKBOOKS_TEMPLATED", json.dumps(airflow_connection(emulator.base_url, company))
-    )
-    monkeypatch.delenv("AIRFLOW_CONN_QUICKBOOKS_DEFAULT", raising=False)
     export = write_export(tmp_path / "export")
     stage(engine, export)
-    plan(
-        engine, session_for(engine, emulator, company), Firm(export, BASE_FIRM_SETTINGS), "planned-elsewhere"
+    session = session_for(engine, emulator, company)
+    plan(engine, session, Firm(export, BASE_FIRM_SETTINGS), "planned-elsewhere")
+    # Only the connection the run's params name reaches the company.
+    monkeypatch.delenv("AIRFLOW_CONN_QUICKBOOKS_DEFAULT", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QUICKBOOKS_TEMPLATED", json.dumps(airflow_connection(emulator.base_url, company))
     )
 
     run = templated_load_dag(tmp_path / "dags", monkeypatch).test(

@@ -45,11 +45,6 @@ def reports_root() -> ObjectStoragePath:
     return ObjectStoragePath(reports_location())
 
 
-def run_folder(run_id: str) -> ObjectStoragePath:
-    """Where a run's reports go: a folder per run under the reports location (local or object store)."""
-    return pipeline.run_folder(reports_root(), run_id)
-
-
 def resolve_exports(params: dict[str, Any]) -> list[str]:
     """The export named by `export_dir`, else every export of `landing_dir` not loaded yet (oldest first).
 
