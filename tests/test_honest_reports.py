@@ -38,7 +38,7 @@ from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, Tax
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.demo.planning import demo_company
 from taxdome_qbo.paths import run_folder_name
-from taxdome_qbo.services import local_files, planning, reports, warehouse
+from taxdome_qbo.services import local_files, pipeline, planning, reports, warehouse
 from taxdome_qbo.text_table import text_table
 
 VENDOR_REASON = "the name 'Zoë Müller' belongs to a QuickBooks vendor"
@@ -422,7 +422,7 @@ def test_run_ids_that_read_alike_get_their_own_folders(monkeypatch, tmp_path):
 
     assert len(set(names.values())) == len(names)
     assert run_folder_name("a:b") == run_folder_name("a:b")  # the same run keeps its folder
-    assert str(dag_tasks.run_folder("a:b")).endswith(names["a:b"])
+    assert str(pipeline.run_folder(dag_tasks.reports_root(), "a:b")).endswith(names["a:b"])
 
 
 @pytest.fixture
@@ -460,7 +460,7 @@ def test_reports_are_readable_by_their_owner_only(warehouse_engine, tmp_path, us
 
 def test_preview_files_are_created_private_through_an_object_storage_path(monkeypatch, tmp_path, usual_umask):
     monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(tmp_path / "reports"))
-    folder = dag_tasks.run_folder("scheduled__2026-01-01")
+    folder = pipeline.run_folder(dag_tasks.reports_root(), "scheduled__2026-01-01")
     stale = tmp_path / "reports" / run_folder_name("scheduled__2026-01-01")
     stale.mkdir(parents=True)  # an earlier attempt left a world-readable folder and file
     (stale / "plan_preview.md").write_text("old")

@@ -9,10 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import qbo_client, warehouse
 from taxdome_qbo.services.qbo_client import endpoints_for, quickbooks_client
+from taxdome_qbo.services.qbo_rate import RateLimits
+from taxdome_qbo.services.qbo_tokens import TokenStore
 from taxdome_qbo.services.warehouse import qbo_oauth_tokens
 
 
@@ -144,3 +147,44 @@ def test_an_emulator_url_points_both_libraries_at_it():
 def test_an_unknown_environment_is_refused(environment):
     with pytest.raises(ValueError, match="expected sandbox, production or an emulator's base URL"):
         endpoints_for(environment)
+
+
+def test_the_governed_session_keeps_the_rate_limits_the_connection_sets(
+    emulator, company, warehouse_file, monkeypatch
+):
+    extra = {
+        "realm_id": company["realm_id"],
+        "environment": emulator.base_url,
+        "refresh_token": company["refresh_token"],
+        "rate_window_seconds": "3",
+        "requests_per_minute": 100,
+    }
+    set_quickbooks_connection(monkeypatch, company, emulator.base_url, extra=extra)
+
+    session = QuickBooksHook().governed_session("read")
+
+    assert session.governor.realm_id == company["realm_id"]
+    assert session.governor.limits == RateLimits(window_seconds=3.0, requests_per_window=100)
+    assert qbo_client.fetch_company_info(session)["CompanyName"].startswith("Emulated Company")
+    assert session.stats.requests == 1, "the request went through the governor"
+
+
+def test_a_rate_limit_extra_that_is_no_number_fails_without_retries(company, warehouse_file, monkeypatch):
+    set_quickbooks_connection(monkeypatch, company, "sandbox", extra={"max_concurrent_requests": "ten"})
+
+    with pytest.raises(AirflowFailException, match="connection quickbooks_default: bad rate limit extra"):
+        QuickBooksHook().rate_limits()
+
+
+def test_no_connection_or_a_disconnected_company_skips_saying_what_is_not_done(
+    hook, company, warehouse_file, monkeypatch
+):
+    hook.get_session()  # stores the company's tokens
+    TokenStore(hook.warehouse_engine, company["realm_id"], hook.token_cipher).mark_disconnected()
+    with pytest.raises(AirflowSkipException, match="QuickBooks is disconnected: nothing is read") as skip:
+        hook.governed_session("read")
+    assert "python -m taxdome_qbo reconnect" in str(skip.value)
+
+    monkeypatch.delenv("AIRFLOW_CONN_QUICKBOOKS_DEFAULT")
+    with pytest.raises(AirflowSkipException, match="no quickbooks_default connection"):
+        QuickBooksHook().governed_session("planned")

@@ -1,4 +1,5 @@
-"""Bodies of the `taxdome_qbo_reconcile` tasks: resolve Airflow things, call one service, return a receipt."""
+"""Bodies of the `taxdome_qbo_reconcile` tasks: resolve Airflow things (params, hooks, paths), call one use
+case of `services.pipeline`, return its receipt."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ import logging
 from typing import Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.assets import SYNC_DAG_ID
-from taxdome_qbo.core.planner import resolve_setting_ids
-from taxdome_qbo.core.reconciliation import ReconciliationSettings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import qbo_client, qbo_readback, reconciliation, reports
+from taxdome_qbo.services import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -54,81 +53,41 @@ def no_sync_in_flight(context: Context) -> bool:
     return False
 
 
-def read_back(params: dict[str, Any]) -> dict:
-    """Read the company's customers and transactions back into the `stg_qbo__*` tables (CDC when it can).
+def _param_date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(str(value)) if value else None
 
-    The receipt holds the sync's fingerprint taken before the read: `verdict` judges only if it is unchanged.
-    """
+
+def read_back(params: dict[str, Any]) -> dict:
+    """Read the company back into the `stg_qbo__*` tables (CDC unless `full_read`), noting the sync's
+    fingerprint for `verdict`."""
     hook = QuickBooksHook()
-    session = dag_tasks.governed_session(hook, "read")
-    fingerprint = reconciliation.sync_fingerprint(hook.warehouse_engine, session.realm_id)
-    receipt = qbo_readback.read_back(hook.warehouse_engine, session, incremental=not params["full_read"])
-    return receipt.as_xcom() | {"sync_fingerprint": fingerprint}
+    session = hook.governed_session("read")
+    return pipeline.read_back(hook.warehouse_engine, session, full_read=params["full_read"])
 
 
 def reconcile(params: dict[str, Any], run_id: str) -> dict:
     """Compare TaxDome with the QBO copies for the period and record the summary and the exceptions."""
     settings = dag_tasks.firm_settings(params)
     hook = QuickBooksHook()
-    session = dag_tasks.governed_session(hook, "reconciled")
-    reference = qbo_client.fetch_reference(session)
-    ids = resolve_setting_ids(settings, reference)
-    period_from = params.get("period_from") or settings.sync_start_date
-    period_to = params.get("period_to") or dt.datetime.now(dt.UTC).date()
-    automated_tax = settings.automated_sales_tax or reference.automated_sales_tax
-    options = ReconciliationSettings(
-        period_from=dt.date.fromisoformat(str(period_from)) if period_from else None,
-        period_to=dt.date.fromisoformat(str(period_to)),
-        tax_item_id=None if automated_tax else ids.ids["tax_item"],
-        fee_expense_account_id=ids.ids["fee_expense_account"],
-        deposit_account_id=ids.ids["deposit_to_account"],
-        app_url=session.app_url,
-    )
-    try:
-        receipt = reconciliation.reconcile_company(
-            WarehouseHook().get_engine(), reference.realm_id, run_id, options
+    session = hook.governed_session("reconciled")
+    with dag_tasks.task_outcome():
+        return pipeline.reconcile(
+            hook.warehouse_engine,
+            session,
+            settings,
+            run_id,
+            period_from=_param_date(params.get("period_from")),
+            period_to=_param_date(params.get("period_to")),
         )
-    except reconciliation.NothingToReconcile as exc:
-        raise AirflowSkipException(str(exc)) from exc
-    return receipt.as_xcom() | {"company_name": qbo_client.fetch_company_info(session)["CompanyName"]}
 
 
 def report(receipt: dict, run_id: str) -> dict:
     """HTML, CSV and XLSX reports of the run, in `<reports>/<run id>/` (a local folder or an object store)."""
-    engine = WarehouseHook().get_engine()
-    folder = dag_tasks.run_folder(run_id)
-    written = reports.write_reports(
-        engine,
-        receipt["recon_run_id"],
-        folder,
-        dq_run_id=receipt["sync_run_id"],
-        company_name=receipt["company_name"],
-    )
-    reconciliation.record_report_location(engine, receipt["recon_run_id"], written["html"])
-    log.info("reconciliation report: %s", written["html"])
-    return written
+    return pipeline.report(WarehouseHook().get_engine(), receipt, dag_tasks.reports_root(), run_id)
 
 
 def verdict(receipt: dict, written: dict, read: dict) -> None:
     """Fails the run when a difference is unexplained; the report exists by then. Skips instead when a sync
-    staged, planned or loaded since the read-back (`read`'s fingerprint): the comparison may have seen the
-    company half-loaded."""
-    engine = WarehouseHook().get_engine()
-    fingerprint = reconciliation.sync_fingerprint(engine, read["realm_id"])
-    if fingerprint != read["sync_fingerprint"]:
-        reconciliation.record_superseded(engine, receipt["recon_run_id"])
-        message = (
-            f"a sync changed the data during this comparison (before: {read['sync_fingerprint']}, after: "
-            f"{fingerprint}), so its {receipt['unexplained']} unexplained difference(s) are not judged: the "
-            "reconciliation the sync's load triggers will judge (if that sync writes nothing, run "
-            f"taxdome_qbo_reconcile again). Report of this comparison: {written['html']}"
-        )
-        log.warning("%s", message)
-        raise AirflowSkipException(message)
-    if receipt["unexplained"]:
-        classes = ", ".join(f"{name} {n}" for name, n in receipt["exceptions_by_class"].items())
-        raise AirflowFailException(
-            f"{receipt['unexplained']} unexplained difference(s) between TaxDome and QuickBooks ({classes}); "
-            f"the report says which and why: {written['html']}"
-        )
-    log.info("TaxDome and QuickBooks agree to the cent (report: %s)", written["html"])
+    staged, planned or loaded since the read-back: the comparison may have seen the company half-loaded."""
+    with dag_tasks.task_outcome():
+        pipeline.verdict(WarehouseHook().get_engine(), receipt, written, read)

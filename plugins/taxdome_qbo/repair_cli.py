@@ -12,7 +12,6 @@ import sys
 
 from airflow.sdk.exceptions import AirflowException
 
-from taxdome_qbo import dag_tasks
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import company_lease, qbo_repair
@@ -48,7 +47,7 @@ def _amount(cents: int | None) -> str:
 def repair_duplicates(args: argparse.Namespace) -> int:
     hook = QuickBooksHook()
     try:
-        session = dag_tasks.governed_session(hook, "repaired")
+        session = hook.governed_session("repaired")
         report = qbo_repair.repair_duplicates(
             hook.warehouse_engine, session, apply=args.apply, wait_seconds=args.wait
         )

@@ -5,21 +5,31 @@ from __future__ import annotations
 from functools import cached_property
 
 from airflow.sdk import BaseHook, Connection, conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 from quickbooks import QuickBooks
 from sqlalchemy.engine import Engine
 
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import token_key_path
 from taxdome_qbo.services import qbo_client, qbo_tokens, warehouse
-from taxdome_qbo.services.qbo_client import QboCredentials, QboSession
+from taxdome_qbo.services.qbo_client import QboCredentials, QboSession, RetryPolicy
 from taxdome_qbo.services.qbo_connection import QboApp
-from taxdome_qbo.services.qbo_tokens import TokenStore
+from taxdome_qbo.services.qbo_rate import RateGovernor, RateLimits
+from taxdome_qbo.services.qbo_tokens import QboDisconnectedError, TokenStore
 from taxdome_qbo.services.token_cipher import TokenCipher, key_from_file, split_keys
 
 # Refreshing tokens never redirects; the URI only matters to the connect command's authorization flow.
 DEFAULT_REDIRECT_URI = "https://developer.intuit.com/v2/OAuth2Playground/RedirectUrl"
 # What the Task SDK's configuration answers for a fernet_key no airflow.cfg or environment variable sets.
 _UNSET_FERNET_KEY = "{FERNET_KEY}"
+# Connection extras that tune the rate governor: an emulator with time-scaled minutes shrinks the window.
+RATE_EXTRAS = {
+    "rate_window_seconds": "window_seconds",
+    "throttle_wait_seconds": "throttle_wait_seconds",
+    "requests_per_minute": "requests_per_window",
+    "batch_requests_per_minute": "batch_requests_per_window",
+    "max_concurrent_requests": "max_concurrent",
+}
 
 
 def deployment_token_cipher(connection_extra: dict | None = None) -> TokenCipher:
@@ -142,6 +152,51 @@ class QuickBooksHook(BaseHook):
         return qbo_client.open_session(
             credentials, TokenStore(self.warehouse_engine, credentials.realm_id, self.token_cipher)
         )
+
+    def governed_session(self, nothing_is: str) -> QboSession:
+        """A session on the connected company within its rate limits (`rate_limits`), shared by every process.
+
+        Skips (AirflowSkipException, saying what is not done: `nothing_is`) when QuickBooks is not connected
+        or was disconnected, naming the command that connects it.
+        """
+        try:
+            session = self.get_session()
+        except AirflowNotFoundException as exc:
+            conn_id = self.quickbooks_conn_id
+            raise AirflowSkipException(
+                f"QuickBooks is not connected (no {conn_id} connection): nothing is {nothing_is}. Define the "
+                f"connection with the Intuit app's client id and secret (AIRFLOW_CONN_{conn_id.upper()}, see "
+                "docs/configuration.md), then connect the company with "
+                "`python -m taxdome_qbo connect --realm <company id>` (or give the connection the extras "
+                "realm_id and refresh_token), and run again."
+            ) from exc
+        except QboDisconnectedError as exc:
+            raise AirflowSkipException(
+                f"QuickBooks is disconnected: nothing is {nothing_is} ({exc}). Reconnect with "
+                "`python -m taxdome_qbo reconnect --realm <company id>`, then run again."
+            ) from exc
+        session.govern(
+            RateGovernor(self.warehouse_engine, session.realm_id, self.rate_limits()), RetryPolicy()
+        )
+        return session
+
+    def rate_limits(self) -> RateLimits:
+        """Intuit's limits, or what the connection's extras (`RATE_EXTRAS`) say: an emulator's time-scaled
+        minute. A value that is not a number fails without retries."""
+        extras = self.get_connection(self.quickbooks_conn_id).extra_dejson
+        defaults = RateLimits()
+        try:
+            return RateLimits(
+                **{
+                    field: type(getattr(defaults, field))(extras[extra])
+                    for extra, field in RATE_EXTRAS.items()
+                    if extra in extras
+                }
+            )
+        except (TypeError, ValueError) as exc:
+            raise AirflowFailException(
+                f"connection {self.quickbooks_conn_id}: bad rate limit extra ({exc})"
+            ) from exc
 
     def get_conn(self) -> QuickBooks:
         """A bare python-quickbooks client (it does not refresh by itself; `get_session` does)."""
