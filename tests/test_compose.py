@@ -89,9 +89,13 @@ def test_the_image_installs_the_project_where_the_services_mount_it(compose, air
     project = install.split(" -e ")[1].strip()
     assert "--no-deps" in install
     copied = {
-        line.split()[1].rstrip("/") for line in dockerfile if line.startswith("COPY") and project in line
+        source
+        for line in dockerfile
+        if line.startswith("COPY") and project in line
+        for source in line.split()[1:-1]
+        if not source.startswith("--")
     }
-    assert {"plugins", "include", "qbo_emulator"} <= copied
+    assert {"pyproject.toml", "requirements-runtime.in", "plugins", "include", "qbo_emulator"} <= copied
     for name, service in airflow_services.items():
         for folder in ("plugins", "include", "qbo_emulator", "dags"):
             assert mounts(service)[f"./{folder}"] == f"{project}/{folder}", (name, folder)
