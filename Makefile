@@ -13,7 +13,6 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__API__HOST := 127.0.0.1
-export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
 
 DEMO_ACCOUNTS ?= 200
@@ -40,11 +39,14 @@ help:
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The lock first (`uv pip sync` removes whatever it does not list), then the project itself, editable, built
+# by the lock's setuptools (no isolation, no dependency resolution: what is installed is what the lock says).
+$(VENV)/.installed: requirements.txt pyproject.toml requirements-runtime.in
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep -E '^uv==' requirements.txt)"
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation --editable .
 	@touch $@
 
 airflow-home: $(AIRFLOW_HOME)/.migrated

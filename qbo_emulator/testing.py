@@ -121,17 +121,11 @@ def running_emulator(db_path: str | None = None, **config) -> Iterator[EmulatorH
     ``config`` takes the keys of ``PUT /_emulator/config``. A port taken between probing and binding (tests
     run in parallel) makes the process exit at once, and the start is retried on another port.
     """
-    project_root = str(Path(__file__).resolve().parent.parent)
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH")])),
-    }
     with tempfile.TemporaryFile() as stderr:
         for _ in range(START_ATTEMPTS):
             port = free_port()
             process = subprocess.Popen(
                 emulator_command(port, db_path, config),
-                env=environment,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )

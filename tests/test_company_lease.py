@@ -163,7 +163,6 @@ def _cli_environment(engine, base_url: str, company: dict, firm: Firm, tmp_path:
         connection = postgres_connection(_spec(engine)["postgres"])
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
         "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps(connection),
         "AIRFLOW_CONN_QUICKBOOKS_DEFAULT": json.dumps(airflow_connection(base_url, company)),
         "AIRFLOW_VAR_TAXDOME_QBO_SETTINGS": json.dumps(firm.settings),

@@ -3,6 +3,7 @@ proves: the same executor, brokers, settings and components (plugins/taxdome_qbo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from taxdome_qbo import deployment
+from taxdome_qbo.hooks.warehouse import WarehouseHook
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yaml"
 
@@ -66,7 +68,38 @@ def test_the_components_the_tier_starts_are_all_services(airflow_services, compo
     assert (broker.scheme, broker.hostname) == ("redis", "redis")
 
 
+def mounts(service: dict) -> dict[str, str]:
+    """Host folder -> container folder, of the service's bind mounts."""
+    return dict(volume.split(":")[:2] for volume in service["volumes"] if volume.startswith("./"))
+
+
 def test_the_plugin_that_creates_the_pool_is_mounted_and_nothing_resets_it(airflow_services):
     for name, service in airflow_services.items():
-        assert "./plugins:/opt/airflow/plugins" in service["volumes"], name
+        assert mounts(service)["./plugins"] == service["environment"]["AIRFLOW__CORE__PLUGINS_FOLDER"], name
+        assert mounts(service)["./dags"] == service["environment"]["AIRFLOW__CORE__DAGS_FOLDER"], name
     assert "pools set" not in " ".join(airflow_services["airflow-init"]["command"])
+
+
+def test_the_image_installs_the_project_where_the_services_mount_it(compose, airflow_services):
+    """The distribution is installed (editable, its dependencies from the lock), so nothing needs PYTHONPATH
+    and the mounted folders are the code that runs."""
+    assert "PYTHONPATH" not in COMPOSE.read_text()
+    dockerfile = compose["x-airflow-common"]["build"]["dockerfile_inline"].splitlines()
+    install = next(line for line in dockerfile if "pip install" in line and " -e " in line)
+    project = install.split(" -e ")[1].strip()
+    assert "--no-deps" in install
+    copied = {
+        source
+        for line in dockerfile
+        if line.startswith("COPY") and project in line
+        for source in line.split()[1:-1]
+        if not source.startswith("--")
+    }
+    assert {"pyproject.toml", "requirements-runtime.in", "plugins", "include", "qbo_emulator"} <= copied
+    for name, service in airflow_services.items():
+        for folder in ("plugins", "include", "qbo_emulator", "dags"):
+            assert mounts(service)[f"./{folder}"] == f"{project}/{folder}", (name, folder)
+    connection = json.loads(
+        airflow_services["airflow-scheduler"]["environment"]["AIRFLOW_CONN_WAREHOUSE_DEFAULT"]
+    )
+    assert connection["conn_type"] == WarehouseHook.conn_type

@@ -135,7 +135,7 @@ def test_relative_links_resolve(page):
 def test_the_data_model_page_is_generated_from_the_schema():
     committed = (DOCS / "data-model.md").read_text(encoding="utf-8")
     assert committed == data_model_doc.render(), (
-        "docs/data-model.md is stale: PYTHONPATH=plugins python -m taxdome_qbo.data_model_doc > docs/data-model.md"
+        "docs/data-model.md is stale: python -m taxdome_qbo.data_model_doc > docs/data-model.md"
     )
 
 

@@ -77,3 +77,26 @@ def test_a_warehouse_that_answers_gives_its_engine(monkeypatch, postgres_schema)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW search_path").scalar_one() == postgres_schema
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_of_the_hooks_own_type_gives_its_engine(monkeypatch, postgres_schema):
+    """`taxdome_qbo_warehouse`, the type the UI's form creates, is PostgreSQL like `postgres`."""
+    use_warehouse_connection(
+        monkeypatch, **postgres_connection(postgres_schema) | {"conn_type": WarehouseHook.conn_type}
+    )
+
+    engine = WarehouseHook().get_engine()
+
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW search_path").scalar_one() == postgres_schema
+    engine.dispose()
+
+
+def test_a_connection_of_another_type_is_refused_naming_the_types_that_work(monkeypatch):
+    use_warehouse_connection(monkeypatch, conn_type="mysql", host="127.0.0.1")
+
+    with pytest.raises(
+        ValueError, match="has type 'mysql'; the warehouse is taxdome_qbo_warehouse, postgres or sqlite"
+    ):
+        WarehouseHook().get_engine()

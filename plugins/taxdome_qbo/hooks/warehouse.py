@@ -18,9 +18,10 @@ class WarehouseUnreachableError(RuntimeError):
 class WarehouseHook(BaseHook):
     """Builds the SQLAlchemy engine of the staging warehouse.
 
-    The connection (`AIRFLOW_CONN_WAREHOUSE_DEFAULT`, JSON) is `postgres` (host, port, schema = database,
-    login, password; extra `search_path`, one plain schema name, to stage into a schema other than `public`)
-    or `sqlite` (host = the database file). Without the connection, the warehouse is `warehouse.db` in the
+    The connection (`AIRFLOW_CONN_WAREHOUSE_DEFAULT`, JSON) is PostgreSQL, of this hook's type
+    `taxdome_qbo_warehouse` (its form in the UI) or `postgres` (host, port, schema = database, login,
+    password; extra `search_path`, one plain schema name, to stage into a schema other than `public`), or
+    `sqlite` (host = the database file). Without the connection, the warehouse is `warehouse.db` in the
     Airflow home. A SQLite file (and its folder) created here is readable by its owner only. A PostgreSQL
     warehouse that refuses or does not answer fails `get_engine` with WarehouseUnreachableError, which says
     what to check.
@@ -30,8 +31,10 @@ class WarehouseHook(BaseHook):
 
     conn_name_attr = "warehouse_conn_id"
     default_conn_name = "warehouse_default"
-    conn_type = "postgres"
-    hook_name = "TaxDome staging warehouse"
+    # A type of its own, so the Postgres provider's hook keeps `postgres`; those connections still work.
+    conn_type = "taxdome_qbo_warehouse"
+    hook_name = "TaxDome staging warehouse (PostgreSQL)"
+    postgres_conn_types = (conn_type, "postgres", "postgresql")
 
     def __init__(self, warehouse_conn_id: str = default_conn_name, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -44,9 +47,10 @@ class WarehouseHook(BaseHook):
             return warehouse.sqlite_engine(str(default_warehouse_path()))
         if conn.conn_type == "sqlite":
             return warehouse.sqlite_engine(conn.host)
-        if conn.conn_type not in ("postgres", "postgresql"):
+        if conn.conn_type not in self.postgres_conn_types:
             raise ValueError(
-                f"connection {self.warehouse_conn_id} has type {conn.conn_type!r}; the warehouse is postgres or sqlite"
+                f"connection {self.warehouse_conn_id} has type {conn.conn_type!r}; the warehouse is "
+                f"{self.conn_type}, postgres or sqlite"
             )
         engine = warehouse.postgres_engine(
             host=conn.host,
