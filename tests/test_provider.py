@@ -12,9 +12,8 @@ import jsonschema
 import pytest
 
 from qbo_emulator.testing import free_port
-from taxdome_qbo import dag_tasks
 from taxdome_qbo import deployment as deploy
-from taxdome_qbo.hooks.quickbooks import QuickBooksHook
+from taxdome_qbo.hooks.quickbooks import RATE_EXTRAS, QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.provider_info import get_provider_info
 
@@ -72,7 +71,7 @@ def test_the_quickbooks_form_has_its_own_fields_with_help(providers):
         if key.startswith("extra__quickbooks__")
     }
 
-    assert set(widgets) == QUICKBOOKS_FIELDS | set(dag_tasks.RATE_EXTRAS), "the extras the hook reads"
+    assert set(widgets) == QUICKBOOKS_FIELDS | set(RATE_EXTRAS), "the extras the hook reads"
     for name, widget in widgets.items():
         assert widget.package_name == "taxdome-qbo"
         assert widget.field["schema"]["title"] and widget.field["description"], name
@@ -121,7 +120,7 @@ def test_the_ui_connection_form_of_a_running_api_server_offers_our_types(tmp_pat
     assert quickbooks["hook_name"] == QuickBooksHook.hook_name
     assert quickbooks["standard_fields"]["login"]["title"] == "Client ID"
     assert quickbooks["standard_fields"]["host"]["hidden"]
-    assert set(quickbooks["extra_fields"]) == QUICKBOOKS_FIELDS | set(dag_tasks.RATE_EXTRAS)
+    assert set(quickbooks["extra_fields"]) == QUICKBOOKS_FIELDS | set(RATE_EXTRAS)
     assert quickbooks["extra_fields"]["environment"]["description"].startswith("sandbox or production")
     warehouse = by_type[WarehouseHook.conn_type]
     assert warehouse["standard_fields"]["url_schema"]["title"] == "Database"
