@@ -1,4 +1,4 @@
-"""The staging warehouse: its schema (SQLAlchemy Core metadata, created idempotently) and engine helpers.
+"""The staging warehouse: its schema (SQLAlchemy Core metadata, migrated by Alembic) and engine helpers.
 
 One schema serves SQLite (the embedded default) and PostgreSQL (production). Money is integer cents
 (`*_cents`, BIGINT) so neither database ever holds a float; quantities are NUMERIC on PostgreSQL and exact
@@ -20,6 +20,7 @@ from psycopg import sql as psycopg_sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo import migrations
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
 from taxdome_qbo.services.local_files import create_private_file
 
@@ -538,29 +539,15 @@ def fetch_raw(conn: Connection, select: sa.Select) -> list[tuple]:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every warehouse table that does not exist yet, and add the columns a newer version introduced.
+    """Bring the warehouse to this version's schema: its Alembic migrations up to the newest revision.
 
-    Safe to call on each run, and cheap after the first call for an engine: tasks and services call it
-    before they touch the warehouse, and inspecting every table each time would cost round trips. Columns
-    added to an existing table are nullable there (its old rows have no value); new tables get the full
-    definition.
+    Safe to call on each run, by several processes at once (one migrates, the others wait, then find nothing
+    to do), and cheap after the first call for an engine: tasks and services call it before they touch the
+    warehouse. A database an earlier release created, before the migrations, is adopted as it stands.
     """
     if engine in _SCHEMA_READY:
         return
-    metadata.create_all(engine, checkfirst=True)
-    inspector = sa.inspect(engine)
-    preparer = engine.dialect.identifier_preparer
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    conn.execute(
-                        sa.text(
-                            f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
-                            f"{preparer.quote(column.name)} {column.type.compile(engine.dialect)}"
-                        )
-                    )
+    migrations.upgrade(engine)
     _SCHEMA_READY.add(engine)
 
 
