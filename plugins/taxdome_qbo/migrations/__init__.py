@@ -9,6 +9,7 @@ are created in (on PostgreSQL the first of the engine's search_path). Adding a r
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ _ADVISORY_LOCK_CLASS = 0x7A0DB
 
 def alembic_config(connection: Connection) -> Config:
     """Alembic's configuration for migrating the database behind `connection` (env.py takes it from here)."""
-    config = Config()
+    config = Config(stdout=sys.stdout)  # the current one: Alembic's default is the one when it was imported
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     config.attributes["connection"] = connection

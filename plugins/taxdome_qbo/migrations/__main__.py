@@ -19,6 +19,14 @@ from alembic.config import CommandLine
 from taxdome_qbo import migrations
 from taxdome_qbo.services import warehouse
 
+# Alembic's hook after writing a revision: ruff formats it, as the rest of the code.
+FORMAT_NEW_REVISIONS = {
+    "hooks": "ruff",
+    "ruff.type": "module",
+    "ruff.module": "ruff",
+    "ruff.options": "format REVISION_SCRIPT_FILENAME",
+}
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     cli = CommandLine(prog="python -m taxdome_qbo.migrations")
@@ -41,10 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             with migrations.migrating(engine) as config:
                 config.cmd_opts = options
-                config.set_section_option("post_write_hooks", "hooks", "ruff")  # new revisions formatted
-                config.set_section_option("post_write_hooks", "ruff.type", "module")
-                config.set_section_option("post_write_hooks", "ruff.module", "ruff")
-                config.set_section_option("post_write_hooks", "ruff.options", "format REVISION_SCRIPT_FILENAME")
+                for option, value in FORMAT_NEW_REVISIONS.items():
+                    config.set_section_option("post_write_hooks", option, value)
                 cli.run_cmd(config, options)
         finally:
             engine.dispose()
