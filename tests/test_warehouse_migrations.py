@@ -228,9 +228,29 @@ def test_upgrading_a_migrated_database_again_changes_nothing(warehouse_engine):
 
     writes = [sql for sql in statements if sql.lstrip().upper().startswith(WRITES)]
     assert writes == []
+    assert not [sql for sql in statements if "BEGIN IMMEDIATE" in sql or "advisory" in sql], (
+        "it took the lock"
+    )
     assert statements, "a new engine looks at the database once"
     assert recorded_revision(again) == head_revision()
     again.dispose()
+
+
+def test_a_process_starting_while_a_load_writes_to_sqlite_does_not_wait_for_it(sqlite_engine):
+    warehouse.create_schema(sqlite_engine)
+    with sqlite_engine.connect() as writer:
+        writer.exec_driver_sql(
+            "BEGIN IMMEDIATE"
+        )  # SQLite's one write lock, as a long staging transaction holds
+        writer.execute(sa.delete(warehouse.sync_plan))
+        starting = fresh_engine_on(sqlite_engine)
+        started = time.monotonic()
+
+        warehouse.create_schema(starting)
+
+        assert time.monotonic() - started < 5, "it waited for the write lock (busy_timeout is 30 s)"
+        writer.rollback()
+    starting.dispose()
 
 
 def test_downgrading_to_nothing_removes_the_warehouse_and_upgrading_rebuilds_it(warehouse_engine):

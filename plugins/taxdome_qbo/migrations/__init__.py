@@ -17,6 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 VERSION_TABLE = "taxdome_qbo_schema_version"
@@ -57,5 +59,15 @@ def migrating(engine: Engine) -> Iterator[Config]:
 
 def upgrade(engine: Engine) -> None:
     """Bring the warehouse to the newest revision (a database 0.1.0 created is adopted by the first)."""
+    if _is_at_head(engine):
+        return
     with migrating(engine) as config:
         command.upgrade(config, "head")
+
+
+def _is_at_head(engine: Engine) -> bool:
+    """Whether the warehouse is migrated already, read without the lock: on SQLite the lock is the one write
+    lock, which a process starting while a long load writes would otherwise wait for."""
+    with engine.connect() as conn:
+        recorded = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads()
+    return set(recorded) == set(ScriptDirectory(str(SCRIPT_LOCATION)).get_heads())
