@@ -169,7 +169,6 @@ def test_the_version_table_is_the_warehouses_own_in_its_schema(postgres_engine, 
 def test_a_database_release_0_1_0_created_is_adopted_with_every_row(warehouse_engine):
     create_as_release_0_1_0(warehouse_engine)
     before = insert_rows_of_a_run(warehouse_engine)
-    assert differences(warehouse_engine) == []  # the fixture is that schema: the code has not changed it yet
 
     warehouse.create_schema(warehouse_engine)
 
