@@ -5,6 +5,7 @@ a no-op; two processes at once never both migrate."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import multiprocessing
 import time
 from pathlib import Path
@@ -51,13 +52,13 @@ def release_0_1_0_ddl(engine: sa.Engine) -> list[str]:
     """The statements with which release 0.1.0 created its warehouse on this engine's database."""
     text = (FIXTURES / f"warehouse_0_1_0.{engine.dialect.name}.sql").read_text(encoding="utf-8")
     text = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
-    return [statement.strip() for statement in text.split(";\n\n") if statement.strip()]
+    return [statement.strip().removesuffix(";") for statement in text.split(";\n\n") if statement.strip()]
 
 
 def create_as_release_0_1_0(engine: sa.Engine, statements: list[str] | None = None) -> None:
     with engine.begin() as conn:
         for statement in statements or release_0_1_0_ddl(engine):
-            conn.exec_driver_sql(statement.rstrip(";"))
+            conn.exec_driver_sql(statement)
 
 
 def insert_rows_of_a_run(engine: sa.Engine) -> dict[str, list[tuple]]:
@@ -157,13 +158,27 @@ def test_an_empty_database_is_migrated_to_the_schema_the_code_describes(warehous
 def test_the_version_table_is_the_warehouses_own_in_its_schema(postgres_engine, postgres_schema):
     warehouse.create_schema(postgres_engine)
 
-    with postgres_engine.connect() as conn:
-        schemas = conn.execute(
-            sa.text("SELECT table_schema FROM information_schema.tables WHERE table_name = :name"),
-            {"name": migrations.VERSION_TABLE},
-        ).scalars()
-        assert list(schemas) == [postgres_schema]
-    assert "alembic_version" not in sa.inspect(postgres_engine).get_table_names()
+    inspector = sa.inspect(postgres_engine)
+    assert inspector.has_table(migrations.VERSION_TABLE, schema=postgres_schema)
+    assert not inspector.has_table(migrations.VERSION_TABLE, schema="public")
+    assert "alembic_version" not in inspector.get_table_names()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql+psycopg://"])
+def test_the_baseline_creates_what_release_0_1_0_created(url):
+    """The revision's frozen tables are the fixture's statements, to the letter, on both databases."""
+    baseline = importlib.import_module("taxdome_qbo.migrations.versions.0001_baseline")
+    statements = []
+    engine = sa.create_mock_engine(
+        url, lambda ddl, *_: statements.append(str(ddl.compile(dialect=engine.dialect)))
+    )
+
+    baseline.BASELINE.create_all(engine, checkfirst=False)
+
+    written = [
+        "\n".join(line.rstrip() for line in statement.strip().splitlines()) for statement in statements
+    ]
+    assert sorted(written) == sorted(release_0_1_0_ddl(engine))
 
 
 def test_a_database_release_0_1_0_created_is_adopted_with_every_row(warehouse_engine):

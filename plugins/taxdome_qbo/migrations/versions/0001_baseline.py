@@ -27,6 +27,37 @@ AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite numbers
 
 BASELINE = sa.MetaData()
 
+
+def _staging_table(name: str, comment: str, *columns: sa.Column) -> sa.Table:
+    """A TaxDome export file's table: its columns, then where and when each row was staged."""
+    return sa.Table(
+        name,
+        BASELINE,
+        *columns,
+        sa.Column("_batch_id", sa.String(32), nullable=False),
+        sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
+        sa.Column("_row_hash", sa.BigInteger, nullable=False),
+        sa.Column("_absent_since_batch", sa.String(32)),
+        comment=comment,
+    )
+
+
+def _qbo_copy(name: str, comment: str, *columns: sa.Column) -> sa.Table:
+    """A table of QBO objects as read back: one row per object of a company."""
+    return sa.Table(
+        name,
+        BASELINE,
+        sa.Column("realm_id", sa.String(32), primary_key=True),
+        sa.Column("qbo_id", sa.String(32), primary_key=True),
+        *columns,
+        sa.Column("marker", sa.Text),
+        sa.Column("sync_token", sa.String(16)),
+        sa.Column("last_updated", UTC_TIMESTAMP),
+        sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
+        comment=comment,
+    )
+
+
 sa.Table(
     "dq_results",
     BASELINE,
@@ -189,34 +220,20 @@ sa.Table(
     sa.Column("difference_cents", sa.BigInteger, nullable=False),
     comment="TaxDome vs QBO per reconciliation run, measure, period and dimension, to the cent",
 )
-sa.Table(
+_qbo_copy(
     "stg_qbo__credit_memos",
-    BASELINE,
-    sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("qbo_id", sa.String(32), primary_key=True),
+    "QBO credit memos as last read",
     sa.Column("txn_date", sa.Date),
     sa.Column("customer_id", sa.String(32)),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("remaining_cents", sa.BigInteger),
-    sa.Column("marker", sa.Text),
-    sa.Column("sync_token", sa.String(16)),
-    sa.Column("last_updated", UTC_TIMESTAMP),
-    sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
-    comment="QBO credit memos as last read",
 )
-sa.Table(
+_qbo_copy(
     "stg_qbo__customers",
-    BASELINE,
-    sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("qbo_id", sa.String(32), primary_key=True),
+    "QBO customers as last read",
     sa.Column("display_name", sa.Text, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("balance_cents", sa.BigInteger),
-    sa.Column("marker", sa.Text),
-    sa.Column("sync_token", sa.String(16)),
-    sa.Column("last_updated", UTC_TIMESTAMP),
-    sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
-    comment="QBO customers as last read",
 )
 sa.Table(
     "stg_qbo__invoice_lines",
@@ -229,11 +246,9 @@ sa.Table(
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     comment="Sales lines of the QBO invoices as last read (QBO's subtotal line left out)",
 )
-sa.Table(
+_qbo_copy(
     "stg_qbo__invoices",
-    BASELINE,
-    sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("qbo_id", sa.String(32), primary_key=True),
+    "QBO invoices as last read",
     sa.Column("doc_number", sa.Text),
     sa.Column("txn_date", sa.Date),
     sa.Column("due_date", sa.Date),
@@ -241,11 +256,6 @@ sa.Table(
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("tax_cents", sa.BigInteger, nullable=False),
     sa.Column("balance_cents", sa.BigInteger, nullable=False),
-    sa.Column("marker", sa.Text),
-    sa.Column("sync_token", sa.String(16)),
-    sa.Column("last_updated", UTC_TIMESTAMP),
-    sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
-    comment="QBO invoices as last read",
 )
 sa.Table(
     "stg_qbo__payment_links",
@@ -258,57 +268,36 @@ sa.Table(
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     comment="What each QBO payment line applies to (its linked transactions)",
 )
-sa.Table(
+_qbo_copy(
     "stg_qbo__payments",
-    BASELINE,
-    sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("qbo_id", sa.String(32), primary_key=True),
+    "QBO payments as last read",
     sa.Column("txn_date", sa.Date),
     sa.Column("customer_id", sa.String(32)),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("unapplied_cents", sa.BigInteger),
     sa.Column("deposit_account_id", sa.String(32)),
     sa.Column("payment_ref", sa.Text),
-    sa.Column("marker", sa.Text),
-    sa.Column("sync_token", sa.String(16)),
-    sa.Column("last_updated", UTC_TIMESTAMP),
-    sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
-    comment="QBO payments as last read",
 )
-sa.Table(
+_qbo_copy(
     "stg_qbo__purchases",
-    BASELINE,
-    sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("qbo_id", sa.String(32), primary_key=True),
+    "QBO purchases (expenses) as last read",
     sa.Column("txn_date", sa.Date),
     sa.Column("paid_from_account_id", sa.String(32)),
     sa.Column("expense_account_id", sa.String(32)),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
-    sa.Column("marker", sa.Text),
-    sa.Column("sync_token", sa.String(16)),
-    sa.Column("last_updated", UTC_TIMESTAMP),
-    sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
-    comment="QBO purchases (expenses) as last read",
 )
-sa.Table(
+_qbo_copy(
     "stg_qbo__refund_receipts",
-    BASELINE,
-    sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("qbo_id", sa.String(32), primary_key=True),
+    "QBO refund receipts as last read",
     sa.Column("txn_date", sa.Date),
     sa.Column("customer_id", sa.String(32)),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("deposit_account_id", sa.String(32)),
     sa.Column("payment_ref", sa.Text),
-    sa.Column("marker", sa.Text),
-    sa.Column("sync_token", sa.String(16)),
-    sa.Column("last_updated", UTC_TIMESTAMP),
-    sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
-    comment="QBO refund receipts as last read",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__accounts",
-    BASELINE,
+    "TaxDome accounts.csv: one row per account_id, latest version wins",
     sa.Column("account_id", sa.Text, primary_key=True),
     sa.Column("account_name", sa.Text, nullable=False),
     sa.Column("account_type", sa.Text),
@@ -318,15 +307,10 @@ sa.Table(
     sa.Column("archived", sa.Boolean, nullable=False),
     sa.Column("qbo_sync", sa.Text, nullable=False),
     sa.Column("qbo_customer_name", sa.Text),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome accounts.csv: one row per account_id, latest version wins",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__invoice_lines",
-    BASELINE,
+    "TaxDome invoice_lines.csv: one row per invoice_id + line_no, latest version wins",
     sa.Column("invoice_id", sa.Text, primary_key=True),
     sa.Column("line_no", sa.Integer, primary_key=True),
     sa.Column("service_id", sa.Text),
@@ -336,15 +320,10 @@ sa.Table(
     sa.Column("quantity", EXACT_QUANTITY),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     sa.Column("taxable", sa.Boolean, nullable=False),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome invoice_lines.csv: one row per invoice_id + line_no, latest version wins",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__invoices",
-    BASELINE,
+    "TaxDome invoices.csv: one row per invoice_id, latest version wins",
     sa.Column("invoice_id", sa.Text, primary_key=True),
     sa.Column("invoice_number", sa.Text, nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
@@ -356,27 +335,17 @@ sa.Table(
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("description", sa.Text),
     sa.Column("updated_at", UTC_TIMESTAMP),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome invoices.csv: one row per invoice_id, latest version wins",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__payment_applications",
-    BASELINE,
+    "TaxDome payment_applications.csv: one row per payment_id + invoice_id, latest version wins",
     sa.Column("payment_id", sa.Text, primary_key=True),
     sa.Column("invoice_id", sa.Text, primary_key=True),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome payment_applications.csv: one row per payment_id + invoice_id, latest version wins",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__payments",
-    BASELINE,
+    "TaxDome payments.csv: one row per payment_id, latest version wins",
     sa.Column("payment_id", sa.Text, primary_key=True),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("payment_date", sa.Date, nullable=False),
@@ -389,15 +358,10 @@ sa.Table(
     sa.Column("sync_to_qbo", sa.Boolean, nullable=False),
     sa.Column("description", sa.Text),
     sa.Column("updated_at", UTC_TIMESTAMP),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome payments.csv: one row per payment_id, latest version wins",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__payouts",
-    BASELINE,
+    "TaxDome payouts.csv: one row per payout_id, latest version wins",
     sa.Column("payout_id", sa.Text, primary_key=True),
     sa.Column("payout_date", sa.Date, nullable=False),
     sa.Column("processor", sa.Text, nullable=False),
@@ -405,26 +369,16 @@ sa.Table(
     sa.Column("fee_cents", sa.BigInteger, nullable=False),
     sa.Column("net_cents", sa.BigInteger, nullable=False),
     sa.Column("payment_ids", sa.Text),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome payouts.csv: one row per payout_id, latest version wins",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__refunds",
-    BASELINE,
+    "TaxDome refunds.csv: one row per refund_id, latest version wins",
     sa.Column("refund_id", sa.Text, primary_key=True),
     sa.Column("payment_id", sa.Text, nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("refund_date", sa.Date, nullable=False),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.Text),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome refunds.csv: one row per refund_id, latest version wins",
 )
 sa.Table(
     "stg_taxdome__rejected",
@@ -439,9 +393,9 @@ sa.Table(
     sa.Index("ix_stg_taxdome__rejected_batch", "_batch_id"),
     comment="Quarantined export rows, with the reason and the row as read (JSON); kept once per export",
 )
-sa.Table(
+_staging_table(
     "stg_taxdome__services",
-    BASELINE,
+    "TaxDome services.csv: one row per service_id, latest version wins",
     sa.Column("service_id", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("description", sa.Text),
@@ -449,11 +403,6 @@ sa.Table(
     sa.Column("rate_type", sa.Text),
     sa.Column("created_at", UTC_TIMESTAMP),
     sa.Column("qbo_item_name", sa.Text),
-    sa.Column("_batch_id", sa.String(32), nullable=False),
-    sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("_row_hash", sa.BigInteger, nullable=False),
-    sa.Column("_absent_since_batch", sa.String(32)),
-    comment="TaxDome services.csv: one row per service_id, latest version wins",
 )
 sa.Table(
     "sync_object_status",
