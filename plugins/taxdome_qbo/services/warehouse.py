@@ -20,7 +20,6 @@ from psycopg import sql as psycopg_sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from taxdome_qbo import migrations
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
 from taxdome_qbo.services.local_files import create_private_file
 
@@ -586,6 +585,9 @@ def create_schema(engine: Engine) -> None:
     """
     if engine in _SCHEMA_READY:
         return
+    # Imported on first use: Alembic takes about 0.3 s to import, which parsing the DAG files need not pay.
+    from taxdome_qbo import migrations
+
     migrations.upgrade(engine)
     _SCHEMA_READY.add(engine)
 
