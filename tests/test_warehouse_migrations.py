@@ -253,9 +253,8 @@ def test_upgrading_a_migrated_database_again_changes_nothing(warehouse_engine):
 def test_a_process_starting_while_a_load_writes_to_sqlite_does_not_wait_for_it(sqlite_engine):
     warehouse.create_schema(sqlite_engine)
     with sqlite_engine.connect() as writer:
-        writer.exec_driver_sql(
-            "BEGIN IMMEDIATE"
-        )  # SQLite's one write lock, as a long staging transaction holds
+        # SQLite's one write lock, as a long staging transaction holds it.
+        writer.exec_driver_sql("BEGIN IMMEDIATE")
         writer.execute(sa.delete(warehouse.sync_plan))
         starting = fresh_engine_on(sqlite_engine)
         started = time.monotonic()
@@ -278,8 +277,9 @@ def test_downgrading_to_nothing_removes_the_warehouse_and_upgrading_rebuilds_it(
     assert differences(warehouse_engine) == []
 
 
-def upgrade_in_child(spec: dict, go, results) -> None:
-    """A process starting up: waits for the signal, then `create_schema`; reports the tables it created."""
+def upgrade_in_child(spec: dict, ready, go, results) -> None:
+    """A process starting up: says it is ready, waits for the signal, then `create_schema`; reports the tables
+    it created."""
     engine = engine_from_spec(spec)
     created = []
     sa.event.listen(
@@ -287,16 +287,20 @@ def upgrade_in_child(spec: dict, go, results) -> None:
         "before_cursor_execute",
         lambda _c, _cur, sql, *_: created.append(sql) if sql.lstrip().startswith("CREATE TABLE") else None,
     )
+    ready.release()
     go.wait(60)
     warehouse.create_schema(engine)
     results.put(len(created))
 
 
 def start_children(spec: dict, count: int):
-    go, results = SPAWN.Event(), SPAWN.Queue()
-    children = [SPAWN.Process(target=upgrade_in_child, args=(spec, go, results)) for _ in range(count)]
+    """`count` processes started and ready to migrate the warehouse once `go` is set."""
+    ready, go, results = SPAWN.Semaphore(0), SPAWN.Event(), SPAWN.Queue()
+    children = [SPAWN.Process(target=upgrade_in_child, args=(spec, ready, go, results)) for _ in range(count)]
     for child in children:
         child.start()
+    for _ in children:
+        assert ready.acquire(timeout=120)
     return children, go, results
 
 

@@ -28,7 +28,7 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent
 _ADVISORY_LOCK_CLASS = 0x7A0DB
 
 
-def alembic_config(connection: Connection) -> Config:
+def _alembic_config(connection: Connection) -> Config:
     """Alembic's configuration for migrating the database behind `connection` (env.py takes it from here)."""
     config = Config(stdout=sys.stdout)  # the current one: Alembic's default is the one when it was imported
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
@@ -54,7 +54,7 @@ def migrating(engine: Engine) -> Iterator[Config]:
     """Alembic's configuration over one transaction that holds the migration lock; committed on leaving."""
     with engine.begin() as conn:
         _take_migration_lock(conn)
-        yield alembic_config(conn)
+        yield _alembic_config(conn)
 
 
 def upgrade(engine: Engine) -> None:
