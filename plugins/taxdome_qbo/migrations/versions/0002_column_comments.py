@@ -1,11 +1,11 @@
-"""Column comments: what a column holds (0.1.0's code comments, now `comment=` in services/warehouse.py and
-on the data model page), in the database too.
+"""Column comments: what a column holds, in the database too.
 
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-04
 
-PostgreSQL keeps them (`COMMENT ON COLUMN`, shown by psql and database tools); SQLite has no comments, so
+0.1.0 said it in code comments; now it is `comment=` in services/warehouse.py, so the data model page shows
+it too. PostgreSQL keeps them (`COMMENT ON COLUMN`, shown by psql and database tools); SQLite has no comments, so
 there the revision does nothing rather than copy every table to change none of its data.
 """
 
