@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "taxdome_qbo"
-BELOW_GLUE = ["core", "services", "demo", "paths.py"]
+BELOW_GLUE = ["core", "services", "migrations", "demo", "paths.py"]
 PURE = ["core"]
 IO_MODULES = {
     "sqlalchemy",

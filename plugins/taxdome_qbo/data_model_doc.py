@@ -23,9 +23,11 @@ HEADER = """# Data model
      from plugins/taxdome_qbo/services/warehouse.py: edit the table and column comments there, not this page. -->
 
 Every table of the warehouse (`warehouse_default`: SQLite or PostgreSQL), from the SQLAlchemy schema in
-`plugins/taxdome_qbo/services/warehouse.py`, which creates the tables idempotently. Money is integer cents
-(`*_cents`, BIGINT), so neither database ever holds a float; quantities are NUMERIC on PostgreSQL and exact
-decimal text on SQLite. What each table is for in a run: staging in [the export contract](export-contract.md),
+`plugins/taxdome_qbo/services/warehouse.py`; the Alembic revisions in `plugins/taxdome_qbo/migrations/`
+bring a database to it, recording its version in `taxdome_qbo_schema_version`
+([changing the schema](development.md#changing-the-warehouse-schema)). Money is integer cents (`*_cents`,
+BIGINT), so neither database ever holds a float; quantities are NUMERIC on PostgreSQL and exact decimal text
+on SQLite. What each table is for in a run: staging in [the export contract](export-contract.md),
 plan and load in [the sync run](sync-run.md), read-back and reports in [reconciliation](reconciliation.md).
 """
 

@@ -1,4 +1,4 @@
-"""The staging warehouse: its schema (SQLAlchemy Core metadata, created idempotently) and engine helpers.
+"""The staging warehouse: its schema (SQLAlchemy Core metadata, migrated by Alembic) and engine helpers.
 
 One schema serves SQLite (the embedded default) and PostgreSQL (production). Money is integer cents
 (`*_cents`, BIGINT) so neither database ever holds a float; quantities are NUMERIC on PostgreSQL and exact
@@ -77,8 +77,12 @@ def _staging_table(export_file: ExportFile) -> sa.Table:
         sa.Column("_batch_id", sa.String(32), nullable=False),
         sa.Column("_loaded_at", UTC_TIMESTAMP, nullable=False),
         sa.Column("_row_hash", sa.BigInteger, nullable=False),
-        # Set when a later export no longer lists the row (deleted in TaxDome if exports are full snapshots).
-        sa.Column("_absent_since_batch", sa.String(32)),
+        sa.Column(
+            "_absent_since_batch",
+            sa.String(32),
+            comment="Set when a later export no longer lists the row (deleted in TaxDome if exports are full "
+            "snapshots)",
+        ),
         comment=f"TaxDome {export_file.filename}: one row per {' + '.join(export_file.key)}, latest version wins",
     )
 
@@ -104,12 +108,18 @@ export_batches = sa.Table(
     sa.Column("rows_updated", sa.BigInteger),
     sa.Column("rows_unchanged", sa.BigInteger),
     sa.Column("error", sa.Text),
-    # Names, sizes and times of the folder's files (and the manifest's bytes): the landing scan reloads a
-    # folder whose signature changed since it was loaded.
-    sa.Column("folder_signature", sa.String(32)),
-    # Whether the export may say that a staged row it lacks was deleted in TaxDome, and why (not).
-    sa.Column("deletion_proof", sa.Boolean(create_constraint=False)),
-    sa.Column("deletion_proof_reason", sa.Text),
+    sa.Column(
+        "folder_signature",
+        sa.String(32),
+        comment="Names, sizes and times of the folder's files (and the manifest's bytes): the landing scan "
+        "reloads a folder whose signature changed since it was loaded",
+    ),
+    sa.Column(
+        "deletion_proof",
+        sa.Boolean(create_constraint=False),
+        comment="Whether the export may say that a staged row it lacks was deleted in TaxDome",
+    ),
+    sa.Column("deletion_proof_reason", sa.Text, comment="Why the export may (not) say so"),
     sa.Index("ix_taxdome_export_batches_location", "export_location", "status"),
     comment="One row per load of an export: where it came from, when, and what it did",
 )
@@ -155,15 +165,21 @@ qbo_oauth_tokens = sa.Table(
     sa.Column("access_token", sa.Text),
     sa.Column("access_token_expires_at", UTC_TIMESTAMP),
     sa.Column("refreshed_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # connected | disconnected
-    sa.Column("is_current", sa.Boolean(create_constraint=False)),  # the company the sync writes to
+    sa.Column("status", sa.String(16), nullable=False, comment="connected | disconnected"),
+    sa.Column("is_current", sa.Boolean(create_constraint=False), comment="the company the sync writes to"),
     sa.Column("connected_at", UTC_TIMESTAMP),
     sa.Column("disconnected_at", UTC_TIMESTAMP),
-    # Fernet-encrypted tokens; rows written before encryption (null) are encrypted when next used.
-    sa.Column("tokens_encrypted", sa.Boolean(create_constraint=False)),
-    # Who is refreshing the tokens at Intuit right now (one process per company), and since when.
-    sa.Column("refresh_claimed_by", sa.Text),
-    sa.Column("refresh_claimed_at", UTC_TIMESTAMP),
+    sa.Column(
+        "tokens_encrypted",
+        sa.Boolean(create_constraint=False),
+        comment="Fernet-encrypted tokens; rows written before encryption (null) are encrypted when next used",
+    ),
+    sa.Column(
+        "refresh_claimed_by",
+        sa.Text,
+        comment="Who is refreshing the tokens at Intuit right now (one process per company)",
+    ),
+    sa.Column("refresh_claimed_at", UTC_TIMESTAMP, comment="When that process claimed the refresh"),
     comment="OAuth tokens per QBO company, encrypted; the newest refresh token wins over the connection's",
 )
 
@@ -181,9 +197,12 @@ qbo_sync_state = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("last_request_id", sa.String(50)),
     sa.Column("updated_at", UTC_TIMESTAMP, nullable=False),
-    # A write sent whose outcome is not known yet (a crash or a lost response leaves it set).
-    sa.Column("pending_action", sa.String(16)),
-    sa.Column("pending_since", UTC_TIMESTAMP),
+    sa.Column(
+        "pending_action",
+        sa.String(16),
+        comment="A write sent whose outcome is not known yet (a crash or a lost response leaves it set)",
+    ),
+    sa.Column("pending_since", UTC_TIMESTAMP, comment="When that write was sent"),
     comment="What QBO holds for each TaxDome object of a company, as the loader last recorded it",
 )
 
@@ -214,7 +233,7 @@ sync_plan_runs = sa.Table(
     sa.Column("operations", sa.Integer, nullable=False),
     sa.Column("preview_location", sa.Text),
     sa.Column("loaded_at", UTC_TIMESTAMP),
-    sa.Column("load_receipt", sa.Text),  # JSON: outcomes per kind, requests, 429s, retries
+    sa.Column("load_receipt", sa.Text, comment="JSON: outcomes per kind, requests, 429s, retries"),
     comment="One row per planned run: when, for which company, whether it was a dry run, where its preview is, "
     "and what its load did",
 )
@@ -230,8 +249,10 @@ sync_object_status = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("qbo_entity", sa.String(24)),
     sa.Column("qbo_id", sa.String(32)),
-    sa.Column("qbo_link", sa.Text),  # the object in QuickBooks' web app
-    sa.Column("caused_by", sa.Text),  # not_synced because this failed object (`account:A1`) is not in QBO
+    sa.Column("qbo_link", sa.Text, comment="the object in QuickBooks' web app"),
+    sa.Column(
+        "caused_by", sa.Text, comment="not_synced because this failed object (`account:A1`) is not in QBO"
+    ),
     comment="The verdict for every staged TaxDome object (synced, not_synced, skipped, failed, do_not_sync): "
     "the plan's, then the load's",
 )
@@ -251,7 +272,7 @@ qbo_requests = sa.Table(
     sa.Column("taxdome_id", sa.Text),
     sa.Column("entity", sa.String(24), nullable=False),
     sa.Column("operation", sa.String(16), nullable=False),
-    sa.Column("http_status", sa.Integer),  # null: no answer (timeout, connection lost)
+    sa.Column("http_status", sa.Integer, comment="null: no answer (timeout, connection lost)"),
     sa.Column("qbo_id", sa.String(32)),
     sa.Column("fault_code", sa.String(16)),
     sa.Column("error", sa.Text),
@@ -266,7 +287,9 @@ qbo_rate_governor = sa.Table(
     metadata,
     sa.Column("realm_id", sa.String(32), primary_key=True),
     sa.Column("created_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("paused_until", sa.Float),  # epoch seconds: after a 429 every process of the company waits
+    sa.Column(
+        "paused_until", sa.Float, comment="epoch seconds: after a 429 every process of the company waits"
+    ),
     comment="One row per QBO company, locked by whoever takes a request slot of that company",
 )
 
@@ -276,9 +299,13 @@ qbo_rate_grants = sa.Table(
     sa.Column("id", AUTO_ID, primary_key=True, autoincrement=True),
     sa.Column("realm_id", sa.String(32), nullable=False),
     sa.Column("is_batch", sa.Boolean(create_constraint=False), nullable=False),
-    # Epoch seconds (wall clock, shared by every process on the machine and the database).
-    sa.Column("granted_at", sa.Float, nullable=False),
-    sa.Column("lease_expires_at", sa.Float),  # null once the request has ended
+    sa.Column(
+        "granted_at",
+        sa.Float,
+        nullable=False,
+        comment="Epoch seconds (wall clock, shared by every process on the machine and the database)",
+    ),
+    sa.Column("lease_expires_at", sa.Float, comment="null once the request has ended"),
     comment="Request slots granted per QBO company in the current rate window, and those still in flight",
 )
 sa.Index("ix_qbo_rate_grants_realm", qbo_rate_grants.c.realm_id, qbo_rate_grants.c.granted_at)
@@ -287,20 +314,22 @@ qbo_company_leases = sa.Table(
     "qbo_company_leases",
     metadata,
     sa.Column("realm_id", sa.String(32), primary_key=True),
-    sa.Column("token", sa.String(32), nullable=False),  # new on every acquisition: a takeover changes it
-    sa.Column("holder", sa.Text, nullable=False),  # what writes, e.g. `retry` or `load of run …`
-    sa.Column("host", sa.Text, nullable=False),  # host name and boot id of the holder's machine
+    sa.Column(
+        "token", sa.String(32), nullable=False, comment="new on every acquisition: a takeover changes it"
+    ),
+    sa.Column("holder", sa.Text, nullable=False, comment="what writes, e.g. `retry` or `load of run …`"),
+    sa.Column("host", sa.Text, nullable=False, comment="host name and boot id of the holder's machine"),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("acquired_at", UTC_TIMESTAMP, nullable=False),
     sa.Column("renewed_at", UTC_TIMESTAMP, nullable=False),
-    sa.Column("expires_at", UTC_TIMESTAMP, nullable=False),  # then another writer may take it over
+    sa.Column("expires_at", UTC_TIMESTAMP, nullable=False, comment="then another writer may take it over"),
     comment="One writer per QBO company: who holds the company's lease, since when, until when unless renewed",
 )
 
 sync_overrides = sa.Table(
     "sync_overrides",
     metadata,
-    sa.Column("taxdome_kind", sa.String(24), primary_key=True),  # account | payment
+    sa.Column("taxdome_kind", sa.String(24), primary_key=True, comment="account | payment"),
     sa.Column("taxdome_id", sa.Text, primary_key=True),
     sa.Column("sync", sa.Boolean(create_constraint=False), nullable=False),
     sa.Column("set_at", UTC_TIMESTAMP, nullable=False),
@@ -316,7 +345,7 @@ def _qbo_copy(name: str, comment: str, *columns: sa.Column) -> sa.Table:
         sa.Column("realm_id", sa.String(32), primary_key=True),
         sa.Column("qbo_id", sa.String(32), primary_key=True),
         *columns,
-        sa.Column("marker", sa.Text),  # taxdome:<kind>:<id> when the sync created it
+        sa.Column("marker", sa.Text, comment="taxdome:<kind>:<id> when the sync created it"),
         sa.Column("sync_token", sa.String(16)),
         sa.Column("last_updated", UTC_TIMESTAMP),
         sa.Column("_read_at", UTC_TIMESTAMP, nullable=False),
@@ -347,7 +376,9 @@ stg_qbo_invoice_lines = sa.Table(
     metadata,
     sa.Column("realm_id", sa.String(32), primary_key=True),
     sa.Column("invoice_id", sa.String(32), primary_key=True),
-    sa.Column("line_no", sa.Integer, primary_key=True),  # position among the invoice's sales lines, from 1
+    sa.Column(
+        "line_no", sa.Integer, primary_key=True, comment="position among the invoice's sales lines, from 1"
+    ),
     sa.Column("item_id", sa.String(32)),
     sa.Column("description", sa.Text),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
@@ -368,8 +399,8 @@ stg_qbo_payment_links = sa.Table(
     metadata,
     sa.Column("realm_id", sa.String(32), primary_key=True),
     sa.Column("payment_id", sa.String(32), primary_key=True),
-    sa.Column("line_no", sa.Integer, primary_key=True),  # the payment line, from 1
-    sa.Column("txn_type", sa.String(24), primary_key=True),  # Invoice | CreditMemo
+    sa.Column("line_no", sa.Integer, primary_key=True, comment="the payment line, from 1"),
+    sa.Column("txn_type", sa.String(24), primary_key=True, comment="Invoice | CreditMemo"),
     sa.Column("txn_id", sa.String(32), primary_key=True),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     comment="What each QBO payment line applies to (its linked transactions)",
@@ -387,7 +418,7 @@ stg_qbo_purchases = _qbo_copy(
     "QBO purchases (expenses) as last read",
     sa.Column("txn_date", sa.Date),
     sa.Column("paid_from_account_id", sa.String(32)),
-    sa.Column("expense_account_id", sa.String(32)),  # of the first line
+    sa.Column("expense_account_id", sa.String(32), comment="of the first line"),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
 )
 stg_qbo_refund_receipts = _qbo_copy(
@@ -413,8 +444,10 @@ qbo_readbacks = sa.Table(
     metadata,
     sa.Column("realm_id", sa.String(32), primary_key=True),
     sa.Column("entity", sa.String(24), primary_key=True),
-    sa.Column("read_at", UTC_TIMESTAMP, nullable=False),  # the QBO time the next incremental read starts from
-    sa.Column("mode", sa.String(16), nullable=False),  # full | cdc
+    sa.Column(
+        "read_at", UTC_TIMESTAMP, nullable=False, comment="the QBO time the next incremental read starts from"
+    ),
+    sa.Column("mode", sa.String(16), nullable=False, comment="full | cdc"),
     sa.Column("objects", sa.Integer, nullable=False),
     comment="When each QBO entity of a company was last read back, and how",
 )
@@ -425,13 +458,13 @@ dq_results = sa.Table(
     sa.Column("run_id", sa.Text, primary_key=True),
     sa.Column("check_name", sa.String(120), primary_key=True),
     sa.Column("table_name", sa.String(64), nullable=False),
-    sa.Column("engine", sa.String(16), nullable=False),  # gx | sql
-    sa.Column("severity", sa.String(16), nullable=False),  # critical | warning
+    sa.Column("engine", sa.String(16), nullable=False, comment="gx | sql"),
+    sa.Column("severity", sa.String(16), nullable=False, comment="critical | warning"),
     sa.Column("success", sa.Boolean(create_constraint=False), nullable=False),
     sa.Column("evaluated_rows", sa.BigInteger),
     sa.Column("unexpected_count", sa.BigInteger),
     sa.Column("observed", sa.Text),
-    sa.Column("unexpected_ids", sa.Text),  # JSON list of TaxDome ids (the first ones)
+    sa.Column("unexpected_ids", sa.Text, comment="JSON list of TaxDome ids (the first ones)"),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("checked_at", UTC_TIMESTAMP, nullable=False),
     comment="Data-quality checks of a sync run's staged data, before anything is written to QBO",
@@ -442,14 +475,18 @@ reconciliation_runs = sa.Table(
     metadata,
     sa.Column("recon_run_id", sa.Text, primary_key=True),
     sa.Column("realm_id", sa.String(32), nullable=False),
-    sa.Column("sync_run_id", sa.Text),  # the loaded sync run whose verdicts (and data-quality checks) it used
+    sa.Column(
+        "sync_run_id", sa.Text, comment="the loaded sync run whose verdicts (and data-quality checks) it used"
+    ),
     sa.Column("period_from", sa.Date),
     sa.Column("period_to", sa.Date),
     sa.Column("started_at", UTC_TIMESTAMP, nullable=False),
     sa.Column("finished_at", UTC_TIMESTAMP),
     sa.Column(
-        "verdict", sa.String(24)
-    ),  # clean | differences | superseded (a sync changed the data meanwhile)
+        "verdict",
+        sa.String(24),
+        comment="clean | differences | superseded (a sync changed the data meanwhile)",
+    ),
     sa.Column("unexplained", sa.Integer),
     sa.Column("report_location", sa.Text),
     comment="One row per reconciliation run: the company, the period, the verdict and where its report is",
@@ -459,9 +496,11 @@ rpt_reconciliation_summary = sa.Table(
     "rpt_reconciliation__summary",
     metadata,
     sa.Column("recon_run_id", sa.Text, primary_key=True),
-    sa.Column("measure", sa.String(48), primary_key=True),  # invoiced, tax, collected_gross, fees, net, ...
-    sa.Column("period", sa.String(10), primary_key=True),  # total | YYYY-MM | YYYY-MM-DD
-    sa.Column("dimension", sa.String(48), primary_key=True),  # '' or e.g. the processor
+    sa.Column(
+        "measure", sa.String(48), primary_key=True, comment="invoiced, tax, collected_gross, fees, net, .."
+    ),
+    sa.Column("period", sa.String(10), primary_key=True, comment="total | YYYY-MM | YYYY-MM-DD"),
+    sa.Column("dimension", sa.String(48), primary_key=True, comment="'' or e.g. the processor"),
     sa.Column("taxdome_cents", sa.BigInteger, nullable=False),
     sa.Column("qbo_cents", sa.BigInteger, nullable=False),
     sa.Column("difference_cents", sa.BigInteger, nullable=False),
@@ -538,29 +577,18 @@ def fetch_raw(conn: Connection, select: sa.Select) -> list[tuple]:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every warehouse table that does not exist yet, and add the columns a newer version introduced.
+    """Bring the warehouse to this version's schema: its Alembic migrations up to the newest revision.
 
-    Safe to call on each run, and cheap after the first call for an engine: tasks and services call it
-    before they touch the warehouse, and inspecting every table each time would cost round trips. Columns
-    added to an existing table are nullable there (its old rows have no value); new tables get the full
-    definition.
+    Safe to call on each run, by several processes at once (one migrates, the others wait, then find nothing
+    to do), and cheap after the first call for an engine: tasks and services call it before they touch the
+    warehouse. A database an earlier release created, before the migrations, is adopted as it stands.
     """
     if engine in _SCHEMA_READY:
         return
-    metadata.create_all(engine, checkfirst=True)
-    inspector = sa.inspect(engine)
-    preparer = engine.dialect.identifier_preparer
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    conn.execute(
-                        sa.text(
-                            f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
-                            f"{preparer.quote(column.name)} {column.type.compile(engine.dialect)}"
-                        )
-                    )
+    # Imported on first use: Alembic takes about 0.3 s to import, which parsing the DAG files need not pay.
+    from taxdome_qbo import migrations
+
+    migrations.upgrade(engine)
     _SCHEMA_READY.add(engine)
 
 
