@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taxdome_qbo.core.kinds import DELETE_ORDER, KINDS, PHASES, READ_COLUMNS, STAGED_TABLES
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
@@ -58,82 +59,10 @@ MAX_PAYMENT_REF = 21
 MASS_DELETE_SHARE = 0.05
 PHASE_SEQ_SPAN = 100_000_000  # 13 phases stay below 2**31: seq fits a 32-bit column
 INVOICE_CHUNK = 50_000  # invoices (with their lines) turned into Python objects at a time
-_CHUNKED = frozenset({"invoices", "invoice_lines"})
-# The staged columns the rules read. Only these become Python objects: the others (row hashes, update times)
-# would take more memory than the rules' own columns.
-READ_COLUMNS = {
-    "accounts": (
-        "account_id",
-        "account_name",
-        "account_type",
-        "email",
-        "created_at",
-        "archived",
-        "qbo_sync",
-        "qbo_customer_name",
-    ),
-    "services": (
-        "service_id",
-        "name",
-        "description",
-        "rate_cents",
-        "rate_type",
-        "created_at",
-        "qbo_item_name",
-    ),
-    "invoices": (
-        "invoice_id",
-        "invoice_number",
-        "account_id",
-        "posted_date",
-        "due_date",
-        "status",
-        "tax_amount_cents",
-        "total_cents",
-    ),
-    "invoice_lines": (
-        "invoice_id",
-        "line_no",
-        "service_id",
-        "service_name",
-        "description",
-        "rate_cents",
-        "quantity",
-        "amount_cents",
-        "taxable",
-    ),
-    "payments": (
-        "payment_id",
-        "account_id",
-        "payment_date",
-        "amount_cents",
-        "method",
-        "processor",
-        "processor_txn_id",
-        "processing_fee_cents",
-        "sync_to_qbo",
-    ),
-    "payment_applications": ("payment_id", "invoice_id", "amount_cents"),
-    "refunds": ("refund_id", "payment_id", "account_id", "refund_date", "amount_cents", "reason"),
-}
-# Execution order: deletions first (children before parents), then creations and updates parents first.
-_DELETE_ORDER = ("refund", "fee", "credit_application", "payment", "credit_memo")
-_WRITE_ORDER = (
-    "account",
-    "service",
-    "invoice",
-    "payment",
-    "credit_memo",
-    "credit_application",
-    "fee",
-    "refund",
-)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NOT_IN_NAMES = re.compile(r"[:\t\r\n]+")
 
 
-# Execution phases in order: (kind, is a deletion).
-_PHASES = tuple((kind, True) for kind in _DELETE_ORDER) + tuple((kind, False) for kind in _WRITE_ORDER)
 _LOGGED = pa.schema(
     [
         ("taxdome_id", pa.string()),
@@ -149,8 +78,8 @@ _LOGGED = pa.schema(
 _OPERATIONS_SCHEMA = pa.schema(
     [("seq", pa.int64()), ("taxdome_kind", pa.string()), *(f for f in _LOGGED if f.name != "sort_key")]
 )
-# Write phases planned in execution order (by date, then id), so they can be sent while planning goes on.
-_STREAMED = frozenset((kind, False) for kind in ("invoice", "payment", "credit_memo", "fee", "refund"))
+# Write phases planned in execution order, so they can be sent while planning goes on.
+_STREAMED = frozenset((name, False) for name, kind in KINDS.items() if kind.planned_in_order)
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' own `str`: Arrow buffers, no object per value
 
 
@@ -229,7 +158,7 @@ class _OperationLog:
 
     def _numbered(self, phase: tuple[str, bool], table: pa.Table, before: int) -> pd.DataFrame:
         """The operations of `table` (the phase's, after `before` others) as plan rows."""
-        first = _PHASES.index(phase) * PHASE_SEQ_SPAN + before + 1
+        first = PHASES.index(phase) * PHASE_SEQ_SPAN + before + 1
         table = table.drop_columns(["sort_key"])
         table = table.add_column(0, "taxdome_kind", pa.array([phase[0]] * table.num_rows, pa.string()))
         table = table.add_column(0, "seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
@@ -239,7 +168,7 @@ class _OperationLog:
         """What is not sent yet, phase by phase, within a phase by sort key and TaxDome id: to the sink, or
         (without one) returned as one frame in execution order."""
         frames = []
-        for phase in _PHASES:
+        for phase in PHASES:
             self._flush(phase)
             batches = self._batches.pop(phase, [])
             if not batches:
@@ -404,7 +333,7 @@ class _Planner:
         self.state = _index_state(state)
         # Deletions ask which synced objects have an operation: only of the kinds the sync state holds.
         self.operations = _OperationLog(
-            sink, frozenset(kind for kind in _DELETE_ORDER if self.state.get(kind))
+            sink, frozenset(kind for kind in DELETE_ORDER if self.state.get(kind))
         )
         # kind -> TaxDome id -> (status, reason, QBO entity, caused_by)
         self.statuses: dict[str, dict[str, tuple[str, str, str | None, str | None]]] = defaultdict(dict)
@@ -1189,7 +1118,7 @@ class _Planner:
         staged_payments = set(self.staged.payments["payment_id"])
         staged_refunds = set(self.staged.refunds["refund_id"])
         deletions = []
-        for kind in _DELETE_ORDER:
+        for kind in DELETE_ORDER:
             recorded = self.state.get(kind)
             if not recorded:
                 continue
@@ -1375,15 +1304,6 @@ def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str
     return text, format_cents(int(rate_cents))
 
 
-_STATUS_FILES = (
-    ("accounts", "account", "account_id"),
-    ("services", "service", "service_id"),
-    ("invoices", "invoice", "invoice_id"),
-    ("payments", "payment", "payment_id"),
-    ("refunds", "refund", "refund_id"),
-)
-
-
 def _split_absent(staged: StagedFirm) -> tuple[StagedFirm, list[tuple[str, str]]]:
     """Rows the latest full export no longer lists were deleted in TaxDome: plan without them."""
 
@@ -1394,10 +1314,13 @@ def _split_absent(staged: StagedFirm) -> tuple[StagedFirm, list[tuple[str, str]]
 
     absent = []
     kept = {}
-    for name, kind, key in _STATUS_FILES:
+    for kind in KINDS.values():
+        if kind.id_column is None:
+            continue
+        name = kind.staged[0].name
         frame = getattr(staged, name)
         keep = present(frame)
-        absent += [(kind, taxdome_id) for taxdome_id in frame.loc[~keep, key]]
+        absent += [(kind.name, taxdome_id) for taxdome_id in frame.loc[~keep, kind.id_column]]
         kept[name] = frame[keep]
     invoices, payments = set(kept["invoices"]["invoice_id"]), set(kept["payments"]["payment_id"])
     lines = staged.invoice_lines
@@ -1430,7 +1353,7 @@ def build_plan(
     for name in StagedFirm.__dataclass_fields__:
         frame = getattr(staged, name)
         frame = frame[[c for c in (*READ_COLUMNS[name], "_absent_since_batch") if c in frame.columns]]
-        read[name] = frame if name in _CHUNKED else _plain(frame)
+        read[name] = frame if STAGED_TABLES[name].chunked else _plain(frame)
     staged = StagedFirm(**read)
     absent: list[tuple[str, str]] = []
     if options.export_mode == "full":
