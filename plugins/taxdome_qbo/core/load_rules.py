@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from taxdome_qbo.core.kinds import ENTITIES, KINDS
-from taxdome_qbo.core.planner import PHASE_SEQ_SPAN
+from taxdome_qbo.core.operation_log import PHASE_SEQ_SPAN
 
 MAX_REQUEST_ID = 50
 MAX_BATCH_REQUEST_ID = 36  # and then each bId at most 10 characters

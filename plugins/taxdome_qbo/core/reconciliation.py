@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taxdome_qbo.core.load_rules import APP_PATHS
-from taxdome_qbo.core.planner import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
+from taxdome_qbo.core.vocabulary import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
 
 MATCHED = "matched"
 MISSING_IN_QBO = "missing_in_qbo"

@@ -32,7 +32,6 @@ from sqlalchemy.engine import Connection, Engine
 from taxdome_qbo.core import load_rules
 from taxdome_qbo.core.kinds import ENTITIES, KINDS
 from taxdome_qbo.core.load_rules import UnresolvedReference
-from taxdome_qbo.core.planner import FAILED, NOT_SYNCED, SYNCED, failure_key, symbolic
 from taxdome_qbo.core.qbo_faults import (
     Answer,
     Fault,
@@ -41,6 +40,7 @@ from taxdome_qbo.core.qbo_faults import (
     finance_message,
     first_fault,
 )
+from taxdome_qbo.core.vocabulary import FAILED, NOT_SYNCED, SYNCED, failure_key, symbolic
 from taxdome_qbo.services import company_lease, sql, warehouse
 from taxdome_qbo.services.company_lease import CompanyLease
 from taxdome_qbo.services.qbo_client import QboSession, QboUnavailableError, RawAnswer, query_all, quote
