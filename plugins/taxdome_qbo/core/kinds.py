@@ -90,174 +90,178 @@ class Kind:
         return self.status_kind or self.name
 
 
+def declare(*declarations):
+    """Declarations by name, in the order given; a name declared twice is refused, not silently replaced."""
+    by_name = {}
+    for declaration in declarations:
+        if declaration.name in by_name:
+            raise ValueError(f"{declaration.name} is declared twice")
+        by_name[declaration.name] = declaration
+    return by_name
+
+
 # Declared in read-back order: an entity after the ones that move its balance, so a read can re-read
 # what they touched.
-ENTITIES = {
-    entity.name: entity
-    for entity in (
-        QboEntity("Payment", "recvpayment?txnId=", copy_table="stg_qbo__payments"),
-        QboEntity(
-            "Invoice",
-            "invoice?txnId=",
-            natural_key=("DocNumber",),
-            copy_table="stg_qbo__invoices",
-            balance_sources=("Payment",),
-        ),
-        QboEntity(
-            "CreditMemo",
-            "creditmemo?txnId=",
-            copy_table="stg_qbo__credit_memos",
-            balance_sources=("Payment",),
-        ),
-        QboEntity("Purchase", "expense?txnId=", copy_table="stg_qbo__purchases"),
-        QboEntity("RefundReceipt", "refundreceipt?txnId=", copy_table="stg_qbo__refund_receipts"),
-        QboEntity(
-            "Customer",
-            "customerdetail?nameId=",
-            marker_field="Notes",
-            natural_key=("DisplayName",),
-            name_list=True,
-            copy_table="stg_qbo__customers",
-            balance_sources=("Invoice", "Payment", "CreditMemo"),  # accounts receivable
-        ),
-        QboEntity("Item", "items?itemId=", marker_field=None, natural_key=("Name",), name_list=True),
-    )
-}
+ENTITIES: dict[str, QboEntity] = declare(
+    QboEntity("Payment", "recvpayment?txnId=", copy_table="stg_qbo__payments"),
+    QboEntity(
+        "Invoice",
+        "invoice?txnId=",
+        natural_key=("DocNumber",),
+        copy_table="stg_qbo__invoices",
+        balance_sources=("Payment",),
+    ),
+    QboEntity(
+        "CreditMemo",
+        "creditmemo?txnId=",
+        copy_table="stg_qbo__credit_memos",
+        balance_sources=("Payment",),
+    ),
+    QboEntity("Purchase", "expense?txnId=", copy_table="stg_qbo__purchases"),
+    QboEntity("RefundReceipt", "refundreceipt?txnId=", copy_table="stg_qbo__refund_receipts"),
+    QboEntity(
+        "Customer",
+        "customerdetail?nameId=",
+        marker_field="Notes",
+        natural_key=("DisplayName",),
+        name_list=True,
+        copy_table="stg_qbo__customers",
+        balance_sources=("Invoice", "Payment", "CreditMemo"),  # accounts receivable
+    ),
+    QboEntity("Item", "items?itemId=", marker_field=None, natural_key=("Name",), name_list=True),
+)
 
 # Declared in write order: parents before children, each kind referring only to kinds before it.
-KINDS = {
-    kind.name: kind
-    for kind in (
-        Kind(
-            "account",
-            "Customer",
-            "accounts",
-            staged=(
-                StagedTable(
-                    "accounts",
-                    (
-                        "account_id",
-                        "account_name",
-                        "account_type",
-                        "email",
-                        "created_at",
-                        "archived",
-                        "qbo_sync",
-                        "qbo_customer_name",
-                    ),
+KINDS: dict[str, Kind] = declare(
+    Kind(
+        "account",
+        "Customer",
+        "accounts",
+        staged=(
+            StagedTable(
+                "accounts",
+                (
+                    "account_id",
+                    "account_name",
+                    "account_type",
+                    "email",
+                    "created_at",
+                    "archived",
+                    "qbo_sync",
+                    "qbo_customer_name",
                 ),
             ),
-            id_column="account_id",
         ),
-        Kind(
-            "service",
-            "Item",
-            "services",
-            staged=(
-                StagedTable(
-                    "services",
-                    (
-                        "service_id",
-                        "name",
-                        "description",
-                        "rate_cents",
-                        "rate_type",
-                        "created_at",
-                        "qbo_item_name",
-                    ),
+        id_column="account_id",
+    ),
+    Kind(
+        "service",
+        "Item",
+        "services",
+        staged=(
+            StagedTable(
+                "services",
+                (
+                    "service_id",
+                    "name",
+                    "description",
+                    "rate_cents",
+                    "rate_type",
+                    "created_at",
+                    "qbo_item_name",
                 ),
             ),
-            id_column="service_id",
         ),
-        Kind(
-            "invoice",
-            "Invoice",
-            "invoices",
-            staged=(
-                StagedTable(
-                    "invoices",
-                    (
-                        "invoice_id",
-                        "invoice_number",
-                        "account_id",
-                        "posted_date",
-                        "due_date",
-                        "status",
-                        "tax_amount_cents",
-                        "total_cents",
-                    ),
-                    chunked=True,
+        id_column="service_id",
+    ),
+    Kind(
+        "invoice",
+        "Invoice",
+        "invoices",
+        staged=(
+            StagedTable(
+                "invoices",
+                (
+                    "invoice_id",
+                    "invoice_number",
+                    "account_id",
+                    "posted_date",
+                    "due_date",
+                    "status",
+                    "tax_amount_cents",
+                    "total_cents",
                 ),
-                StagedTable(
-                    "invoice_lines",
-                    (
-                        "invoice_id",
-                        "line_no",
-                        "service_id",
-                        "service_name",
-                        "description",
-                        "rate_cents",
-                        "quantity",
-                        "amount_cents",
-                        "taxable",
-                    ),
-                    chunked=True,
+                chunked=True,
+            ),
+            StagedTable(
+                "invoice_lines",
+                (
+                    "invoice_id",
+                    "line_no",
+                    "service_id",
+                    "service_name",
+                    "description",
+                    "rate_cents",
+                    "quantity",
+                    "amount_cents",
+                    "taxable",
+                ),
+                chunked=True,
+            ),
+        ),
+        id_column="invoice_id",
+        planned_in_order=True,
+    ),
+    Kind(
+        "payment",
+        "Payment",
+        "payments",
+        staged=(
+            StagedTable(
+                "payments",
+                (
+                    "payment_id",
+                    "account_id",
+                    "payment_date",
+                    "amount_cents",
+                    "method",
+                    "processor",
+                    "processor_txn_id",
+                    "processing_fee_cents",
+                    "sync_to_qbo",
                 ),
             ),
-            id_column="invoice_id",
-            planned_in_order=True,
+            StagedTable("payment_applications", ("payment_id", "invoice_id", "amount_cents")),
         ),
-        Kind(
-            "payment",
-            "Payment",
-            "payments",
-            staged=(
-                StagedTable(
-                    "payments",
-                    (
-                        "payment_id",
-                        "account_id",
-                        "payment_date",
-                        "amount_cents",
-                        "method",
-                        "processor",
-                        "processor_txn_id",
-                        "processing_fee_cents",
-                        "sync_to_qbo",
-                    ),
-                ),
-                StagedTable("payment_applications", ("payment_id", "invoice_id", "amount_cents")),
+        id_column="payment_id",
+        planned_in_order=True,
+        delete_rank=4,
+    ),
+    Kind(
+        "credit_memo",
+        "CreditMemo",
+        "payments",
+        status_kind="payment",
+        planned_in_order=True,
+        delete_rank=5,
+    ),
+    Kind("credit_application", "Payment", "payments", own_status_row=False, delete_rank=3),
+    Kind("fee", "Purchase", "expenses", own_status_row=False, planned_in_order=True, delete_rank=2),
+    Kind(
+        "refund",
+        "RefundReceipt",
+        "refunds",
+        staged=(
+            StagedTable(
+                "refunds",
+                ("refund_id", "payment_id", "account_id", "refund_date", "amount_cents", "reason"),
             ),
-            id_column="payment_id",
-            planned_in_order=True,
-            delete_rank=4,
         ),
-        Kind(
-            "credit_memo",
-            "CreditMemo",
-            "payments",
-            status_kind="payment",
-            planned_in_order=True,
-            delete_rank=5,
-        ),
-        Kind("credit_application", "Payment", "payments", own_status_row=False, delete_rank=3),
-        Kind("fee", "Purchase", "expenses", own_status_row=False, planned_in_order=True, delete_rank=2),
-        Kind(
-            "refund",
-            "RefundReceipt",
-            "refunds",
-            staged=(
-                StagedTable(
-                    "refunds",
-                    ("refund_id", "payment_id", "account_id", "refund_date", "amount_cents", "reason"),
-                ),
-            ),
-            id_column="refund_id",
-            planned_in_order=True,
-            delete_rank=1,
-        ),
-    )
-}
+        id_column="refund_id",
+        planned_in_order=True,
+        delete_rank=1,
+    ),
+)
 
 WRITE_ORDER = tuple(KINDS)
 DELETE_ORDER = tuple(
