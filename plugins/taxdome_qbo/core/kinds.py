@@ -11,6 +11,7 @@ Pure: declarations and lookups, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 # TaxDome's sync-issue categories in TaxDome's order (R19); every kind belongs to one.
 CATEGORIES = ("accounts", "services", "invoices", "payments", "refunds", "expenses")
@@ -90,9 +91,12 @@ class Kind:
         return self.status_kind or self.name
 
 
-def declare(*declarations):
+Declared = TypeVar("Declared", QboEntity, Kind)
+
+
+def declare(*declarations: Declared) -> dict[str, Declared]:
     """Declarations by name, in the order given; a name declared twice is refused, not silently replaced."""
-    by_name = {}
+    by_name: dict[str, Declared] = {}
     for declaration in declarations:
         if declaration.name in by_name:
             raise ValueError(f"{declaration.name} is declared twice")
