@@ -23,9 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taxdome_qbo.core.planner import STATE_COLUMNS, Plan, StagedFirm, build_plan
+from taxdome_qbo.core.planner import build_plan
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.core.validation import validate_export
+from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan, StagedFirm
 from taxdome_qbo.demo.planning import demo_company, state_after_success
 from taxdome_qbo.services.export_reader import ExportReader
 

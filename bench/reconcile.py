@@ -27,10 +27,11 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from taxdome_qbo.core.planner import STATE_COLUMNS, Plan, StagedFirm, build_plan
+from taxdome_qbo.core.planner import build_plan
 from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.validation import validate_export
+from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan, StagedFirm
 from taxdome_qbo.demo.planning import demo_company, state_after_success
 from taxdome_qbo.services.export_reader import ExportReader
 

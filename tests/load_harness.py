@@ -14,8 +14,9 @@ from servers import engine_from_spec
 from sqlalchemy.engine import Engine
 
 from qbo_emulator.testing import REDIRECT_URI, EmulatorHandle
-from taxdome_qbo.core.planner import PlanOptions, resolve_setting_ids
+from taxdome_qbo.core.planner import PlanOptions
 from taxdome_qbo.core.reconciliation import ReconciliationSettings
+from taxdome_qbo.core.rules.base import resolve_setting_ids
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.demo.generator import generate_export
 from taxdome_qbo.demo.qbo_seed import seed_company

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from export_builder import validate_folder, write_export
 
-from taxdome_qbo.core.planner import STATE_COLUMNS, StagedFirm
+from taxdome_qbo.core.vocabulary import STATE_COLUMNS, StagedFirm
 
 
 def staged_firm(folder: Path, **changes: str | None) -> StagedFirm:

@@ -11,8 +11,9 @@ import pytest
 from export_builder import replace_row, with_rows
 from planning_builder import no_state, staged_firm
 
-from taxdome_qbo.core.planner import PlanOptions, PlanRefused, build_plan, qbo_name
+from taxdome_qbo.core.planner import PlanOptions, PlanRefused, build_plan
 from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.core.vocabulary import qbo_name
 from taxdome_qbo.demo.planning import demo_company as qbo_company
 from taxdome_qbo.demo.planning import state_after_success as state_after
 

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planning_builder import no_state
 
-from taxdome_qbo.core.planner import REAL_MONEY_METHODS, PlanOptions, StagedFirm, build_plan
+from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.core.vocabulary import REAL_MONEY_METHODS, StagedFirm
 from taxdome_qbo.demo import generate_export
 from taxdome_qbo.demo.planning import demo_company as qbo_company
 from taxdome_qbo.demo.planning import state_after_success as state_after

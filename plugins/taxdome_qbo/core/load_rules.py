@@ -11,25 +11,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from taxdome_qbo.core.planner import PHASE_SEQ_SPAN
+from taxdome_qbo.core.kinds import ENTITIES, KINDS
+from taxdome_qbo.core.operation_log import PHASE_SEQ_SPAN
 
 MAX_REQUEST_ID = 50
 MAX_BATCH_REQUEST_ID = 36  # and then each bId at most 10 characters
 _SYMBOLIC = re.compile(r"^@([a-z_]+):(.+)$")
 
-# The TaxDome object whose status an operation decides; fees and credit applications get rows of their own.
-_STATUS_KIND = {"credit_memo": "payment"}
-
 # Where each entity is in QuickBooks' web app, before its id (R16).
-APP_PATHS = {
-    "Customer": "customerdetail?nameId=",
-    "Item": "items?itemId=",
-    "Invoice": "invoice?txnId=",
-    "Payment": "recvpayment?txnId=",
-    "CreditMemo": "creditmemo?txnId=",
-    "RefundReceipt": "refundreceipt?txnId=",
-    "Purchase": "expense?txnId=",
-}
+APP_PATHS = {name: entity.app_path for name, entity in ENTITIES.items()}
 
 
 class UnresolvedReference(LookupError):
@@ -46,7 +36,7 @@ def phase_of(seq: int) -> int:
 
 
 def status_key(kind: str, taxdome_id: str) -> tuple[str, str]:
-    return _STATUS_KIND.get(kind, kind), taxdome_id
+    return KINDS[kind].reported_as, taxdome_id
 
 
 def operation_request_id(
@@ -100,11 +90,7 @@ def describe_reference(reference: str) -> str:
 
 def marker_field(entity: str) -> str | None:
     """Where the loader's marker (`taxdome:<kind>:<id>`) sits on an object it creates; items carry none."""
-    if entity == "Customer":
-        return "Notes"
-    if entity == "Item":
-        return None
-    return "PrivateNote"
+    return ENTITIES[entity].marker_field
 
 
 def lookup_conditions(entity: str, payload: dict) -> list[tuple[str, str]]:
@@ -113,12 +99,9 @@ def lookup_conditions(entity: str, payload: dict) -> list[tuple[str, str]]:
     Names and document numbers are unique keys; other transactions are narrowed by date and customer and
     then told apart by their marker.
     """
-    if entity == "Customer":
-        return [("DisplayName", payload["DisplayName"])]
-    if entity == "Item":
-        return [("Name", payload["Name"])]
-    if entity == "Invoice" and payload.get("DocNumber"):
-        return [("DocNumber", payload["DocNumber"])]
+    key = ENTITIES[entity].natural_key
+    if ENTITIES[entity].name_list or (key and all(payload.get(name) for name in key)):
+        return [(name, payload[name]) for name in key]
     conditions = [("TxnDate", payload["TxnDate"])]
     if "CustomerRef" in payload:
         conditions.append(("CustomerRef", payload["CustomerRef"]["value"]))

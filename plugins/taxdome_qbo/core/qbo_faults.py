@@ -10,18 +10,11 @@ import enum
 import re
 from dataclasses import dataclass
 
+from taxdome_qbo.core.kinds import CATEGORIES as CATEGORIES  # the command line offers them from here
+from taxdome_qbo.core.kinds import KINDS
+
 # TaxDome groups sync issues by these categories (R19); each TaxDome object kind and loader kind has one.
-CATEGORY_BY_KIND = {
-    "account": "accounts",
-    "service": "services",
-    "invoice": "invoices",
-    "payment": "payments",
-    "credit_memo": "payments",
-    "credit_application": "payments",
-    "fee": "expenses",
-    "refund": "refunds",
-}
-CATEGORIES = ("accounts", "services", "invoices", "payments", "refunds", "expenses")
+CATEGORY_BY_KIND = {name: kind.category for name, kind in KINDS.items()}
 
 STALE_OBJECT = "5010"
 OBJECT_NOT_FOUND = "610"

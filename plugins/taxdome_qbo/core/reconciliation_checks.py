@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from taxdome_qbo.core.planner import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
 from taxdome_qbo.core.reconciliation_findings import (
     AMOUNT_MISMATCH,
     CUSTOMER_MISMATCH,
@@ -43,6 +42,7 @@ from taxdome_qbo.core.reconciliation_findings import (
     scope,
     split_scope,
 )
+from taxdome_qbo.core.vocabulary import MAX_DISPLAY_NAME, REAL_MONEY_METHODS, qbo_name
 
 CheckFunction = Callable[[Frames, ReconciliationSettings], Findings]
 

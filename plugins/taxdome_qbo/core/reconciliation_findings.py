@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taxdome_qbo.core.kinds import KINDS
 from taxdome_qbo.core.load_rules import APP_PATHS
 
 MATCHED = "matched"
@@ -52,16 +53,6 @@ TOTAL = "total"
 # The measures of the comparisons below, whichever check makes them, as the reports name them.
 SHARED_MEASURE_LABELS = {"customer": "Customer", "date": "Date", "amount": "Amount"}
 _KEPT_OUT = frozenset({"skipped", "do_not_sync", "not_synced"})
-# TaxDome object kind -> the QBO entity its counterpart is, and where that counterpart was read back.
-_ENTITY = {
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "credit_memo": "CreditMemo",
-    "fee": "Purchase",
-    "refund": "RefundReceipt",
-    "account": "Customer",
-}
-
 Frames = Mapping[str, pd.DataFrame | pd.Series]
 
 
@@ -256,7 +247,7 @@ def scope(
     objects["taxdome_id"] = objects[id_column].astype(str)
     objects = objects.join(frames[f"verdicts.{kind}"], on="taxdome_id")
     objects["qbo_id"] = qbo_id_of(frames[f"qbo_ids.{kind}"], objects["taxdome_id"])
-    objects["qbo_entity"] = _ENTITY[kind]
+    objects["qbo_entity"] = KINDS[kind].entity
     objects["object_kind"] = kind
     return split_scope(found, frames, objects, kind)
 
@@ -307,7 +298,7 @@ def split_scope(found: Findings, frames: Frames, objects: pd.DataFrame, kind: st
 def pair(found: Findings, in_scope: pd.DataFrame, copy: pd.DataFrame, kind: str) -> pd.DataFrame:
     """In-scope objects joined to their QBO counterpart (columns suffixed `_qbo`); the unmatched become
     missing_in_qbo. Returns the matched."""
-    entity = _ENTITY[kind]
+    entity = KINDS[kind].entity
     paired = in_scope.merge(
         copy.add_suffix("_qbo"),
         how="left",
@@ -385,7 +376,7 @@ def extras(
 ) -> pd.DataFrame:
     """QBO objects of the period whose id no TaxDome object claims (`claimed_ids`): a second copy of a claimed
     object (same marker) is a duplicate, anything else is extra. Returns them (they count in QBO's totals)."""
-    entity = _ENTITY[kind]
+    entity = KINDS[kind].entity
     claimed = set(claimed_ids)
     in_the_period = copy[in_period(copy["txn_date"], found.settings)]
     if candidates is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from taxdome_qbo.core.planner import STATE_COLUMNS, Plan
 from taxdome_qbo.core.qbo_reference import QboReference
+from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan
 
 
 def demo_company(

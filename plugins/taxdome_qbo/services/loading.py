@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core import load_rules
+from taxdome_qbo.core.kinds import ENTITIES, KINDS
 from taxdome_qbo.core.load_rules import UnresolvedReference
-from taxdome_qbo.core.planner import FAILED, NOT_SYNCED, SYNCED, failure_key, symbolic
 from taxdome_qbo.core.qbo_faults import (
     Answer,
     Fault,
@@ -40,6 +40,7 @@ from taxdome_qbo.core.qbo_faults import (
     finance_message,
     first_fault,
 )
+from taxdome_qbo.core.vocabulary import FAILED, NOT_SYNCED, SYNCED, failure_key, symbolic
 from taxdome_qbo.services import company_lease, sql, warehouse
 from taxdome_qbo.services.company_lease import CompanyLease
 from taxdome_qbo.services.qbo_client import QboSession, QboUnavailableError, RawAnswer, query_all, quote
@@ -50,9 +51,7 @@ log = logging.getLogger(__name__)
 PENDING, DELETED = "pending", "deleted"
 PAGE_SIZE = 5_000
 BATCH_SIZE = 30  # Intuit's recommended maximum per batch request
-NAME_LISTS = frozenset({"Customer", "Item"})
 _OUTCOME = {"create": "created", "update": "updated", "reactivate": "reactivated", "delete": "deleted"}
-_NO_STATUS_ROW = frozenset({"fee", "credit_application"})  # they only get a status row when they fail
 
 
 class LoadRefused(RuntimeError):
@@ -469,7 +468,7 @@ class _Loader:
         conditions = [
             f"{name} = {quote(value)}" for name, value in load_rules.lookup_conditions(entity, resolved)
         ]
-        if entity in NAME_LISTS:
+        if ENTITIES[entity].name_list:
             conditions.append("Active IN (true, false)")
         candidates = query_all(self.session, entity, " AND ".join(conditions))
         return next(
@@ -506,7 +505,7 @@ class _Loader:
         if deleted:
             return
         self.causes.pop(symbolic(operation.kind, operation.taxdome_id), None)
-        if operation.kind not in _NO_STATUS_ROW:
+        if KINDS[operation.kind].own_status_row:
             kind, taxdome_id = load_rules.status_key(operation.kind, operation.taxdome_id)
             outcomes.statuses.append(
                 self._status_row(

@@ -17,15 +17,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.escaping import markdown_code, write_csv
 from taxdome_qbo.core.money import format_cents
-from taxdome_qbo.core.planner import (
-    OPERATION_COLUMNS,
-    STATE_COLUMNS,
-    PlanOptions,
-    StagedFirm,
-    build_plan,
-)
+from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS, STATE_COLUMNS, StagedFirm
 from taxdome_qbo.services import company_lease, sql, sync_issues, warehouse
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo.core.kinds import ENTITIES, READ_BACK
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.qbo_client import ACTIVE_AND_INACTIVE, QboSession, query_all, quote
 from taxdome_qbo.services.warehouse import insert_for
@@ -45,10 +46,7 @@ CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
 DEFAULT_OVERLAP = timedelta(minutes=5)
 IDS_PER_STATEMENT = 500  # keeps IN lists short, in QBO queries and warehouse statements alike
 BALANCE_TARGETS = ("Invoice", "CreditMemo")  # what a payment line applies to, and so whose balance it moves
-CUSTOMER_BALANCE_SOURCES = ("Invoice", "Payment", "CreditMemo")  # accounts receivable
-# Every entity is read after the ones that can move its balance, so it can re-read what they touched.
-READ_ORDER = ("Payment", "Invoice", "CreditMemo", "Purchase", "RefundReceipt", "Customer")
-BALANCE_SOURCES = {"Invoice": ("Payment",), "CreditMemo": ("Payment",), "Customer": CUSTOMER_BALANCE_SOURCES}
+CUSTOMER_BALANCE_SOURCES = ENTITIES["Customer"].balance_sources
 
 
 class QboAmountError(ValueError):
@@ -193,7 +191,6 @@ class _Copy:
 
     entity: str
     columns: Callable[[dict, Cents], dict]
-    marker_field: str = "PrivateNote"
     child: _Child | None = None
 
     @property
@@ -201,15 +198,19 @@ class _Copy:
         return warehouse.QBO_COPIES[self.entity]
 
     @property
+    def marker_field(self) -> str | None:
+        return ENTITIES[self.entity].marker_field
+
+    @property
     def where(self) -> str | None:
-        # QBO hides inactive customers from a query that does not mention Active.
-        return ACTIVE_AND_INACTIVE if self.entity == "Customer" else None
+        # QBO hides inactive objects of a name list from a query that does not mention Active.
+        return ACTIVE_AND_INACTIVE if ENTITIES[self.entity].name_list else None
 
 
 COPIES = {
     copy.entity: copy
     for copy in (
-        _Copy("Customer", _customer, marker_field="Notes"),
+        _Copy("Customer", _customer),
         _Copy(
             "Invoice", _invoice, child=_Child(warehouse.stg_qbo_invoice_lines, "invoice_id", _invoice_lines)
         ),
@@ -453,13 +454,13 @@ def read_back(
     last_reads = _last_reads(engine, realm_id) if incremental else {}
     receipt = ReadbackReceipt(realm_id)
     balance_moved: dict[str, set[str]] = defaultdict(set)  # entity -> Ids whose balance may have moved
-    for entity in READ_ORDER:
-        copy = COPIES[entity]
+    for declared in READ_BACK:
+        entity, copy = declared.name, COPIES[declared.name]
         entity_started = time.monotonic()
         read_at = datetime.now(UTC)
         since = _incremental_start(last_reads.get(entity), read_at, overlap)
         # A source read fully says nothing about which balances it moved.
-        if any(receipt.modes.get(source) == FULL for source in BALANCE_SOURCES.get(entity, ())):
+        if any(receipt.modes.get(source) == FULL for source in declared.balance_sources):
             since = None
         changes = _changes_since(session, entity, since) if since is not None else None
         if changes is None:

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from taxdome_qbo.core.load_rules import MAX_REQUEST_ID, marker_field
-from taxdome_qbo.core.planner import SYNCED
 from taxdome_qbo.core.qbo_faults import Answer, Fault, classify_fault, first_fault
+from taxdome_qbo.core.vocabulary import SYNCED
 from taxdome_qbo.services import company_lease, qbo_readback, sql, warehouse
 from taxdome_qbo.services.loading import AuditedItem, audit_rows
 from taxdome_qbo.services.qbo_client import QboSession

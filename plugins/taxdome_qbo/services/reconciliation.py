@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from taxdome_qbo.core.planner import READ_COLUMNS
+from taxdome_qbo.core.kinds import READ_COLUMNS
 from taxdome_qbo.core.reconciliation import (
     EXCEPTION_COLUMNS,
     QboSide,

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.money import format_cents
-from taxdome_qbo.core.planner import (
+from taxdome_qbo.core.qbo_faults import CATEGORIES, CATEGORY_BY_KIND, category_of
+from taxdome_qbo.core.vocabulary import (
     DO_NOT_SYNC,
     FAILED,
     MASS_DELETE_SHARE,
@@ -26,7 +27,6 @@ from taxdome_qbo.core.planner import (
     SYNCED,
     StagedFirm,
 )
-from taxdome_qbo.core.qbo_faults import CATEGORIES, CATEGORY_BY_KIND, category_of
 from taxdome_qbo.services import qbo_tokens, sql, warehouse
 
 OVERRIDABLE_KINDS = ("account", "payment")

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
+from taxdome_qbo.core.kinds import READ_BACK
 from taxdome_qbo.services.local_files import create_private_file
 
 
@@ -430,14 +431,7 @@ stg_qbo_refund_receipts = _qbo_copy(
     sa.Column("deposit_account_id", sa.String(32)),
     sa.Column("payment_ref", sa.Text),
 )
-QBO_COPIES = {
-    "Customer": stg_qbo_customers,
-    "Invoice": stg_qbo_invoices,
-    "Payment": stg_qbo_payments,
-    "CreditMemo": stg_qbo_credit_memos,
-    "Purchase": stg_qbo_purchases,
-    "RefundReceipt": stg_qbo_refund_receipts,
-}
+QBO_COPIES = {entity.name: metadata.tables[entity.copy_table] for entity in READ_BACK}
 
 qbo_readbacks = sa.Table(
     "qbo_readbacks",
