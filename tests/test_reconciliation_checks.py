@@ -13,7 +13,7 @@ import pytest
 from taxdome_qbo.core import reconciliation_checks as checks
 from taxdome_qbo.core.reconciliation import named_frames, run_check
 from taxdome_qbo.core.reconciliation_checks import CHECKS, MEASURE_LABELS, ReconciliationCheck
-from taxdome_qbo.core.reconciliation_findings import Findings, ReconciliationSettings
+from taxdome_qbo.core.reconciliation_findings import EXCEPTION_COLUMNS, Findings, ReconciliationSettings
 
 QUARTER = ReconciliationSettings(
     period_from=date(2026, 1, 1), period_to=date(2026, 3, 31), app_url="https://qbo.example/app"
@@ -28,19 +28,8 @@ QBO_INVOICES = f"{TRANSACTIONS} tax_cents balance_cents"
 QBO_PAYMENTS = f"{TRANSACTIONS} deposit_account_id"
 PURCHASES = "qbo_id marker txn_date expense_account_id total_cents"
 CUSTOMERS = "qbo_id marker display_name balance_cents"
-# What an exception row says, in the order the reports show it (the link is asserted on its own).
-SHOWN = (
-    "difference_class",
-    "explained",
-    "object_kind",
-    "taxdome_id",
-    "qbo_id",
-    "measure",
-    "taxdome_cents",
-    "qbo_cents",
-    "difference_cents",
-    "detail",
-)
+# What an exception row says, in the order the reports show it (the entity follows from the kind; the link is asserted on its own).
+SHOWN = tuple(column for column in EXCEPTION_COLUMNS if column not in ("qbo_entity", "qbo_link"))
 
 
 def frame(columns: str, *rows: tuple) -> pd.DataFrame:
