@@ -16,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo.core.kinds import KINDS
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.qbo_faults import CATEGORIES, CATEGORY_BY_KIND, category_of
 from taxdome_qbo.core.vocabulary import (
@@ -164,7 +165,8 @@ def next_sync_effect(engine: Engine, kind: str, taxdome_id: str) -> list[str]:
     with engine.connect() as conn:
         override = find_override(conn, kind, taxdome_id)
         realm_id = _current_realm(conn)
-        staged = _staged_row(conn, *_STAGED_BY_KIND[kind], taxdome_id)
+        declared = KINDS[kind]
+        staged = _staged_row(conn, declared.staged[0].name, declared.id_column, taxdome_id)
         subject, export_says = _described(kind, taxdome_id, staged)
         said = [f"warning: no {kind} {taxdome_id} in the staged export; {_WAITS}"] if staged is None else []
         if override is None:
@@ -172,9 +174,6 @@ def next_sync_effect(engine: Engine, kind: str, taxdome_id: str) -> list[str]:
         if kind == "account":
             return said + _account_effect(conn, taxdome_id, subject, export_says, realm_id, override.sync)
         return said + _payment_effect(conn, taxdome_id, staged, subject, export_says, realm_id, override.sync)
-
-
-_STAGED_BY_KIND = {"account": ("accounts", "account_id"), "payment": ("payments", "payment_id")}
 
 
 def _current_realm(conn: Connection) -> str | None:
