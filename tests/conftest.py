@@ -17,10 +17,21 @@ os.environ["AIRFLOW__CORE__LOAD_DEFAULT_CONNECTIONS"] = "False"
 for inherited in ("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", "AIRFLOW_CONN_WAREHOUSE_DEFAULT"):
     os.environ.pop(inherited, None)
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from browser import (  # noqa: E402
+    AirflowUi,
+    artifacts_folder,
+    headless_chromium,
+    open_pages,
+    running_api_server,
+    screenshot_at,
+)
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from servers import POSTGRES, postgres_connection  # noqa: E402
 
 from qbo_emulator.testing import EmulatorHandle, running_emulator  # noqa: E402
@@ -104,3 +115,41 @@ def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_ui(tmp_path_factory) -> AirflowUi:
+    """One api-server for the session's browser tests (starting one takes ~25 s), with `editor` and
+    `viewer` (tests/browser.py)."""
+    with running_api_server(tmp_path_factory.mktemp("airflow-ui")) as ui:
+        yield ui
+
+
+@pytest.fixture(scope="session")
+def _chromium_process():
+    with headless_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def chromium(request, _chromium_process):
+    """The session's headless Chromium, with an empty artifacts folder for this test; the browser contexts
+    (cookies, pages) the test opens are closed after it, so no test inherits another's login."""
+    shutil.rmtree(artifacts_folder(request.node.nodeid), ignore_errors=True)
+    yield _chromium_process
+    for context in _chromium_process.contexts:
+        context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails keeps a screenshot of each page it had open, and its report lists every
+    screenshot of the test."""
+    if call.when == "call" and call.excinfo is not None and "chromium" in item.funcargs:
+        for number, page in enumerate(open_pages(item.funcargs["chromium"]), 1):
+            with contextlib.suppress(PlaywrightError):
+                screenshot_at(page, artifacts_folder(item.nodeid) / f"at-failure-{number}.png")
+    report = (yield).get_result()
+    folder = artifacts_folder(item.nodeid)
+    if report.failed and folder.is_dir():
+        report.sections.append(("screenshots", "\n".join(str(p) for p in sorted(folder.glob("*.png")))))
