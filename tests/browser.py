@@ -2,7 +2,7 @@
 Debian's headless Chromium driven by Playwright, logging in through Airflow's own login page.
 
 The browser is the system's `/usr/bin/chromium`: tests never download one (`playwright install`). Playwright
-starts it without Chromium's sandbox, which a root user cannot have.
+starts it without Chromium's sandbox (its default), which a root user could not have.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # The SimpleAuthManager's roles: `op` may edit DAGs (and connections, variables, pools), `viewer` only reads.
 USERS = {"editor": "op", "viewer": "viewer"}
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
-# The React UI's first page load compiles nothing but fetches a few MB of bundles; give it time on 2 cores.
+# The React UI's first load fetches a few MB of scripts and renders them on 2 shared cores: waits (page
+# actions and `expect`) allow it 30 s rather than Playwright's 5 s for `expect`.
 PAGE_TIMEOUT_MS = 30_000
+expect.set_options(timeout=PAGE_TIMEOUT_MS)
 LOGIN_PATH = "/auth/login"
 
 

@@ -119,7 +119,7 @@ def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def airflow_ui(tmp_path_factory) -> AirflowUi:
-    """One api-server for the session's browser tests (starting one takes ~25 s), with `editor` and
+    """One api-server for the session's browser tests (starting one takes 25-50 s on 2 shared cores), with `editor` and
     `viewer` (tests/browser.py)."""
     with running_api_server(tmp_path_factory.mktemp("airflow-ui")) as ui:
         yield ui
