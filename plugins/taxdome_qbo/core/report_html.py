@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from html import escape
 
-from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.money import format_money
 from taxdome_qbo.core.reconciliation_checks import MEASURE_LABELS  # each declared beside its check
 
 # -- the report's data -----------------------------------------------------------------------------------
@@ -158,15 +158,6 @@ def class_order(difference_classes: Iterable[str]) -> list[str]:
     """The classes present, known ones in CLASS_LABELS order, then any other alphabetically."""
     known = list(CLASS_LABELS)
     return sorted(set(difference_classes), key=lambda c: (known.index(c) if c in known else len(known), c))
-
-
-def format_money(cents: int | None) -> str:
-    """1,234.56 from cents, exactly (grouping an int never goes through a float); empty when unknown."""
-    if cents is None:
-        return ""
-    whole, part = format_cents(cents).split(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}.{part}"
 
 
 def format_timestamp(moment: datetime | None) -> str:
