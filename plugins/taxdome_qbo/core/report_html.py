@@ -128,7 +128,7 @@ CLASS_LABELS = {
 }
 CLASS_MEANINGS = {
     "missing_in_qbo": "In TaxDome and in the sync's scope, but not found in QuickBooks.",
-    "extra_in_qbo": "In QuickBooks without a TaxDome marker, or matching nothing in TaxDome.",
+    "extra_in_qbo": "In QuickBooks without a TaxDome marker, or matching nothing in TaxDome; named as QuickBooks shows it (type, number, customer, date, amount).",
     "amount_mismatch": "In both, with different amounts.",
     "customer_mismatch": "In both, for different customers (or the customer was renamed in QuickBooks).",
     "field_mismatch": "In both, with another date or deposit account.",
