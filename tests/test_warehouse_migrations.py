@@ -277,7 +277,9 @@ def test_downgrading_to_nothing_removes_the_warehouse_and_upgrading_rebuilds_it(
     assert differences(warehouse_engine) == []
 
 
-def test_revision_0003_keeps_the_copies_and_has_the_newly_numbered_entities_read_in_full(warehouse_engine):
+def test_the_copy_numbers_revision_keeps_the_copies_and_has_the_newly_numbered_entities_read_in_full(
+    warehouse_engine,
+):
     """The copies gain the numbers (and an expense's payee) empty; the read marks of the entities whose
     number was not kept are dropped, so the next read-back reads them in full and fills the numbers in."""
     with migrations.migrating(warehouse_engine) as config:
