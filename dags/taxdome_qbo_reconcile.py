@@ -12,7 +12,8 @@ collected gross, fees, net = gross − fees per day, month and processor, refund
 payouts), to the cent, and classifies every difference (missing in QBO, extra in QBO, amount mismatch,
 customer mismatch, field mismatch, duplicate in QBO; out of scope by a sync rule is explained).
 `report` writes an HTML report (opens offline), CSV files and an XLSX workbook to
-`<reports>/<run id>/`. `verdict` then fails the run if a difference is unexplained: the evidence exists
+`<reports>/<run id>/`; its extra link *Reconciliation report* opens the run's report in the
+TaxDome ↔ QuickBooks view. `verdict` then fails the run if a difference is unexplained: the evidence exists
 first. If a sync staged, planned or loaded between `read_back` and `verdict` (a run started by hand, a
 `retry`), `verdict` is skipped instead: that comparison may have seen a half-loaded company, and the
 reconciliation the sync's load triggers judges.
@@ -45,6 +46,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from taxdome_qbo import reconcile_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED
 from taxdome_qbo.dag_defaults import default_args
+from taxdome_qbo.operators.reconciliation_report import ReconciliationReportOperator
 
 NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
 
@@ -93,17 +95,15 @@ def taxdome_qbo_reconcile():
         return reconcile_tasks.reconcile(context["params"], context["run_id"])
 
     @task
-    def report(receipt: dict) -> dict:
-        return reconcile_tasks.report(receipt, get_current_context()["run_id"])
-
-    @task
     def verdict(receipt: dict, written: dict, read: dict) -> None:
         reconcile_tasks.verdict(receipt, written, read)
 
     read = read_back()
     compared = reconcile()
     wait_for_sync() >> read >> compared
-    verdict(compared, report(compared), read)
+    # An operator for its link from the task to the run's report in the TaxDome ↔ QuickBooks view.
+    written = ReconciliationReportOperator(task_id="report", receipt=compared)
+    verdict(compared, written.output, read)
 
 
 taxdome_qbo_reconcile()

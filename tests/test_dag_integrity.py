@@ -1,4 +1,5 @@
-"""DAG policy: every DAG parses, retries, is tagged, runs one at a time, and declares its firm-setting params."""
+"""DAG policy: every DAG parses, retries, is tagged, runs one at a time, declares its firm-setting params, and
+links to the TaxDome ↔ QuickBooks view."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
 
 from taxdome_qbo.core.settings import SETTING_NAMES
 
@@ -75,3 +77,17 @@ def test_the_reconciliation_first_waits_for_every_sync_run_to_finish(dagbag):
     assert reconcile.get_task("read_back").upstream_task_ids == {"wait_for_sync"}
     assert (wait.mode, wait.poke_interval) == ("reschedule", 15)
     assert wait.timeout > 6 * 3600
+
+
+def test_the_load_and_the_report_link_to_the_taxdome_quickbooks_view_in_the_serialized_dags(dagbag):
+    """The api-server shows a task's links from the serialized DAG: each task's names, nothing else."""
+    links = {
+        (dag_id, task.task_id): task.extra_links
+        for dag_id in ("taxdome_qbo_sync", "taxdome_qbo_reconcile")
+        for task in DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[dag_id])).tasks
+        if task.extra_links
+    }
+    assert links == {
+        ("taxdome_qbo_sync", "load"): ["TaxDome ↔ QuickBooks run"],
+        ("taxdome_qbo_reconcile", "report"): ["Reconciliation report"],
+    }

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 from airflow.models.asset import AssetEvent, AssetModel
-from airflow.models.xcom import XComModel
+from airflow.models.xcom import XCOM_RETURN_KEY, XComModel
 from airflow.utils.session import create_session
 from export_builder import write_export
 from load_harness import (
@@ -31,9 +31,12 @@ pytestmark = pytest.mark.airflow
 
 
 def xcom_values(run_id: str) -> dict[str, object]:
+    """task id -> what it returned (its receipt); other XComs (an extra link's URL) are left out."""
     with create_session() as session:
         rows = session.execute(
-            sa.select(XComModel.task_id, XComModel.value).where(XComModel.run_id == run_id)
+            sa.select(XComModel.task_id, XComModel.value).where(
+                XComModel.run_id == run_id, XComModel.key == XCOM_RETURN_KEY
+            )
         ).all()
     return dict(rows)
 

@@ -10,12 +10,14 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from export_builder import write_export
+from extra_links import served_extra_links
 from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked, stage
 from quickbooks.objects import Invoice
 
@@ -51,6 +53,16 @@ def test_the_reconciliation_reports_then_judges(
         run = conn.execute(sa.select(warehouse.reconciliation_runs)).one()
     assert (run.verdict, run.unexplained) == ("clean", 0)
     assert run.report_location.endswith("reconciliation.html")
+    # The task that wrote the report links to it in the TaxDome ↔ QuickBooks view (no [api] base_url here:
+    # relative to the UI's host), the run id quoted as one path segment.
+    report_page = "/taxdome-qbo/reconciliation/" + quote(clean.run_id, safe="")
+    assert served_extra_links(reconcile, clean) == {
+        "wait_for_sync": {},
+        "read_back": {},
+        "reconcile": {},
+        "report": {"Reconciliation report": report_page},
+        "verdict": {},
+    }
 
     qb = emulator.quickbooks(company)
     [(_, invoice)] = objects_marked(emulator, company["realm_id"], "taxdome:invoice:I2")

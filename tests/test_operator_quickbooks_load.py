@@ -1,5 +1,6 @@
 """QuickBooksLoadOperator's template fields: rendered from a DAG run's params, they choose the connection, the
-plan and the batch size the load service gets (a real `dag.test()` against the emulator)."""
+plan and the batch size the load service gets (a real `dag.test()` against the emulator); and its extra link
+to the run's page in the TaxDome ↔ QuickBooks view."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
 from export_builder import write_export
+from extra_links import served_extra_links
 from load_harness import (
     BASE_FIRM_SETTINGS,
     Firm,
@@ -112,3 +115,33 @@ def test_rendered_fields_choose_the_connection_the_plan_and_the_batch_size(
     assert batches, "the plan was loaded in batches"
     assert {batch.run_id for batch in batches} == {"planned-elsewhere"}
     assert max(batch.items for batch in batches) == 2
+
+
+def test_the_extra_link_is_serialized_with_the_dag(monkeypatch, tmp_path):
+    dag = templated_load_dag(tmp_path / "dags", monkeypatch)
+
+    serialized = DagSerialization.to_dict(dag)
+
+    [load_task] = serialized["dag"]["tasks"]
+    assert load_task["__var"]["_operator_extra_links"] == {"TaxDome ↔ QuickBooks run": "_link_SyncRunLink"}
+    assert DagSerialization.from_dict(serialized).get_task("load").extra_links == ["TaxDome ↔ QuickBooks run"]
+
+
+def test_a_load_links_to_its_runs_page_even_when_it_had_nothing_to_load(
+    airflow_db, warehouse_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/airflow/")
+    dag = templated_load_dag(tmp_path / "dags", monkeypatch)
+
+    run = dag.test(run_conf={"plan_run_id": "never planned"})
+
+    assert run.state == "success"
+    [load_ti] = run.get_task_instances()
+    assert load_ti.state == "skipped"  # no plan: nothing was sent to QuickBooks
+    quoted_run_id = run.run_id.replace(":", "%3A").replace("+", "%2B")
+    assert ":" in run.run_id and "%" not in run.run_id
+    assert served_extra_links(dag, run) == {
+        "load": {
+            "TaxDome ↔ QuickBooks run": f"https://airflow.example.com/airflow/taxdome-qbo/sync-runs/{quoted_run_id}"
+        }
+    }

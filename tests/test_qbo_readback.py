@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from export_builder import with_rows, write_export
 from load_harness import BASE_FIRM_SETTINGS, Firm, company_for_base_export, load, plan, session_for, stage
 from quickbooks.batch import batch_create
-from quickbooks.objects import Customer, Invoice, Payment
+from quickbooks.objects import Customer, Invoice, Payment, Purchase, Vendor
 
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.qbo_readback import CDC_MAX_OBJECTS, QboAmountError, exact_cents, read_back
@@ -71,6 +71,17 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
         """A copy of a transaction with a customer: its date, customer and total come first."""
         return copy(obj, _day(obj["TxnDate"]), _ref(obj, "CustomerRef"), _cents(obj["TotalAmt"]), *columns)
 
+    def sales_form(obj: dict, *columns) -> tuple:
+        """A copy of a numbered transaction with a customer: its number, then as `customer_txn`."""
+        return copy(
+            obj,
+            obj.get("DocNumber"),
+            _day(obj["TxnDate"]),
+            _ref(obj, "CustomerRef"),
+            _cents(obj["TotalAmt"]),
+            *columns,
+        )
+
     def sales_lines(invoice: dict) -> list[dict]:
         return [line for line in invoice["Line"] if line["DetailType"] == "SalesItemLineDetail"]
 
@@ -114,11 +125,13 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
             for n, line in enumerate(p["Line"], start=1)
             for link in line["LinkedTxn"]
         },
-        "stg_qbo__credit_memos": {customer_txn(m, _cents(m["RemainingCredit"])) for m in state["CreditMemo"]},
+        "stg_qbo__credit_memos": {sales_form(m, _cents(m["RemainingCredit"])) for m in state["CreditMemo"]},
         "stg_qbo__purchases": {
             copy(
                 p,
+                p.get("DocNumber"),
                 _day(p["TxnDate"]),
+                (p.get("EntityRef") or {}).get("name"),
                 _ref(p, "AccountRef"),
                 p["Line"][0]["AccountBasedExpenseLineDetail"]["AccountRef"]["value"],
                 _cents(p["TotalAmt"]),
@@ -126,7 +139,7 @@ def _expected_tables(emulator, realm_id: str) -> dict[str, set[tuple]]:
             for p in state["Purchase"]
         },
         "stg_qbo__refund_receipts": {
-            customer_txn(r, _ref(r, "DepositToAccountRef"), r.get("PaymentRefNum"))
+            sales_form(r, _ref(r, "DepositToAccountRef"), r.get("PaymentRefNum"))
             for r in state["RefundReceipt"]
         },
     }
@@ -247,6 +260,55 @@ def test_a_full_read_copies_every_object_to_the_cent(warehouse_engine, emulator,
 
     assert again.objects == receipt.objects
     _assert_warehouse_matches_qbo(engine, emulator, realm)
+
+
+def test_the_copies_keep_the_numbers_and_payees_finance_finds_objects_by(
+    warehouse_engine, emulator, tmp_path
+):
+    engine = warehouse_engine
+    company, session = _synced_base_firm(engine, emulator, tmp_path)
+    realm = company["realm_id"]
+    qb = emulator.quickbooks(company)
+    fee = _marked(emulator, realm, "Purchase", "taxdome:fee:P1")
+    vendor = Vendor()
+    vendor.DisplayName = "Office Supplies & Co"
+    vendor = vendor.save(qb=qb)
+    expense = Purchase.from_json(
+        {
+            "PaymentType": "Cash",
+            "DocNumber": "EXP-17",
+            "TxnDate": "2026-01-12",
+            "AccountRef": fee["AccountRef"],
+            "EntityRef": {"value": vendor.Id, "name": vendor.DisplayName, "type": "Vendor"},
+            "Line": [
+                {
+                    "Amount": "42.50",
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "AccountBasedExpenseLineDetail": fee["Line"][0]["AccountBasedExpenseLineDetail"],
+                }
+            ],
+        }
+    ).save(qb=qb)
+
+    read_back(engine, session, incremental=False)
+
+    _assert_warehouse_matches_qbo(engine, emulator, realm)
+    [entered] = _rows_of(engine, warehouse.stg_qbo_purchases, realm, qbo_id=expense.Id)
+    assert (entered.doc_number, entered.payee_name, entered.total_cents) == (
+        "EXP-17",
+        "Office Supplies & Co",
+        4250,
+    )
+    [synced_fee] = _rows_of(engine, warehouse.stg_qbo_purchases, realm, qbo_id=fee["Id"])
+    assert (synced_fee.doc_number, synced_fee.payee_name) == (None, None)  # the sync's fees carry neither
+    # QuickBooks numbers the sales forms the sync creates: the copies keep those numbers.
+    for entity, table, marker in (
+        ("CreditMemo", warehouse.stg_qbo_credit_memos, "taxdome:credit_memo:P3"),
+        ("RefundReceipt", warehouse.stg_qbo_refund_receipts, "taxdome:refund:R1"),
+    ):
+        numbered = _marked(emulator, realm, entity, marker)
+        [row] = _rows_of(engine, table, realm, qbo_id=numbered["Id"])
+        assert row.doc_number == numbered["DocNumber"] != ""
 
 
 def test_an_incremental_read_brings_edits_deletions_and_new_objects_and_keeps_the_rest(

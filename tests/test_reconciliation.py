@@ -112,7 +112,7 @@ def test_every_planted_difference_is_found_with_its_class_and_amount(warehouse_e
             ],
         }
     )
-    stray.save(qb=qb)  # an invoice created in QuickBooks only
+    stray = stray.save(qb=qb)  # an invoice created in QuickBooks only (QuickBooks numbers it)
     [(_, payment_one)] = objects_marked(emulator, realm, "taxdome:payment:P1")
     Payment.get(payment_one["Id"], qb=qb).delete(qb=qb)  # a payment deleted in QuickBooks
 
@@ -128,8 +128,16 @@ def test_every_planted_difference_is_found_with_its_class_and_amount(warehouse_e
     assert ("missing_in_qbo", "payment", "P1", None) in found
     duplicate = found[("duplicate_in_qbo", "invoice", "I1", "amount")]
     assert duplicate.qbo_cents == 46469 and not duplicate.explained
+    # Named as finance finds them in QuickBooks, under the customer's name there now.
+    assert duplicate.detail == (
+        f"Invoice no. INV-0001-B for OBrien and Sons, dated {invoice_one['TxnDate']}, $464.69:"
+        " a second QuickBooks copy of a synced object (same marker taxdome:invoice:I1)"
+    )
     extra = found[("extra_in_qbo", "invoice", None, "amount")]
-    assert extra.qbo_cents == 7500 and "no TaxDome marker" in extra.detail
+    assert extra.qbo_cents == 7500
+    assert extra.detail == (
+        f"Invoice no. {stray.DocNumber} for OBrien and Sons, dated 2026-01-20, $75.00: carries no TaxDome marker"
+    )
     assert "renamed in QuickBooks" in found[("customer_mismatch", "account", "A1", "name")].detail
     kept_out = found[("out_of_scope", "payment", "P2", None)]
     assert kept_out.explained and "set not to sync" in kept_out.detail

@@ -95,7 +95,8 @@ def test_invoices_compare_totals_with_tax_lines_and_find_a_duplicate_copy():
         ("amount_mismatch", False, "invoice", "I1", "10", "invoiced", 10800, 10700, 100,
          "the invoice total differs"),
         ("duplicate_in_qbo", False, "invoice", "I1", "11", "amount", None, 10800, -10800,
-         "a second QuickBooks copy of a synced object (same marker taxdome:invoice:I1)"),
+         "Invoice for customer 1, dated 2026-01-11, $108.00: a second QuickBooks copy of a synced object"
+         " (same marker taxdome:invoice:I1)"),
     ]  # fmt: skip
     assert found.exceptions()["qbo_link"].tolist()[1] == "https://qbo.example/app/invoice?txnId=10"
     assert totals(found, "invoiced") == {"2026-01": (10800, 21500), "total": (10800, 21500)}
@@ -180,7 +181,7 @@ def test_payments_count_the_fee_of_a_failed_payment_on_taxdomes_side_and_find_an
         ("field_mismatch", False, "payment", "P1", "20", "deposit_account", None, None, None,
          "deposited to account 36, not 35"),
         ("extra_in_qbo", False, "fee", None, "31", "amount", None, 99, -99,
-         "a Purchase that carries no TaxDome marker"),
+         "Expense, dated 2026-01-31, $0.99: carries no TaxDome marker"),
     ]  # fmt: skip
     assert totals(found, "collected_gross")["total"] == (15000, 10000)
     assert totals(found, "collected_gross", "stripe") == {"2026-01": (15000, 10000), "total": (15000, 10000)}
@@ -205,6 +206,62 @@ def test_a_zero_amount_payment_applying_a_credit_is_not_an_extra_payment():
     found = run_check(checks.payments, sources, QUARTER)
 
     assert [(row[0], row[4], row[7]) for row in exceptions(found)] == [("extra_in_qbo", "22", 700)]
+
+
+# -- objects only QuickBooks has -----------------------------------------------------------------------------
+
+ACME = frame(CUSTOMERS, ("7", None, "Acme & Co", 12000))
+
+
+def test_an_invoice_only_quickbooks_has_is_named_as_finance_finds_it_there():
+    sources = {
+        "qbo.customers": ACME,
+        "qbo.invoices": frame(
+            f"{QBO_INVOICES} doc_number",
+            ("90", None, "2026-03-01", "7", 12000, 0, 12000, "1042"),
+            ("91", "taxdome:invoice:I404", "2026-03-02", "7", 1_234_500, 0, 0, None),
+            ("92", None, "2026-03-03", "8", 500, 0, 500, ""),  # a customer the copy lacks, no number
+        ),
+    }
+
+    found = run_check(checks.invoices, sources, QUARTER)
+
+    assert exceptions(found) == [
+        ("extra_in_qbo", False, "invoice", None, "90", "amount", None, 12000, -12000,
+         "Invoice no. 1042 for Acme & Co, dated 2026-03-01, $120.00: carries no TaxDome marker"),
+        ("extra_in_qbo", False, "invoice", None, "91", "amount", None, 1234500, -1234500,
+         "Invoice for Acme & Co, dated 2026-03-02, $12,345.00: marked taxdome:invoice:I404,"
+         " which matches no TaxDome object in scope"),
+        ("extra_in_qbo", False, "invoice", None, "92", "amount", None, 500, -500,
+         "Invoice for customer 8, dated 2026-03-03, $5.00: carries no TaxDome marker"),
+    ]  # fmt: skip
+    assert found.exceptions()["qbo_link"].tolist()[0] == "https://qbo.example/app/invoice?txnId=90"
+
+
+@pytest.mark.parametrize(
+    ("check", "copy", "columns", "row", "detail"),
+    [
+        (checks.payments, "qbo.payments", f"{QBO_PAYMENTS} payment_ref", ("20", None, "2026-03-01", "7", 5000, "35", "CHK-88"),
+         "Payment no. CHK-88 for Acme & Co, dated 2026-03-01, $50.00"),
+        (checks.credits, "qbo.credit_memos", f"{TRANSACTIONS} doc_number", ("40", None, "2026-03-01", "7", 2500, "CM-3"),
+         "Credit memo no. CM-3 for Acme & Co, dated 2026-03-01, $25.00"),
+        (checks.refunds, "qbo.refund_receipts", f"{TRANSACTIONS} doc_number", ("50", None, "2026-03-01", "7", 1000, "1007"),
+         "Refund receipt no. 1007 for Acme & Co, dated 2026-03-01, $10.00"),
+        (checks.payments, "qbo.purchases", f"{PURCHASES} doc_number payee_name", ("30", None, "2026-03-01", "60", 99, "EXP-5", "Stripe"),
+         "Expense no. EXP-5 for Stripe, dated 2026-03-01, $0.99"),
+    ],
+)  # fmt: skip
+def test_every_kind_of_object_only_quickbooks_has_is_named_by_type_number_customer_date_and_amount(
+    check, copy, columns, row, detail
+):
+    sources = {"qbo.customers": ACME, copy: frame(columns, row)}
+    settings = replace(QUARTER, fee_expense_account_id="60")
+
+    found = run_check(check, sources, settings)
+
+    assert [(r[0], r[4], r[-1]) for r in exceptions(found)] == [
+        ("extra_in_qbo", row[0], f"{detail}: carries no TaxDome marker")
+    ]
 
 
 # -- promotional credits and refunds -------------------------------------------------------------------------

@@ -10,13 +10,17 @@ import struct
 import subprocess
 import zlib
 from datetime import UTC, date, datetime
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 
 from taxdome_qbo.core import report_html
+from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
+from taxdome_qbo.services import reconciliation as recon_service
 from taxdome_qbo.services import reports, warehouse
 
 RUN_ID = "recon__2026-03-31"
@@ -593,6 +597,64 @@ def test_the_workbook_has_a_summary_and_a_sheet_per_class_with_formats(written):
     quality = book["Data quality"]
     assert [c.value for c in quality[2]][:9] == ["FAIL", "critical", "invoice_total_equals_lines", "stg_taxdome__invoices", "gx", 120, 2, None, "I7, I8"]  # fmt: skip
     assert quality["K2"].number_format == "yyyy-mm-dd hh:mm"
+
+
+def test_an_invoice_only_quickbooks_has_reads_as_finance_finds_it_there_in_every_format(
+    sqlite_engine, tmp_path
+):
+    """From the reconciliation through the warehouse to the page (escaped), the CSV and the workbook."""
+    empty = pd.DataFrame()
+    qbo = QboSide(
+        customers=pd.DataFrame(
+            [("7", "Acme & Co <Ltd>", 12000, None)],
+            columns=["qbo_id", "display_name", "balance_cents", "marker"],
+        ),
+        invoices=pd.DataFrame(
+            [("90", "1042", "2026-03-01", "7", 12000, 0, 12000, None)],
+            columns=[
+                "qbo_id",
+                "doc_number",
+                "txn_date",
+                "customer_id",
+                "total_cents",
+                "tax_cents",
+                "balance_cents",
+                "marker",
+            ],
+        ),
+        **dict.fromkeys(
+            ("invoice_lines", "payments", "payment_links", "credit_memos", "purchases", "refund_receipts"),
+            empty,
+        ),
+    )
+    taxdome = TaxDomeSide(
+        **dict.fromkeys(("accounts", "invoices", "payments", "applications", "refunds", "payouts"), empty)
+    )
+    settings = ReconciliationSettings(
+        period_from=date(2026, 1, 1), period_to=date(2026, 3, 31), app_url="https://app.qbo.intuit.com/app"
+    )
+    result = reconcile(taxdome, qbo, empty, empty, settings)
+    warehouse.create_schema(sqlite_engine)
+    recon_service.record(sqlite_engine, RUN_ID, REALM, "sync-1", result, settings)
+
+    written = reports.write_reports(sqlite_engine, RUN_ID, tmp_path / "run")
+
+    named = "Invoice no. 1042 for Acme & Co <Ltd>, dated 2026-03-01, $120.00: carries no TaxDome marker"
+    html = page(written)
+    assert escape(named) in html and "<Ltd>" not in html
+    assert named in visible_text(html)
+    with open(written["exceptions_csv"], encoding="utf-8", newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert (row["difference_class"], row["qbo_id"], row["qbo"], row["detail"]) == (
+        "extra_in_qbo",
+        "90",
+        "120.00",
+        named,
+    )
+    sheet = openpyxl.load_workbook(written["xlsx"])["Extra in QuickBooks"]
+    assert [cell.value for cell in sheet[2]][4:] == [
+        "Invoice", "90", "Amount", None, 120.0, -120.0, named, "https://app.qbo.intuit.com/app/invoice?txnId=90"
+    ]  # fmt: skip
 
 
 # -- an object store --------------------------------------------------------------------------------------

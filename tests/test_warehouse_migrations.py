@@ -277,6 +277,45 @@ def test_downgrading_to_nothing_removes_the_warehouse_and_upgrading_rebuilds_it(
     assert differences(warehouse_engine) == []
 
 
+def test_the_copy_numbers_revision_keeps_the_copies_and_has_the_newly_numbered_entities_read_in_full(
+    warehouse_engine,
+):
+    """The copies gain the numbers (and an expense's payee) empty; the read marks of the entities whose
+    number was not kept are dropped, so the next read-back reads them in full and fills the numbers in."""
+    with migrations.migrating(warehouse_engine) as config:
+        command.upgrade(config, "0002")
+    entities = ("Payment", "Invoice", "CreditMemo", "Purchase", "RefundReceipt", "Customer")
+    with warehouse_engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO stg_qbo__purchases (realm_id, qbo_id, txn_date, total_cents, _read_at)"
+                " VALUES ('9130', '31', :day, 99, :now)"
+            ),
+            {"day": NOW.date(), "now": NOW},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO qbo_readbacks (realm_id, entity, read_at, mode, objects)"
+                " VALUES ('9130', :entity, :now, 'full', 1)"
+            ),
+            [{"entity": entity, "now": NOW} for entity in entities],
+        )
+
+    warehouse.create_schema(warehouse_engine)
+
+    assert differences(warehouse_engine) == []
+    with warehouse_engine.connect() as conn:
+        purchase = conn.execute(sa.select(warehouse.stg_qbo_purchases)).one()
+        still_read = set(conn.execute(sa.select(warehouse.qbo_readbacks.c.entity)).scalars())
+    assert (purchase.qbo_id, purchase.total_cents, purchase.doc_number, purchase.payee_name) == (
+        "31",
+        99,
+        None,
+        None,
+    )
+    assert still_read == {"Payment", "Invoice", "Customer"}
+
+
 def upgrade_in_child(spec: dict, ready, go, results) -> None:
     """A process starting up: says it is ready, waits for the signal, then `create_schema`; reports the tables
     it created."""

@@ -10,6 +10,7 @@ Pure: declarations and lookups, no I/O.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -31,6 +32,9 @@ class QboEntity:
         objects, and QBO hides inactive ones from a query that does not mention `Active`.
     :param copy_table: the `stg_qbo__*` table the read-back fills; None when it is not read back.
     :param balance_sources: the entities whose transactions move this one's balance (read back first).
+    :param label: what QuickBooks' web app calls it; None: its name in words ("CreditMemo": "Credit memo").
+    :param number_column: the column of its copy holding the number finance finds it by in QuickBooks
+        (DocNumber, or a payment's reference number); None when it has none.
     """
 
     name: str
@@ -40,6 +44,15 @@ class QboEntity:
     name_list: bool = False
     copy_table: str | None = None
     balance_sources: tuple[str, ...] = ()
+    label: str | None = None
+    number_column: str | None = None
+
+    @property
+    def shown_as(self) -> str:
+        """How finance names the entity: its web-app label."""
+        if self.label is not None:
+            return self.label
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", self.name).capitalize()
 
 
 @dataclass(frozen=True)
@@ -107,22 +120,35 @@ def declare(*declarations: Declared) -> dict[str, Declared]:
 # Declared in read-back order: an entity after the ones that move its balance, so a read can re-read
 # what they touched.
 ENTITIES: dict[str, QboEntity] = declare(
-    QboEntity("Payment", "recvpayment?txnId=", copy_table="stg_qbo__payments"),
+    QboEntity("Payment", "recvpayment?txnId=", copy_table="stg_qbo__payments", number_column="payment_ref"),
     QboEntity(
         "Invoice",
         "invoice?txnId=",
         natural_key=("DocNumber",),
         copy_table="stg_qbo__invoices",
         balance_sources=("Payment",),
+        number_column="doc_number",
     ),
     QboEntity(
         "CreditMemo",
         "creditmemo?txnId=",
         copy_table="stg_qbo__credit_memos",
         balance_sources=("Payment",),
+        number_column="doc_number",
     ),
-    QboEntity("Purchase", "expense?txnId=", copy_table="stg_qbo__purchases"),
-    QboEntity("RefundReceipt", "refundreceipt?txnId=", copy_table="stg_qbo__refund_receipts"),
+    QboEntity(
+        "Purchase",
+        "expense?txnId=",
+        copy_table="stg_qbo__purchases",
+        label="Expense",
+        number_column="doc_number",
+    ),
+    QboEntity(
+        "RefundReceipt",
+        "refundreceipt?txnId=",
+        copy_table="stg_qbo__refund_receipts",
+        number_column="doc_number",
+    ),
     QboEntity(
         "Customer",
         "customerdetail?nameId=",
@@ -132,7 +158,14 @@ ENTITIES: dict[str, QboEntity] = declare(
         copy_table="stg_qbo__customers",
         balance_sources=("Invoice", "Payment", "CreditMemo"),  # accounts receivable
     ),
-    QboEntity("Item", "items?itemId=", marker_field=None, natural_key=("Name",), name_list=True),
+    QboEntity(
+        "Item",
+        "items?itemId=",
+        marker_field=None,
+        natural_key=("Name",),
+        name_list=True,
+        label="Product/service",
+    ),
 )
 
 # Declared in write order: parents before children, each kind referring only to kinds before it.

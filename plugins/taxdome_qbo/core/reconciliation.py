@@ -68,13 +68,19 @@ class QboSide:
     """The QBO copies read back (`stg_qbo__*`), one company."""
 
     customers: pd.DataFrame  # qbo_id, display_name, balance_cents, marker
-    invoices: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, tax_cents, balance_cents, marker
+    invoices: (
+        pd.DataFrame
+    )  # qbo_id, doc_number, txn_date, customer_id, total_cents, tax_cents, balance_cents, marker
     invoice_lines: pd.DataFrame  # invoice_id, item_id, amount_cents
-    payments: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, deposit_account_id, marker
+    payments: (
+        pd.DataFrame
+    )  # qbo_id, payment_ref, txn_date, customer_id, total_cents, deposit_account_id, marker
     payment_links: pd.DataFrame  # payment_id, txn_type, txn_id, amount_cents
-    credit_memos: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, marker
-    purchases: pd.DataFrame  # qbo_id, txn_date, expense_account_id, total_cents, marker
-    refund_receipts: pd.DataFrame  # qbo_id, txn_date, customer_id, total_cents, marker
+    credit_memos: pd.DataFrame  # qbo_id, doc_number, txn_date, customer_id, total_cents, marker
+    purchases: (
+        pd.DataFrame
+    )  # qbo_id, doc_number, txn_date, payee_name, expense_account_id, total_cents, marker
+    refund_receipts: pd.DataFrame  # qbo_id, doc_number, txn_date, customer_id, total_cents, marker
 
 
 # How every input column is typed, whatever the frame's length: ids and text as text (an empty frame or a
@@ -122,21 +128,24 @@ _TAXDOME_TYPES = {
     },
 }
 _QBO_TRANSACTION = {"qbo_id": ID, "txn_date": DATE, "customer_id": ID, "total_cents": CENTS, "marker": TEXT}
+_QBO_SALES_FORM = _QBO_TRANSACTION | {"doc_number": TEXT}
 _QBO_TYPES = {
     "customers": {"qbo_id": ID, "display_name": TEXT, "balance_cents": CENTS, "marker": TEXT},
-    "invoices": _QBO_TRANSACTION | {"tax_cents": CENTS, "balance_cents": CENTS},
+    "invoices": _QBO_SALES_FORM | {"tax_cents": CENTS, "balance_cents": CENTS},
     "invoice_lines": {"invoice_id": ID, "item_id": ID, "amount_cents": CENTS},
-    "payments": _QBO_TRANSACTION | {"deposit_account_id": ID},
+    "payments": _QBO_TRANSACTION | {"deposit_account_id": ID, "payment_ref": TEXT},
     "payment_links": {"payment_id": ID, "txn_type": TEXT, "txn_id": ID, "amount_cents": CENTS},
-    "credit_memos": _QBO_TRANSACTION,
+    "credit_memos": _QBO_SALES_FORM,
     "purchases": {
         "qbo_id": ID,
+        "doc_number": TEXT,
         "txn_date": DATE,
+        "payee_name": TEXT,
         "expense_account_id": ID,
         "total_cents": CENTS,
         "marker": TEXT,
     },
-    "refund_receipts": _QBO_TRANSACTION,
+    "refund_receipts": _QBO_SALES_FORM,
 }
 _VERDICT_TYPES = {"taxdome_kind": TEXT, "taxdome_id": ID, "status": TEXT, "reason": TEXT, "caused_by": TEXT}
 _STATE_TYPES = {"taxdome_kind": TEXT, "taxdome_id": ID, "qbo_entity": TEXT, "qbo_id": ID, "status": TEXT}

@@ -88,6 +88,7 @@ _DECLARED: list[ReconciliationCheck] = []
         "taxdome.applications",
         "qbo.invoices",
         "qbo.invoice_lines",
+        "qbo.customers",
         "qbo.payment_links",
         "verdicts.invoice",
         "verdicts.payment",
@@ -113,7 +114,7 @@ def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
     compare(found, paired, "tax", "tax_amount_cents", "tax_cents_qbo", "the sales tax")
     compare_customer(found, frames, paired, "account_id")
     _balances(found, frames, paired)
-    extra = extras(found, copy, "invoice", paired["qbo_id"])
+    extra = extras(found, copy, "invoice", paired["qbo_id"], frames["qbo.customers"])
     found.total("invoiced", amounts(owed, "posted_date", "total_cents"), qbo_amounts(paired, extra))
     found.total(
         "tax",
@@ -201,6 +202,7 @@ def _applied(found: Findings, frames: Frames, invoices: pd.DataFrame) -> None:
         "taxdome.payments",
         "qbo.payments",
         "qbo.purchases",
+        "qbo.customers",
         "verdicts.payment",
         "qbo_ids.payment",
         "qbo_ids.fee",
@@ -242,7 +244,7 @@ def payments(frames: Frames, settings: ReconciliationSettings) -> Findings:
         )
     # Zero-amount payments that apply promotional credits belong to the credit memos (see credits()).
     claimed = set(paired["qbo_id"]) | set(frames["qbo_ids.credit_application"])
-    extra = extras(found, copy, "payment", claimed, copy["total_cents"].ne(0))
+    extra = extras(found, copy, "payment", claimed, frames["qbo.customers"], copy["total_cents"].ne(0))
     taxdome_fees, qbo_fees = _fees(found, frames, in_scope, owed)
     qbo_side = qbo_amounts(paired, extra, by_processor=True)
     taxdome_side = amounts(owed, "payment_date", "amount_cents", "processor")
@@ -273,7 +275,7 @@ def _fees(
         candidates = copy["expense_account_id"].astype(str).eq(found.settings.fee_expense_account_id) | copy[
             "marker"
         ].fillna("").str.startswith("taxdome:fee:")
-    extra = extras(found, copy, "fee", paired["qbo_id"], candidates)
+    extra = extras(found, copy, "fee", paired["qbo_id"], frames["qbo.customers"], candidates)
     owed_fees = owed[owed["processing_fee_cents"] > 0]
     taxdome = amounts(owed_fees, "payment_date", "processing_fee_cents", "processor")
     qbo = qbo_amounts(paired, extra, by_processor=True)
@@ -287,6 +289,7 @@ def _fees(
     reads=(
         "taxdome.payments",
         "qbo.credit_memos",
+        "qbo.customers",
         "verdicts.payment",
         "qbo_ids.credit_memo",
         "qbo_ids.account",
@@ -310,7 +313,7 @@ def credits(frames: Frames, settings: ReconciliationSettings) -> Findings:
     paired = pair(found, in_scope, copy, "credit_memo")
     compare(found, paired, "credits", "amount_cents", "total_cents_qbo", "the credit")
     compare_customer(found, frames, paired, "account_id")
-    extra = extras(found, copy, "credit_memo", paired["qbo_id"])
+    extra = extras(found, copy, "credit_memo", paired["qbo_id"], frames["qbo.customers"])
     found.total("credits", amounts(owed, "payment_date", "amount_cents"), qbo_amounts(paired, extra))
     return found
 
@@ -319,6 +322,7 @@ def credits(frames: Frames, settings: ReconciliationSettings) -> Findings:
     reads=(
         "taxdome.refunds",
         "qbo.refund_receipts",
+        "qbo.customers",
         "verdicts.refund",
         "qbo_ids.refund",
         "qbo_ids.account",
@@ -337,7 +341,7 @@ def refunds(frames: Frames, settings: ReconciliationSettings) -> Findings:
     compare(found, paired, "refunds", "amount_cents", "total_cents_qbo", "the refund")
     compare_customer(found, frames, paired, "account_id")
     compare_date(found, paired, "refund_date")
-    extra = extras(found, copy, "refund", paired["qbo_id"])
+    extra = extras(found, copy, "refund", paired["qbo_id"], frames["qbo.customers"])
     found.total("refunds", amounts(owed, "refund_date", "amount_cents"), qbo_amounts(paired, extra))
     return found
 

@@ -23,8 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taxdome_qbo.core.kinds import KINDS
+from taxdome_qbo.core.kinds import ENTITIES, KINDS
 from taxdome_qbo.core.load_rules import APP_PATHS
+from taxdome_qbo.core.money import format_money
 
 MATCHED = "matched"
 MISSING_IN_QBO = "missing_in_qbo"
@@ -367,21 +368,56 @@ def compare_date(found: Findings, paired: pd.DataFrame, date_column: str) -> Non
     found.add(rows, FIELD_MISMATCH)
 
 
+def _present(texts: pd.Series) -> pd.Series:
+    return texts.notna() & texts.astype(str).str.strip().ne("")
+
+
+def qbo_names(objects: pd.DataFrame, entity: str, customers: pd.DataFrame) -> pd.Series:
+    """How finance finds each of `objects` (rows of `entity`'s copy) in QuickBooks: its type and number, its
+    customer (the name the customer copy holds; an expense's payee), its date and its amount, as in
+    "Invoice no. 1042 for Acme & Co, dated 2026-03-01, $120.00". What QuickBooks does not hold is left out."""
+    declared = ENTITIES[entity]
+    names = pd.Series(declared.shown_as, index=objects.index, dtype="str")
+    if declared.number_column is not None:
+        number = objects[declared.number_column]
+        names = names.mask(_present(number), names + " no. " + number.astype(str))
+    if "customer_id" in objects:
+        display_names = customers.set_index("qbo_id")["display_name"]
+        known = objects["customer_id"].map(display_names).astype("str")  # an empty map gives floats
+        party = known.fillna("customer " + objects["customer_id"]).where(objects["customer_id"].notna())
+    else:
+        party = objects["payee_name"]
+    names = names.mask(_present(party), names + " for " + party.astype(str))
+    dated = objects["txn_date"].notna()
+    names = names.mask(dated, names + ", dated " + objects["txn_date"].dt.strftime("%Y-%m-%d"))
+    amount = objects["total_cents"]
+    dollars = pd.Series(
+        [None if pd.isna(cents) else "$" + format_money(int(cents)) for cents in amount],
+        index=objects.index,
+        dtype="str",
+    )
+    return names.mask(amount.notna(), names + ", " + dollars)
+
+
 def extras(
     found: Findings,
     copy: pd.DataFrame,
     kind: str,
     claimed_ids: Iterable[str],
+    customers: pd.DataFrame,
     candidates: pd.Series | None = None,
 ) -> pd.DataFrame:
     """QBO objects of the period whose id no TaxDome object claims (`claimed_ids`): a second copy of a claimed
-    object (same marker) is a duplicate, anything else is extra. Returns them (they count in QBO's totals)."""
+    object (same marker) is a duplicate, anything else is extra. Each is named as finance finds it in
+    QuickBooks (`qbo_names`, with the names of `customers`, the customer copy). Returns them (they count in
+    QBO's totals)."""
     entity = KINDS[kind].entity
     claimed = set(claimed_ids)
     in_the_period = copy[in_period(copy["txn_date"], found.settings)]
     if candidates is not None:
         in_the_period = in_the_period[candidates.reindex(in_the_period.index, fill_value=False)]
     unclaimed = in_the_period[~isin(in_the_period["qbo_id"], claimed)]
+    names = qbo_names(unclaimed, entity, customers)
     claimed_markers = set(copy.loc[isin(copy["qbo_id"], claimed), "marker"].dropna())
     duplicate = isin(unclaimed["marker"].fillna(""), claimed_markers)
     found.add(
@@ -393,13 +429,15 @@ def extras(
             measure="amount",
             qbo_cents=unclaimed.loc[duplicate, "total_cents"],
             difference_cents=-unclaimed.loc[duplicate, "total_cents"],
-            detail="a second QuickBooks copy of a synced object (same marker "
+            detail=names[duplicate]
+            + ": a second QuickBooks copy of a synced object (same marker "
             + unclaimed.loc[duplicate, "marker"].astype(str)
             + ")",
         ),
         DUPLICATE_IN_QBO,
     )
     extra = unclaimed[~duplicate]
+    marker = extra["marker"].fillna("")
     found.add(
         aligned(
             extra,
@@ -408,10 +446,14 @@ def extras(
             measure="amount",
             qbo_cents=extra["total_cents"],
             difference_cents=-extra["total_cents"],
-            detail=np.where(
-                extra["marker"].fillna("").str.startswith("taxdome:"),
-                "marked " + extra["marker"].fillna("") + ", which matches no TaxDome object in scope",
-                f"a {entity} that carries no TaxDome marker",
+            detail=names[~duplicate]
+            + pd.Series(
+                np.where(
+                    marker.str.startswith("taxdome:"),
+                    ": marked " + marker + ", which matches no TaxDome object in scope",
+                    ": carries no TaxDome marker",
+                ),
+                index=extra.index,
             ),
         ),
         EXTRA_IN_QBO,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from html import escape
 
-from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.money import format_money
 from taxdome_qbo.core.reconciliation_checks import MEASURE_LABELS  # each declared beside its check
 
 # -- the report's data -----------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ CLASS_LABELS = {
 }
 CLASS_MEANINGS = {
     "missing_in_qbo": "In TaxDome and in the sync's scope, but not found in QuickBooks.",
-    "extra_in_qbo": "In QuickBooks without a TaxDome marker, or matching nothing in TaxDome.",
+    "extra_in_qbo": "In QuickBooks without a TaxDome marker, or matching nothing in TaxDome; named as QuickBooks shows it (type, number, customer, date, amount).",
     "amount_mismatch": "In both, with different amounts.",
     "customer_mismatch": "In both, for different customers (or the customer was renamed in QuickBooks).",
     "field_mismatch": "In both, with another date or deposit account.",
@@ -158,15 +158,6 @@ def class_order(difference_classes: Iterable[str]) -> list[str]:
     """The classes present, known ones in CLASS_LABELS order, then any other alphabetically."""
     known = list(CLASS_LABELS)
     return sorted(set(difference_classes), key=lambda c: (known.index(c) if c in known else len(known), c))
-
-
-def format_money(cents: int | None) -> str:
-    """1,234.56 from cents, exactly (grouping an int never goes through a float); empty when unknown."""
-    if cents is None:
-        return ""
-    whole, part = format_cents(cents).split(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}.{part}"
 
 
 def format_timestamp(moment: datetime | None) -> str:

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from taxdome_qbo import dag_tasks, pools
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
+from taxdome_qbo.links import SyncRunLink
 from taxdome_qbo.services import loading, pipeline
 
 
@@ -23,7 +24,7 @@ class QuickBooksLoadOperator(BaseOperator):
     only when QBO stays unreachable or refuses the company, and is skipped when there is nothing to write
     (no plan, a dry run, a plan without operation) or QuickBooks is not connected. Returns a receipt:
     outcomes per kind, requests, 429s, retries. Runs in the pool `pools.QBO_API` unless told otherwise; the
-    taxdome_qbo plugin creates it.
+    taxdome_qbo plugin creates it. Its extra link opens the DAG run's page in the TaxDome ↔ QuickBooks view.
 
     :param quickbooks_conn_id: the QuickBooks connection. (templated)
     :param warehouse_conn_id: the warehouse holding the plan, the sync state and the tokens. (templated)
@@ -33,6 +34,7 @@ class QuickBooksLoadOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("quickbooks_conn_id", "warehouse_conn_id", "plan_run_id", "batch_size")
     ui_color = "#2ca01c"  # QuickBooks green
+    operator_extra_links = (SyncRunLink(),)
 
     def __init__(
         self,

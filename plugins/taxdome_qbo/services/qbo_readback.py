@@ -145,6 +145,7 @@ def _payment_links(obj: dict, cents: Cents) -> list[dict]:
 
 def _credit_memo(obj: dict, cents: Cents) -> dict:
     return {
+        "doc_number": obj.get("DocNumber"),
         "txn_date": _date(obj.get("TxnDate")),
         "customer_id": _at(obj, "CustomerRef", "value"),
         "total_cents": cents(obj["TotalAmt"], "TotalAmt"),
@@ -155,7 +156,9 @@ def _credit_memo(obj: dict, cents: Cents) -> dict:
 def _purchase(obj: dict, cents: Cents) -> dict:
     expense_lines = [line for line in obj.get("Line", []) if "AccountBasedExpenseLineDetail" in line]
     return {
+        "doc_number": obj.get("DocNumber"),
         "txn_date": _date(obj.get("TxnDate")),
+        "payee_name": _at(obj, "EntityRef", "name"),
         "paid_from_account_id": _at(obj, "AccountRef", "value"),
         "expense_account_id": (
             _at(expense_lines[0], "AccountBasedExpenseLineDetail", "AccountRef", "value")
@@ -168,6 +171,7 @@ def _purchase(obj: dict, cents: Cents) -> dict:
 
 def _refund_receipt(obj: dict, cents: Cents) -> dict:
     return {
+        "doc_number": obj.get("DocNumber"),
         "txn_date": _date(obj.get("TxnDate")),
         "customer_id": _at(obj, "CustomerRef", "value"),
         "total_cents": cents(obj["TotalAmt"], "TotalAmt"),

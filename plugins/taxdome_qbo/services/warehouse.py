@@ -409,6 +409,7 @@ stg_qbo_payment_links = sa.Table(
 stg_qbo_credit_memos = _qbo_copy(
     "stg_qbo__credit_memos",
     "QBO credit memos as last read",
+    sa.Column("doc_number", sa.Text, comment="DocNumber: the number finance finds it by in QuickBooks"),
     sa.Column("txn_date", sa.Date),
     sa.Column("customer_id", sa.String(32)),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
@@ -417,7 +418,9 @@ stg_qbo_credit_memos = _qbo_copy(
 stg_qbo_purchases = _qbo_copy(
     "stg_qbo__purchases",
     "QBO purchases (expenses) as last read",
+    sa.Column("doc_number", sa.Text, comment="DocNumber: the expense's ref no. in QuickBooks"),
     sa.Column("txn_date", sa.Date),
+    sa.Column("payee_name", sa.Text, comment="the payee's name (EntityRef): a vendor, customer or employee"),
     sa.Column("paid_from_account_id", sa.String(32)),
     sa.Column("expense_account_id", sa.String(32), comment="of the first line"),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
@@ -425,6 +428,7 @@ stg_qbo_purchases = _qbo_copy(
 stg_qbo_refund_receipts = _qbo_copy(
     "stg_qbo__refund_receipts",
     "QBO refund receipts as last read",
+    sa.Column("doc_number", sa.Text, comment="DocNumber: the number finance finds it by in QuickBooks"),
     sa.Column("txn_date", sa.Date),
     sa.Column("customer_id", sa.String(32)),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
