@@ -9,6 +9,7 @@ are created in (on PostgreSQL the first of the engine's search_path). Adding a r
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +69,18 @@ def upgrade(engine: Engine) -> None:
 def _is_at_head(engine: Engine) -> bool:
     """Whether the warehouse is migrated already, read without the lock: on SQLite the lock is the one write
     lock, which a process starting while a long load writes would otherwise wait for."""
-    with engine.connect() as conn:
+    with engine.connect() as conn, _quiet(logging.getLogger("alembic.runtime.migration")):
         recorded = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads()
     return set(recorded) == set(ScriptDirectory(str(SCRIPT_LOCATION)).get_heads())
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Alembic announces its dialect at INFO whenever it looks at a database: on every task's start that is
+    noise in the task logs and command output; an upgrade, which does work, still logs what it runs."""
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
