@@ -39,7 +39,8 @@ class RunView:
     run: sa.Row
     plan_counts: list[sa.Row]  # taxdome_kind, action, operations, amount_cents
     status_counts: list[sa.Row]  # taxdome_kind, status, objects
-    receipt: dict | None  # the load receipt (outcomes per kind, requests, throttled, retries), None: not loaded
+    # The load's receipt (outcomes per kind, requests, throttled, retries); None: not loaded.
+    receipt: dict | None
 
     @property
     def outcomes(self) -> list[str]:
@@ -142,7 +143,9 @@ def issue_page(
     statuses = (status,) if status else sync_issues.ISSUE_STATUSES
     kinds = [kind for kind, owner in CATEGORY_BY_KIND.items() if owner in categories]
     with engine.connect() as conn:
-        counts: dict[str, dict[str, int]] = {c: dict.fromkeys(sync_issues.ALL_STATUSES, 0) for c in CATEGORIES}
+        counts: dict[str, dict[str, int]] = {
+            c: dict.fromkeys(sync_issues.ALL_STATUSES, 0) for c in CATEGORIES
+        }
         for row in sql.fetch_all(conn, "planning/select_status_counts", run_id=run.run_id):
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
         listing = sql.statement("ui/select_issue_page").bindparams(

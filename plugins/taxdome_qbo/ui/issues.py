@@ -37,7 +37,11 @@ def show_issues(
     if status_filter and status_filter not in sync_issues.ALL_STATUSES:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "unknown status")
     found = ui_pages.issue_page(
-        engine, category=category or None, status=status_filter or None, page=paging.page, page_size=paging.size
+        engine,
+        category=category or None,
+        status=status_filter or None,
+        page=paging.page,
+        page_size=paging.size,
     )
     return render(
         request,
@@ -120,7 +124,11 @@ def override(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "only accounts and payments are synced by hand")
     if decision == "clear":
         removed = sync_issues.clear_override(engine, kind, taxdome_id)
-        head = "no decision by hand to clear" if removed is None else f"cleared the decision to {removed.action} it"
+        head = (
+            "no decision by hand to clear"
+            if removed is None
+            else f"cleared the decision to {removed.action} it"
+        )
     else:
         before, now = sync_issues.set_override(engine, kind, taxdome_id, sync=decision == "sync")
         head = f"already set to {now.action} by hand" if before == now else f"set to {now.action} by hand"

@@ -61,7 +61,9 @@ templates.filters.update(when=_when, money=_money)
 templates.globals.update(prefix=URL_PREFIX, trend_points=_trend_points)
 
 
-def render(request: Request, template: str, *, user: BaseUser, status_code: int = 200, **context) -> HTMLResponse:
+def render(
+    request: Request, template: str, *, user: BaseUser, status_code: int = 200, **context
+) -> HTMLResponse:
     page = templates.get_template(template).render(
         request=request, user_name=user.get_name(), can_edit=may_edit(user), **context
     )
@@ -89,7 +91,9 @@ def _same_origin(request: Request) -> None:
 
 def require_editor(request: Request, user: CurrentUser) -> BaseUser:
     if not may_edit(user):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only users who may edit the {SYNC_DAG_ID} DAG may act")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"only users who may edit the {SYNC_DAG_ID} DAG may act"
+        )
     _same_origin(request)
     return user
 
