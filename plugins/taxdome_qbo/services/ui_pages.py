@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -21,6 +22,8 @@ from taxdome_qbo.services import loading, planning, sql, sync_issues, warehouse
 RECENT_BATCHES = 5
 TREND_RUNS = 30
 RECENT_ACTIONS = 10
+# Settled runs whose counts a process keeps (the latest few are what the pages show).
+SETTLED_RUNS_KEPT = 8
 # The totals the Overview names first, in the order finance reads them; any other measure follows.
 HEADLINE_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds")
 
@@ -77,13 +80,18 @@ def overview(engine: Engine) -> Overview:
             else []
         )
         reconciliation = _reconciliation(conn)
-    plan_run = planning.latest_plan_run(engine)
-    load = loading.latest_load(engine)
+        planned = sql.fetch_all(conn, "planning/select_latest_plan_run")
+        loaded = sql.fetch_all(conn, "loading/select_latest_loaded_run")
+    latest_plan = sync_run(engine, planned[0].run_id) if planned else None
+    if loaded and latest_plan is not None and loaded[0].run_id == latest_plan.run.run_id:
+        latest_load = latest_plan
+    else:
+        latest_load = sync_run(engine, loaded[0].run_id) if loaded else None
     return Overview(
         company=company[0] if company else None,
         exports=ExportLoads(batches, latest, files),
-        latest_plan=None if plan_run is None else sync_run(engine, plan_run.run_id),
-        latest_load=None if load is None else sync_run(engine, load.run_id),
+        latest_plan=latest_plan,
+        latest_load=latest_load,
         reconciliation=reconciliation,
     )
 
@@ -105,11 +113,32 @@ def sync_run(engine: Engine, run_id: str) -> RunView | None:
     run = loading.plan_run(engine, run_id)
     if run is None:
         return None
-    with engine.connect() as conn:
-        plan_counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
-        status_counts = sql.fetch_all(conn, "planning/select_status_counts", run_id=run_id)
+    plan_counts, status_counts = _run_counts(engine, run)
     receipt = json.loads(run.load_receipt) if run.load_receipt else None
     return RunView(run, plan_counts, status_counts, receipt)
+
+
+def _run_counts(engine: Engine, run: sa.Row) -> tuple[list[sa.Row], list[sa.Row]]:
+    """A run's operations per kind and action and its verdicts per kind and status. Counting a million-invoice
+    run takes seconds, so a settled run (loaded, or a dry run: nothing changes its rows any more) is counted
+    once per process."""
+    settled_at = run.loaded_at or (run.planned_at if run.dry_run else None)
+    if settled_at is None:
+        return _counted(engine, run.run_id)
+    return _counted_once(engine, run.run_id, str(settled_at))
+
+
+def _counted(engine: Engine, run_id: str) -> tuple[list[sa.Row], list[sa.Row]]:
+    with engine.connect() as conn:
+        return (
+            sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id),
+            sql.fetch_all(conn, "planning/select_status_counts", run_id=run_id),
+        )
+
+
+@lru_cache(maxsize=SETTLED_RUNS_KEPT)
+def _counted_once(engine: Engine, run_id: str, settled_at: str) -> tuple[list[sa.Row], list[sa.Row]]:
+    return _counted(engine, run_id)
 
 
 @dataclass(frozen=True)
@@ -139,6 +168,7 @@ def issue_page(
     run = planning.latest_plan_run(engine)
     if run is None:
         return None
+    run = loading.plan_run(engine, run.run_id)
     categories = (category,) if category else CATEGORIES
     statuses = (status,) if status else sync_issues.ISSUE_STATUSES
     kinds = [kind for kind, owner in CATEGORY_BY_KIND.items() if owner in categories]
@@ -146,7 +176,7 @@ def issue_page(
         counts: dict[str, dict[str, int]] = {
             c: dict.fromkeys(sync_issues.ALL_STATUSES, 0) for c in CATEGORIES
         }
-        for row in sql.fetch_all(conn, "planning/select_status_counts", run_id=run.run_id):
+        for row in _run_counts(engine, run)[1]:
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
         listing = sql.statement("ui/select_issue_page").bindparams(
             sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)

@@ -3,7 +3,7 @@ who may act, the warehouse engine, paging, and the same-origin check of the form
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -14,6 +14,7 @@ from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import get_user
+from airflow.sdk.exceptions import AirflowNotFoundException
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -101,13 +102,22 @@ def require_editor(request: Request, user: CurrentUser) -> BaseUser:
 Editor = Annotated[BaseUser, Depends(require_editor)]
 
 
-def warehouse_engine() -> Iterator[Engine]:
-    """The warehouse of the `warehouse_default` connection, for one request."""
-    engine = WarehouseHook().get_engine()
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def warehouse_engine() -> Engine:
+    """The warehouse of the `warehouse_default` connection: one engine (its pool, its schema checked once)
+    per connection and api-server process, not one per request."""
+    hook = WarehouseHook()
     try:
-        yield engine
-    finally:
-        engine.dispose()
+        key = hook.get_connection(hook.warehouse_conn_id).get_uri()
+    except AirflowNotFoundException:
+        key = ""  # no connection: the default SQLite warehouse
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = hook.get_engine()
+        return _engines[key]
 
 
 Warehouse = Annotated[Engine, Depends(warehouse_engine)]
