@@ -13,8 +13,11 @@ from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, stage
 from quickbooks.objects import Vendor
 
 from qbo_emulator.admin import airflow_connection
+from taxdome_qbo import dag_tasks
 from taxdome_qbo.cli import main as cli_main
-from taxdome_qbo.services import warehouse
+from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.hooks.quickbooks import QuickBooksHook
+from taxdome_qbo.services import pipeline, warehouse
 
 pytestmark = pytest.mark.airflow
 
@@ -121,6 +124,9 @@ def test_the_plugin_adds_the_view_to_the_ui_navigation(api_server):
 
 def test_the_pages_show_the_warehouse_numbers_and_a_viewer_cannot_act(api_server, synced_firm):
     engine = synced_firm["engine"]
+    session = QuickBooksHook().get_session()
+    pipeline.read_back(engine, session, full_read=True)
+    reconciled = pipeline.reconcile(engine, session, dag_tasks.firm_settings(), "recon-ui")
     viewer = bearer(api_server, "victor")
     with engine.connect() as conn:
         run_id, receipt = conn.execute(
@@ -131,6 +137,13 @@ def test_the_pages_show_the_warehouse_numbers_and_a_viewer_cannot_act(api_server
                 warehouse.sync_plan.c.run_id == run_id, warehouse.sync_plan.c.taxdome_kind == "invoice"
             )
         ).scalar_one()
+        invoiced = conn.execute(
+            sa.select(warehouse.rpt_reconciliation_summary).where(
+                warehouse.rpt_reconciliation_summary.c.measure == "invoiced",
+                warehouse.rpt_reconciliation_summary.c.period == "total",
+                warehouse.rpt_reconciliation_summary.c.dimension == "",
+            )
+        ).one()
     requests = json.loads(receipt)["requests"]
 
     overview = api_server.get("/taxdome-qbo/", headers=viewer)
@@ -141,6 +154,13 @@ def test_the_pages_show_the_warehouse_numbers_and_a_viewer_cannot_act(api_server
     assert f'<td>invoice</td><td>create</td><td class="number">{planned_invoices}</td>' in page
     assert f"{requests} requests" in page
     assert '<td>accounts.csv</td><td class="number">2</td>' in page
+    assert f"{reconciled['unexplained']} unexplained difference(s)" in page and reconciled["unexplained"]
+    assert (
+        f'<td>invoiced</td><td class="number">{format_cents(invoiced.taxdome_cents)}</td>'
+        f'<td class="number">{format_cents(invoiced.qbo_cents)}</td>'
+        f'<td class="number">{format_cents(invoiced.difference_cents)}</td>'
+    ) in page
+    assert '<svg id="trend"' in page
     for link in ("/taxdome-qbo/quarantine", "/taxdome-qbo/reconciliation", "/taxdome-qbo/quality"):
         assert f'href="{link}"' in page
 

@@ -86,7 +86,9 @@ def _same_origin(request: Request) -> None:
     if COOKIE_NAME_JWT_TOKEN not in request.cookies:
         return  # get_user has refused it already
     source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or urlsplit(source).netloc != request.headers.get("host"):
+    # Behind a proxy that keeps the public host in X-Forwarded-Host; a cross-site form cannot set headers.
+    this_server = {request.headers.get("host"), request.headers.get("x-forwarded-host")} - {None}
+    if not source or urlsplit(source).netloc not in this_server:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a form must be posted from this server's pages")
 
 
