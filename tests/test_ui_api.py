@@ -178,6 +178,23 @@ def test_the_pages_show_the_warehouse_numbers_and_a_viewer_cannot_act(api_server
     assert "<form" not in issues.text.split("</nav>")[1].replace('<form method="get"', "")
     assert "Retry" not in issues.text
 
+    with engine.connect() as conn:
+        unsynced = conn.execute(
+            sa.select(warehouse.sync_object_status.c.taxdome_kind, warehouse.sync_object_status.c.taxdome_id)
+            .where(
+                warehouse.sync_object_status.c.run_id == run_id,
+                warehouse.sync_object_status.c.status.in_(["failed", "not_synced", "skipped"]),
+            )
+            .order_by(warehouse.sync_object_status.c.taxdome_kind, warehouse.sync_object_status.c.taxdome_id)
+        ).all()
+    assert len(unsynced) > 2
+    second = api_server.get("/taxdome-qbo/sync-issues?page=2&size=1", headers=viewer).text
+    assert f"{len(unsynced)} object(s), page 2 of {len(unsynced)}." in second
+    kind, taxdome_id = unsynced[1]
+    assert f"<td>{kind}</td><td>{taxdome_id}</td>" in second
+    first_kind, first_id = unsynced[0]
+    assert f"<td>{first_kind}</td><td>{first_id}</td>" not in second
+
     for path, form in (
         ("/taxdome-qbo/sync-issues/retry", {"scope": "object", "target": "account:A2"}),
         ("/taxdome-qbo/overrides", {"kind": "account", "taxdome_id": "A2", "decision": "unsync"}),
