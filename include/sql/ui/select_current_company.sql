@@ -1,4 +1,4 @@
--- The QuickBooks company the sync writes to (connected or not), else the one connected most recently.
+-- The QuickBooks company the sync writes to (connected or not), else the one whose tokens were used last.
 -- Grain: at most one row.
 SELECT
     t.realm_id,
@@ -7,5 +7,5 @@ SELECT
     t.disconnected_at,
     t.refreshed_at
 FROM qbo_oauth_tokens AS t
-ORDER BY CASE WHEN t.is_current THEN 0 ELSE 1 END, t.connected_at DESC
+ORDER BY CASE WHEN t.is_current THEN 0 ELSE 1 END, t.refreshed_at DESC
 LIMIT 1
