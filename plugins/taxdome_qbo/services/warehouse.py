@@ -337,6 +337,19 @@ sync_overrides = sa.Table(
     comment="Per-object sync decisions set by hand (R19); the planner honours them over the export's",
 )
 
+ui_actions = sa.Table(
+    "ui_actions",
+    metadata,
+    sa.Column("id", AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("taken_at", UTC_TIMESTAMP, nullable=False),
+    sa.Column("user_name", sa.Text, nullable=False, comment="the Airflow user who took the action"),
+    sa.Column("action", sa.String(24), nullable=False, comment="retry | sync | unsync | clear"),
+    sa.Column("target", sa.Text, nullable=False, comment="`account:A1`, `category:invoices` or `all`"),
+    sa.Column("outcome", sa.Text, nullable=False, comment="what it did, as the page told the user"),
+    comment="Actions taken in the TaxDome ↔ QuickBooks view of the Airflow UI (retries, overrides), by whom",
+)
+sa.Index("ix_ui_actions_taken_at", ui_actions.c.taken_at)
+
 
 def _qbo_copy(name: str, comment: str, *columns: sa.Column) -> sa.Table:
     """A table of what QBO holds, read back for the reconciliation: one row per QBO object of a company."""

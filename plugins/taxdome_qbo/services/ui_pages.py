@@ -1,0 +1,224 @@
+"""What the pages of the TaxDome ↔ QuickBooks view in the Airflow UI show, read from the warehouse (no Airflow).
+
+Each page reads a bounded amount: the latest rows of the run tables, counts grouped in SQL, and one page of
+objects at a time (LIMIT/OFFSET over the primary key of `sync_object_status`), never a whole table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from taxdome_qbo.core.kinds import CATEGORIES
+from taxdome_qbo.core.qbo_faults import CATEGORY_BY_KIND, category_of
+from taxdome_qbo.core.vocabulary import FAILED
+from taxdome_qbo.services import loading, planning, sql, sync_issues, warehouse
+
+RECENT_BATCHES = 5
+TREND_RUNS = 30
+RECENT_ACTIONS = 10
+# Settled runs whose counts a process keeps (the latest few are what the pages show).
+SETTLED_RUNS_KEPT = 8
+# The totals the Overview names first, in the order finance reads them; any other measure follows.
+HEADLINE_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds")
+
+
+@dataclass(frozen=True)
+class ExportLoads:
+    batches: list[sa.Row]  # the recent loads, newest first
+    latest: sa.Row | None  # the newest succeeded load
+    files: list[sa.Row]  # its per-file counts: source_file, rows_read, rows_staged, rows_rejected, ...
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One sync run: its plan (operations per kind and action), its verdicts and what its load did."""
+
+    run: sa.Row
+    plan_counts: list[sa.Row]  # taxdome_kind, action, operations, amount_cents
+    status_counts: list[sa.Row]  # taxdome_kind, status, objects
+    # The load's receipt (outcomes per kind, requests, throttled, retries); None: not loaded.
+    receipt: dict | None
+
+    @property
+    def outcomes(self) -> list[str]:
+        if not self.receipt:
+            return []
+        return sorted({o for by_kind in self.receipt["outcomes"].values() for o in by_kind})
+
+
+@dataclass(frozen=True)
+class ReconciliationView:
+    run: sa.Row
+    totals: list[sa.Row]  # measure, taxdome_cents, qbo_cents, difference_cents; headline measures first
+    trend: list[sa.Row]  # recon_run_id, started_at, verdict, unexplained; oldest first
+
+
+@dataclass(frozen=True)
+class Overview:
+    company: sa.Row | None
+    exports: ExportLoads
+    latest_plan: RunView | None
+    latest_load: RunView | None
+    reconciliation: ReconciliationView | None
+
+
+def overview(engine: Engine) -> Overview:
+    warehouse.create_schema(engine)
+    with engine.connect() as conn:
+        company = sql.fetch_all(conn, "ui/select_current_company")
+        batches = sql.fetch_all(conn, "staging/select_recent_batches", batch_limit=RECENT_BATCHES)
+        latest = next((b for b in batches if b.status == "succeeded"), None)
+        files = (
+            sql.fetch_all(conn, "staging/select_batch_file_counts", batch_id=latest.batch_id)
+            if latest is not None
+            else []
+        )
+        reconciliation = _reconciliation(conn)
+        planned = sql.fetch_all(conn, "planning/select_latest_plan_run")
+        loaded = sql.fetch_all(conn, "loading/select_latest_loaded_run")
+    latest_plan = sync_run(engine, planned[0].run_id) if planned else None
+    if loaded and latest_plan is not None and loaded[0].run_id == latest_plan.run.run_id:
+        latest_load = latest_plan
+    else:
+        latest_load = sync_run(engine, loaded[0].run_id) if loaded else None
+    return Overview(
+        company=company[0] if company else None,
+        exports=ExportLoads(batches, latest, files),
+        latest_plan=latest_plan,
+        latest_load=latest_load,
+        reconciliation=reconciliation,
+    )
+
+
+def _reconciliation(conn: sa.Connection) -> ReconciliationView | None:
+    found = sql.fetch_all(conn, "reconciliation/select_latest_run")
+    if not found:
+        return None
+    run = found[0]
+    totals = sql.fetch_all(conn, "ui/select_reconciliation_totals", recon_run_id=run.recon_run_id)
+    order = {measure: i for i, measure in enumerate(HEADLINE_MEASURES)}
+    totals.sort(key=lambda row: (order.get(row.measure, len(order)), row.measure))
+    trend = sql.fetch_all(conn, "ui/select_unexplained_trend", run_limit=TREND_RUNS)
+    return ReconciliationView(run, totals, trend[::-1])
+
+
+def sync_run(engine: Engine, run_id: str) -> RunView | None:
+    """One run's plan and load; None when no run has that id."""
+    run = loading.plan_run(engine, run_id)
+    if run is None:
+        return None
+    plan_counts, status_counts = _run_counts(engine, run)
+    receipt = json.loads(run.load_receipt) if run.load_receipt else None
+    return RunView(run, plan_counts, status_counts, receipt)
+
+
+def _run_counts(engine: Engine, run: sa.Row) -> tuple[list[sa.Row], list[sa.Row]]:
+    """A run's operations per kind and action and its verdicts per kind and status. Counting a million-invoice
+    run takes seconds, so a settled run (loaded, or a dry run: nothing changes its rows any more) is counted
+    once per process."""
+    settled_at = run.loaded_at or (run.planned_at if run.dry_run else None)
+    if settled_at is None:
+        return _counted(engine, run.run_id)
+    return _counted_once(engine, run.run_id, str(settled_at))
+
+
+def _counted(engine: Engine, run_id: str) -> tuple[list[sa.Row], list[sa.Row]]:
+    with engine.connect() as conn:
+        return (
+            sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id),
+            sql.fetch_all(conn, "planning/select_status_counts", run_id=run_id),
+        )
+
+
+@lru_cache(maxsize=SETTLED_RUNS_KEPT)
+def _counted_once(engine: Engine, run_id: str, settled_at: str) -> tuple[list[sa.Row], list[sa.Row]]:
+    return _counted(engine, run_id)
+
+
+@dataclass(frozen=True)
+class IssuePage:
+    """One page of the latest run's objects in a category (or all) and status (or every issue status)."""
+
+    run: sa.Row
+    counts: dict[str, dict[str, int]]  # category -> status -> objects
+    rows: list[dict]  # taxdome_kind, taxdome_id, status, reason, qbo_*, category, what_to_do
+    total: int  # objects matching the filter
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+def issue_page(
+    engine: Engine, *, category: str | None, status: str | None, page: int, page_size: int
+) -> IssuePage | None:
+    """None when nothing has been planned yet. `category` and `status` must be known ones (or None: all)."""
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+    if status is not None and status not in sync_issues.ALL_STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    run = planning.latest_plan_run(engine)
+    if run is None:
+        return None
+    run = loading.plan_run(engine, run.run_id)
+    categories = (category,) if category else CATEGORIES
+    statuses = (status,) if status else sync_issues.ISSUE_STATUSES
+    kinds = [kind for kind, owner in CATEGORY_BY_KIND.items() if owner in categories]
+    with engine.connect() as conn:
+        counts: dict[str, dict[str, int]] = {
+            c: dict.fromkeys(sync_issues.ALL_STATUSES, 0) for c in CATEGORIES
+        }
+        for row in _run_counts(engine, run)[1]:
+            counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
+        listing = sql.statement("ui/select_issue_page").bindparams(
+            sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
+        )
+        found = conn.execute(
+            listing,
+            {
+                "run_id": run.run_id,
+                "kinds": kinds,
+                "statuses": list(statuses),
+                "page_size": page_size,
+                "page_offset": (page - 1) * page_size,
+            },
+        ).all()
+    rows = [
+        row._asdict()
+        | {
+            "category": category_of(row.taxdome_kind),
+            "what_to_do": (
+                sync_issues.what_to_do(row.taxdome_kind, row.taxdome_id, row.parent_id)
+                if row.status == FAILED
+                else ""
+            ),
+        }
+        for row in found
+    ]
+    total = sum(counts[c][s] for c in categories for s in statuses)
+    return IssuePage(run, counts, rows, total, page, page_size)
+
+
+# -- what people did in the UI ---------------------------------------------------------------------------
+def record_action(engine: Engine, *, user_name: str, action: str, target: str, outcome: str) -> None:
+    warehouse.create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            warehouse.ui_actions.insert().values(
+                taken_at=datetime.now(UTC), user_name=user_name, action=action, target=target, outcome=outcome
+            )
+        )
+
+
+def recent_actions(engine: Engine, limit: int = RECENT_ACTIONS) -> list[sa.Row]:
+    warehouse.create_schema(engine)
+    with engine.connect() as conn:
+        return sql.fetch_all(conn, "ui/select_recent_actions", action_limit=limit)
