@@ -6,14 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from airflow.sdk.exceptions import AirflowException
-
 from taxdome_qbo import connection_cli, dag_tasks, repair_cli, sync_issues_cli
 from taxdome_qbo.core.export_contract import EXPORT_FILES
 from taxdome_qbo.core.qbo_faults import CATEGORIES
-from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import company_lease, loading, pipeline, planning, reconciliation, sql, warehouse
+from taxdome_qbo.services import company_lease, loading, planning, reconciliation, sql, warehouse
 from taxdome_qbo.text_table import text_table as _table
 
 
@@ -200,19 +197,11 @@ def retry(args: argparse.Namespace) -> int:
     if not (args.all or args.object or args.category):
         print("say what to retry: --object KIND:ID, --category CATEGORY or --all", file=sys.stderr)
         return 2
-    hook = QuickBooksHook()
     try:
-        planned, loaded = pipeline.retry(
-            hook.warehouse_engine,
-            hook.current_realm_id(),
-            lambda: hook.governed_session("retried"),
-            dag_tasks.firm_settings(),
-            export_mode=args.export_mode,
-            selection=_selection(args),
-            reports_root=dag_tasks.reports_root(),
-            wait_seconds=args.wait,
+        planned, loaded = dag_tasks.retry_now(
+            _selection(args), export_mode=args.export_mode, wait_seconds=args.wait
         )
-    except (AirflowException, pipeline.Refused, pipeline.Skipped, company_lease.CompanyBusy) as exc:
+    except dag_tasks.RETRY_NOT_RUN as exc:
         print(f"retry did not run: {exc}", file=sys.stderr)
         return 1
     except company_lease.LeaseLost as exc:

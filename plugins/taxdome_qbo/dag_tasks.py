@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath, Variable
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from taxdome_qbo.core.planner import PlanOptions
 from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
-from taxdome_qbo.services import pipeline
+from taxdome_qbo.services import company_lease, loading, pipeline
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +93,25 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
             dry_run=params["dry_run"],
             reports_root=reports_root(),
         )
+
+
+# What keeps a retry from running (or stops it) that its caller reports rather than raises.
+RETRY_NOT_RUN = (AirflowException, pipeline.Refused, pipeline.Skipped, company_lease.CompanyBusy)
+
+
+def retry_now(
+    selection: loading.Selection | None, *, export_mode: str, wait_seconds: float
+) -> tuple[dict[str, Any], loading.LoadReceipt]:
+    """Plan again from the staged exports and load the selection now, for the command line and the UI: the
+    deployment's connection, settings and reports, under the company's lease (waiting `wait_seconds`)."""
+    hook = QuickBooksHook()
+    return pipeline.retry(
+        hook.warehouse_engine,
+        hook.current_realm_id(),
+        lambda: hook.governed_session("retried"),
+        firm_settings(),
+        export_mode=export_mode,
+        selection=selection,
+        reports_root=reports_root(),
+        wait_seconds=wait_seconds,
+    )

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from airflow.sdk.exceptions import AirflowException
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.core.kinds import CATEGORIES
 from taxdome_qbo.core.qbo_faults import CATEGORY_BY_KIND
-from taxdome_qbo.hooks.quickbooks import QuickBooksHook
-from taxdome_qbo.services import company_lease, loading, pipeline, sync_issues, ui_pages
+from taxdome_qbo.services import company_lease, loading, sync_issues, ui_pages
 from taxdome_qbo.ui.web import URL_PREFIX, CurrentUser, Editor, Page, Warehouse, render
 
 router = APIRouter()
@@ -60,19 +58,11 @@ def show_issues(
 
 def _retried(selection: loading.Selection | None) -> str:
     """Run the command line's retry (plan again, load the selection now, under the company's lease)."""
-    hook = QuickBooksHook()
     try:
-        planned, loaded = pipeline.retry(
-            hook.warehouse_engine,
-            hook.current_realm_id(),
-            lambda: hook.governed_session("retried"),
-            dag_tasks.firm_settings(),
-            export_mode="incremental",
-            selection=selection,
-            reports_root=dag_tasks.reports_root(),
-            wait_seconds=RETRY_WAIT_SECONDS,
+        planned, loaded = dag_tasks.retry_now(
+            selection, export_mode="incremental", wait_seconds=RETRY_WAIT_SECONDS
         )
-    except (AirflowException, pipeline.Refused, pipeline.Skipped, company_lease.CompanyBusy) as exc:
+    except dag_tasks.RETRY_NOT_RUN as exc:
         return f"did not run: {exc}"
     except company_lease.LeaseLost as exc:
         return f"stopped: {exc}"
