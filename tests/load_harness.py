@@ -269,3 +269,17 @@ def reconcile_now(engine, emulator, session, recon_run_id: str, firm_settings: d
             sa.select(summary_table).where(summary_table.c.recon_run_id == recon_run_id)
         ).all()
     return receipt, exceptions, {(r.measure, r.period, r.dimension): r for r in summary}
+
+
+def deployment_on_emulator(emulator: EmulatorHandle, monkeypatch, reports_dir) -> dict:
+    """A company for the base export, made the deployment's: `quickbooks_default` points at it, the firm
+    settings are the base export's, reports go to `reports_dir`. Returns the company."""
+    from qbo_emulator.admin import airflow_connection
+
+    company = company_for_base_export(emulator)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", json.dumps(BASE_FIRM_SETTINGS))
+    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(reports_dir))
+    return company

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from export_builder import write_export
 from load_harness import (
-    BASE_FIRM_SETTINGS,
     assert_qbo_matches_sync_state,
-    company_for_base_export,
+    deployment_on_emulator,
     objects_marked,
     stage,
 )
 from quickbooks.objects import Vendor
 
-from qbo_emulator.admin import airflow_connection
 from taxdome_qbo.cli import main as cli_main
 
 pytestmark = pytest.mark.airflow
@@ -25,12 +21,7 @@ def test_retry_loads_a_failed_account_and_what_waited_for_it(
     emulator, warehouse_engine_from_connection, tmp_path, monkeypatch, capsys
 ):
     engine = warehouse_engine_from_connection
-    company = company_for_base_export(emulator)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
-    )
-    monkeypatch.setenv("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", json.dumps(BASE_FIRM_SETTINGS))
-    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(tmp_path / "reports"))
+    company = deployment_on_emulator(emulator, monkeypatch, tmp_path / "reports")
     stage(engine, write_export(tmp_path / "export"))
     vendor = Vendor()
     vendor.DisplayName = "Zoë Müller"  # the name of account A2: QBO refuses a customer of that name

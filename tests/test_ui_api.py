@@ -9,10 +9,9 @@ import pytest
 import sqlalchemy as sa
 from export_builder import replace_row, write_export
 from fastapi.testclient import TestClient
-from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, stage
+from load_harness import deployment_on_emulator, stage
 from quickbooks.objects import Vendor
 
-from qbo_emulator.admin import airflow_connection
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.core.money import format_cents
@@ -70,12 +69,7 @@ def synced_firm(api_server, emulator, warehouse_engine_from_connection, tmp_path
     """The base export staged, planned and loaded into an emulator company where account A2 fails (a vendor
     has its name): what the pages must show."""
     engine = warehouse_engine_from_connection
-    company = company_for_base_export(emulator)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_QUICKBOOKS_DEFAULT", json.dumps(airflow_connection(emulator.base_url, company))
-    )
-    monkeypatch.setenv("AIRFLOW_VAR_TAXDOME_QBO_SETTINGS", json.dumps(BASE_FIRM_SETTINGS))
-    monkeypatch.setenv("TAXDOME_QBO_REPORTS_DIR", str(tmp_path / "reports"))
+    company = deployment_on_emulator(emulator, monkeypatch, tmp_path / "reports")
     stage(engine, write_export(tmp_path / "export", **{"accounts.csv": ACCOUNTS}))
     vendor = Vendor()
     vendor.DisplayName = HOSTILE_NAME

@@ -376,7 +376,9 @@ def latest_issues(
         counts: dict[str, dict[str, int]] = {category: defaultdict(int) for category in CATEGORIES}
         for row in sql.fetch_all(conn, "planning/select_status_counts", run_id=run.run_id):
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
-        listing = sql.statement("sync_issues/select_issues").bindparams(sa.bindparam("kinds", expanding=True))
+        listing = sql.statement("sync_issues/select_issue_page").bindparams(
+            sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
+        )
         objects: dict[str, dict[str, list[sa.Row]]] = {}
         for status in statuses:
             objects[status] = {}
@@ -386,7 +388,14 @@ def latest_issues(
                 kinds = [kind for kind, owner in CATEGORY_BY_KIND.items() if owner == category]
                 objects[status][category] = list(
                     conn.execute(
-                        listing, {"run_id": run.run_id, "status": status, "kinds": kinds, "row_limit": limit}
+                        listing,
+                        {
+                            "run_id": run.run_id,
+                            "statuses": [status],
+                            "kinds": kinds,
+                            "page_size": limit,
+                            "page_offset": 0,
+                        },
                     ).all()
                 )
     return IssueReport(run, counts, objects, categories)

@@ -178,7 +178,7 @@ def issue_page(
         }
         for row in _run_counts(engine, run)[1]:
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
-        listing = sql.statement("ui/select_issue_page").bindparams(
+        listing = sql.statement("sync_issues/select_issue_page").bindparams(
             sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
         )
         found = conn.execute(

@@ -1,6 +1,7 @@
 -- One page of a run's objects in some statuses among some TaxDome kinds (a sync-issue category or all), for
--- the Sync issues page. kinds and statuses are lists (expanding parameters). The page is cut first, in the
--- primary key's order (run_id, taxdome_kind, taxdome_id), and only its rows are joined to their parents.
+-- the `issues` command and the UI's Sync issues page. kinds and statuses are lists (expanding parameters).
+-- The page is cut first, in the primary key's order (run_id, taxdome_kind, taxdome_id), and only its rows
+-- are joined to their parents.
 -- parent_id: a refund's payment or an invoice's account (unsyncing it stops the object from syncing).
 -- Grain: one row per TaxDome object, at most page_size of them.
 SELECT
