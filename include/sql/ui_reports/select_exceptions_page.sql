@@ -6,7 +6,7 @@ WITH matching AS (
     FROM rpt_reconciliation__exceptions AS e
     WHERE e.recon_run_id = :recon_run_id
       AND (CAST(:difference_class AS TEXT) IS NULL OR e.difference_class = :difference_class)
-      AND (CAST(:explained AS INTEGER) IS NULL OR e.explained = :explained)
+      AND (CAST(:explained AS BOOLEAN) IS NULL OR e.explained = CAST(:explained AS BOOLEAN))
 ),
 page AS (
     SELECT m.*

@@ -1,5 +1,5 @@
 -- A sync run's data-quality checks, failures first (critical before warnings), then by name; or the one
--- check named (:check_name NULL: all). A run has tens of checks and each keeps its first failing ids only.
+-- check named (none named: all). A run has tens of checks and each keeps its first failing ids only.
 -- Grain: one row per check.
 SELECT
     d.check_name,

@@ -1,4 +1,4 @@
--- The files and reasons of quarantined rows (of one batch, or of all when :batch_id is NULL), most frequent
+-- The files and reasons of quarantined rows (of one batch, or of every batch), most frequent
 -- first, for the Quarantine page's file and reason filters.
 -- Grain: one row per file and reason.
 SELECT

@@ -1,7 +1,7 @@
 -- One page of quarantined export rows matching the Quarantine page's filters (each filter NULL: any), newest
 -- batch first, in file and line order, with the number of rows the filters match. The total comes from a
 -- one-row count joined to the page, so a page past the end still says how many rows there are.
--- :reason_pattern is a lower-case LIKE pattern with `\` as its escape character.
+-- The reason pattern is a lower-case LIKE pattern with `\` as its escape character.
 -- Grain: one row per quarantined row of the page (one row with NULL columns when the page is empty).
 WITH matching AS (
     SELECT
