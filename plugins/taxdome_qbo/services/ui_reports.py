@@ -25,7 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.escaping import inert_row
-from taxdome_qbo.core.report_html import DqResult, ExceptionRow, parse_unexpected_ids, render_html
+from taxdome_qbo.core.report_html import (
+    DqResult,
+    ExceptionRow,
+    ReconciliationReport,
+    parse_unexpected_ids,
+    render_html,
+)
 from taxdome_qbo.paths import run_folder_name
 from taxdome_qbo.services import reports, sql, warehouse
 from taxdome_qbo.services.reports import ReportFolder
@@ -61,13 +67,13 @@ def _limits(page: int, page_size: int) -> dict[str, int]:
     return {"limit": page_size, "offset": (page - 1) * page_size}
 
 
-def _typed(name: str, **types: sa.types.TypeEngine) -> sa.TextClause:
+def _typed(name: str, **types: sa.types.TypeEngine) -> sa.TextualSelect:
     """The statement with the types of its date and time columns (SQLite returns them as text otherwise)."""
     return sql.statement(name).columns(**types)
 
 
 def _page_rows(
-    conn: Connection, statement: sa.TextClause, key: str, page: int, page_size: int, **params
+    conn: Connection, statement: sa.Executable, key: str, page: int, page_size: int, **params
 ) -> tuple[list[sa.Row], int]:
     """The rows of one page of a `ui_reports/*_page` statement, whose first column is the total and which
     returns one row with a NULL `key` when the page is empty; and the total."""
@@ -315,7 +321,7 @@ class ReportFormat(Enum):
         self.file_name = file_name
         self.media_type = media_type
 
-    def render(self, report) -> bytes:
+    def render(self, report: ReconciliationReport) -> bytes:
         """This document made from the report's rows, as `reports.write_reports` writes it."""
         if self is ReportFormat.XLSX:
             return reports.workbook_bytes(report)
