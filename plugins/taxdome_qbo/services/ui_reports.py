@@ -39,6 +39,7 @@ from taxdome_qbo.services.reports import ReportFolder
 MAX_PAGE_SIZE = 500
 FILTER_CHOICES_LIMIT = 200  # batches, and files × reasons, offered in a page's filters
 CSV_CHUNK_ROWS = MAX_PAGE_SIZE
+EVERY_ROW = 2**62  # a LIMIT both databases take (PostgreSQL's LIMIT NULL is SQLite's error)
 
 Item = TypeVar("Item")
 
@@ -129,9 +130,12 @@ class QuarantineReason:
     rows: int
 
 
+_REJECTED_PAGE = "ui_reports/select_rejected_page"
+
+
 def _rejected_page(conn: Connection, where: QuarantineFilter, page: int, page_size: int) -> Page[RejectedRow]:
     rows, total = _page_rows(
-        conn, sql.statement("ui_reports/select_rejected_page"), "batch_id", page, page_size, **where.params()
+        conn, sql.statement(_REJECTED_PAGE), "batch_id", page, page_size, **where.params()
     )
     items = tuple(
         RejectedRow(r.batch_id, r.export_name, r.source_file, int(r.source_line), r.reason, r.raw)
@@ -155,27 +159,31 @@ QUARANTINE_CSV_HEADER = ["export", "batch_id", "file", "line", "reason", "raw"]
 def rejected_rows_csv(engine: Engine, where: QuarantineFilter = QuarantineFilter()) -> Iterator[str]:
     """The rows `where` matches as CSV text, a chunk of up to `CSV_CHUNK_ROWS` rows at a time (the header
     first), for a streamed download; text made inert for spreadsheets like every CSV we write
-    (core/escaping.py), so an export named `=cmd` reads `'=cmd`. Each chunk is one page query: no
-    connection stays open between chunks, and a quarantine of any size streams in constant memory."""
+    (core/escaping.py), so an export named `=cmd` reads `'=cmd`.
+
+    One query, sorted once, its rows fetched a chunk at a time (a server-side cursor on PostgreSQL): a
+    quarantine of any size streams in constant memory, and the connection stays open until the last chunk
+    is taken or the generator is closed (a client that hangs up).
+    """
     warehouse.create_schema(engine)
     numeric = frozenset({QUARANTINE_CSV_HEADER.index("line")})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(QUARANTINE_CSV_HEADER)
-    page_number = 1
-    while True:
-        with engine.connect() as conn:
-            page = _rejected_page(conn, where, page_number, CSV_CHUNK_ROWS)
-        writer.writerows(
-            inert_row([r.export_name, r.batch_id, r.source_file, r.source_line, r.reason, r.raw], numeric)
-            for r in page.items
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, max_row_buffer=CSV_CHUNK_ROWS).execute(
+            sql.statement(_REJECTED_PAGE), {**where.params(), "limit": EVERY_ROW, "offset": 0}
         )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if page_number >= page.pages:
-            return
-        page_number += 1
+        # The statement's rows: the matching rows, or one row of NULLs beside the count when none match.
+        for rows in result.partitions(CSV_CHUNK_ROWS):
+            writer.writerows(
+                inert_row([r.export_name, r.batch_id, r.source_file, r.source_line, r.reason, r.raw], numeric)
+                for r in rows
+                if r.batch_id is not None
+            )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
 
 
 def quarantine_batches(engine: Engine) -> list[QuarantineBatch]:
