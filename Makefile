@@ -87,6 +87,7 @@ demo: airflow-home $(DEMO_EXPORT)/accounts.csv
 		|| echo "As planted: the demo company has a vendor named like a TaxDome account, so that account fails and its \
 	invoices stay out of QuickBooks; a failure never explains a difference, so the verdict names them. Fix: rename the \
 	account in TaxDome (or match it by hand), then python -m taxdome_qbo retry --object account:<id>."
+	@echo "To see this run in the Airflow UI: make up, log in as it prints, and open TaxDome ↔ QuickBooks in the navigation (http://127.0.0.1:$(API_PORT)/taxdome-qbo/)."
 
 # The local deployment: api-server, scheduler, dag-processor and triggerer (and the QBO emulator unless
 # quickbooks_default is configured) as background processes; `make down` stops exactly those, by pid.

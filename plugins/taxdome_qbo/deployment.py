@@ -397,6 +397,7 @@ def up(home: Path, api_port: int, emulator_port: int, demo_export: Path, time_sc
     print(
         f"Airflow is up: open http://127.0.0.1:{api_port} and log in as {ADMIN_USER} / {api.credentials['password']}\n"
         f"  (the password is in {home}/simple_auth_manager_passwords.json.generated)\n"
+        f"  TaxDome ↔ QuickBooks in its navigation, or http://127.0.0.1:{api_port}/taxdome-qbo/\n"
         f"  {', '.join(PROJECT_DAGS)} unpaused; component logs in {deployment.log_dir}; `make down` stops it."
     )
     return 0
