@@ -8,9 +8,9 @@ import json
 import pytest
 import sqlalchemy as sa
 from export_builder import replace_row, write_export
-from fastapi.testclient import TestClient
 from load_harness import deployment_on_emulator, stage
 from quickbooks.objects import Vendor
+from ui_server import bearer, token_of
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.cli import main as cli_main
@@ -19,8 +19,8 @@ from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import pipeline, warehouse
 
 pytestmark = pytest.mark.airflow
+pytest_plugins = ["ui_server"]  # the api_server fixture
 
-PASSWORDS = {"olga": "op-secret", "victor": "viewer-secret"}
 HOSTILE_NAME = "Zoë <script>alert(1)</script>"
 # The account A2 of the base export gets a name QuickBooks refuses (a vendor has it) and that must stay inert.
 ACCOUNTS = replace_row(
@@ -28,40 +28,6 @@ ACCOUNTS = replace_row(
     "A2,",
     f"A2,{HOSTILE_NAME},Individual,zoe@example.com,2025-04-01T10:00:00Z,2026-01-02T10:00:00Z,false,auto,",
 )
-
-
-@pytest.fixture(scope="module")
-def api_server(airflow_db, tmp_path_factory):
-    """Airflow's api-server application, in process, with SimpleAuthManager and two users."""
-    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
-    passwords.write_text(json.dumps(PASSWORDS))
-    settings = {
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "olga:op,victor:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-" + "s" * 64,
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        from airflow.api_fastapi.app import create_app, purge_cached_app
-
-        purge_cached_app()
-        with TestClient(create_app(), follow_redirects=False) as client:
-            yield client
-        purge_cached_app()
-
-
-def token_of(client: TestClient, user: str) -> str:
-    """A token the way the UI's login form gets one: SimpleAuthManager's token endpoint."""
-    answer = client.post("/auth/token", json={"username": user, "password": PASSWORDS[user]})
-    assert answer.status_code == 201, answer.text
-    return answer.json()["access_token"]
-
-
-def bearer(client: TestClient, user: str) -> dict:
-    return {"Authorization": f"Bearer {token_of(client, user)}"}
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from taxdome_qbo.ui import issues, overview, sync_runs
+from taxdome_qbo.ui import issues, overview, quality, quarantine, reconciliation, sync_runs
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="TaxDome ↔ QuickBooks", docs_url=None, redoc_url=None, openapi_url=None)
-    for page in (overview, sync_runs, issues):
+    for page in (overview, sync_runs, issues, quarantine, reconciliation, quality):
         app.include_router(page.router)
     return app

@@ -1,0 +1,46 @@
+"""The real api-server application (Airflow's app factory with the plugins folder loaded) for the view's
+tests, with SimpleAuthManager's users: `olga` (op) may edit the DAGs, `victor` (viewer) may only read.
+A test module takes its fixture with `pytest_plugins = ["ui_server"]`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+PASSWORDS = {"olga": "op-secret", "victor": "viewer-secret"}
+
+
+@pytest.fixture(scope="module")
+def api_server(airflow_db, tmp_path_factory):
+    """Airflow's api-server application, in process, with SimpleAuthManager and two users."""
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps(PASSWORDS))
+    settings = {
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "olga:op,victor:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-" + "s" * 64,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        from airflow.api_fastapi.app import create_app, purge_cached_app
+
+        purge_cached_app()
+        with TestClient(create_app(), follow_redirects=False) as client:
+            yield client
+        purge_cached_app()
+
+
+def token_of(client: TestClient, user: str) -> str:
+    """A token the way the UI's login form gets one: SimpleAuthManager's token endpoint."""
+    answer = client.post("/auth/token", json={"username": user, "password": PASSWORDS[user]})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["access_token"]
+
+
+def bearer(client: TestClient, user: str) -> dict:
+    return {"Authorization": f"Bearer {token_of(client, user)}"}
