@@ -37,6 +37,9 @@ from servers import POSTGRES, postgres_connection  # noqa: E402
 from qbo_emulator.testing import EmulatorHandle, running_emulator  # noqa: E402
 from taxdome_qbo.services import warehouse  # noqa: E402
 
+# The api-server app with the plugin and its users, for the UI tests.
+pytest_plugins = ["ui_server"]
+
 
 @pytest.fixture
 def sqlite_engine(tmp_path):

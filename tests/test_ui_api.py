@@ -19,7 +19,6 @@ from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import pipeline, warehouse
 
 pytestmark = pytest.mark.airflow
-pytest_plugins = ["ui_server"]  # the api_server fixture
 
 HOSTILE_NAME = "Zoë <script>alert(1)</script>"
 # The account A2 of the base export gets a name QuickBooks refuses (a vendor has it) and that must stay inert.

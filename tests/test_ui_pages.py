@@ -24,7 +24,6 @@ from taxdome_qbo.services import pipeline, ui_reports
 from taxdome_qbo.services.ui_reports import QuarantineFilter, ReportFormat
 
 pytestmark = pytest.mark.airflow
-pytest_plugins = ["ui_server"]  # the api_server fixture
 
 SCRIPT = "<script>alert(1)</script>"
 # A nameless account (refused by staging) whose e-mail is markup: it must reach the page inert.

@@ -1,6 +1,6 @@
 """The real api-server application (Airflow's app factory with the plugins folder loaded) for the view's
 tests, with SimpleAuthManager's users: `olga` (op) may edit the DAGs, `victor` (viewer) may only read.
-A test module takes its fixture with `pytest_plugins = ["ui_server"]`."""
+tests/conftest.py loads it as a plugin (`pytest_plugins`)."""
 
 from __future__ import annotations
 
