@@ -14,7 +14,6 @@ and reported separately (docs/reconciliation.md, "Reading QuickBooks back").
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import resource
@@ -37,7 +36,13 @@ from taxdome_qbo.services.export_reader import ExportReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plan import OperationsFile  # the planning benchmark's operations file
-from stage import OUT, ensure_export, run_in_own_process, within_targets  # the staging benchmark's export
+from stage import (  # the staging benchmark's export
+    OUT,
+    ensure_export,
+    firm_arguments,
+    run_in_own_process,
+    within_targets,
+)
 
 TAX_ITEM, FEE_ACCOUNT, DEPOSIT_ACCOUNT = "2", "60", "35"  # ids in demo_company()
 
@@ -234,13 +239,7 @@ def compare(export: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--run-one", nargs=2, metavar=("CASE", "EXPORT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = firm_arguments(__doc__, run_one=("CASE", "EXPORT"), backends=False).parse_args()
     if args.run_one:
         case, export = args.run_one
         print(json.dumps({"prepare": prepare, "compare": compare}[case](Path(export))))

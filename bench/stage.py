@@ -87,17 +87,22 @@ def ensure_export(accounts: int, seed: int) -> tuple[Path, float | None]:
     return export, time.perf_counter() - started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def firm_arguments(doc: str | None, *, run_one: tuple[str, str], backends: bool) -> argparse.ArgumentParser:
+    """The benchmarks' shared command line: the firm's size and seed, the databases (where it runs on both)
+    and the hidden `--run-one` by which a benchmark runs one measurement in a process of its own."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
-    )
-    parser.add_argument("--run-one", nargs=2, metavar=("BACKEND", "EXPORT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    if backends:
+        parser.add_argument(
+            "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+        )
+    parser.add_argument("--run-one", nargs=2, metavar=run_one, help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> int:
+    args = firm_arguments(__doc__, run_one=("BACKEND", "EXPORT"), backends=True).parse_args()
     if args.run_one:
         print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
         return 0

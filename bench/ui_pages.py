@@ -14,7 +14,6 @@ they are timed and printed apart.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import resource
@@ -34,7 +33,7 @@ from taxdome_qbo.services.ui_reports import QuarantineFilter, ReportFormat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reconcile import DEPOSIT_ACCOUNT, FEE_ACCOUNT, TAX_ITEM  # the reconciliation benchmark's QBO side
-from stage import OUT, engine_for, run_in_own_process  # the staging benchmark's warehouses
+from stage import OUT, engine_for, firm_arguments, run_in_own_process  # the staging benchmark's warehouses
 
 SYNC_RUN, RECON_RUN, REALM = "bench-sync", "bench-recon", "9130000000000000"
 BAD_ROWS = 0.01
@@ -170,16 +169,7 @@ def run_one(backend: str, export: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
-    )
-    parser.add_argument("--run-one", nargs=2, metavar=("BACKEND", "EXPORT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = firm_arguments(__doc__, run_one=("BACKEND", "EXPORT"), backends=True).parse_args()
     if args.run_one:
         print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
         return 0
