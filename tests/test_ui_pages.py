@@ -15,7 +15,7 @@ from load_harness import deployment_on_emulator, stage
 from markupsafe import escape
 from quickbooks.objects import Vendor
 from test_ui_reports import RENUMBERED_INVOICE, RENUMBERED_INVOICE_LINE, stray_invoice_in_quickbooks
-from ui_server import bearer
+from ui_server import OUTSIDER, bearer
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.cli import main as cli_main
@@ -82,6 +82,13 @@ def reconciled_firm(api_server, emulator, warehouse_engine_from_connection, tmp_
 @pytest.mark.parametrize("path", NEW_PATHS)
 def test_every_page_wants_credentials(api_server, path):
     assert api_server.get(path).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/taxdome-qbo/", "/taxdome-qbo/sync-issues", *NEW_PATHS])
+def test_a_user_who_may_not_read_the_taxdome_dags_sees_no_page(api_server, path):
+    answer = api_server.get(path, headers=bearer(api_server, OUTSIDER))
+    assert answer.status_code == 403
+    assert "may read the taxdome_qbo_sync DAG" in answer.json()["detail"]
 
 
 def test_the_quarantine_page_shows_the_staged_rejects_escaped_and_filters_them(

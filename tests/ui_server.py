@@ -1,5 +1,7 @@
 """The real api-server application (Airflow's app factory with the plugins folder loaded) for the view's
-tests, with SimpleAuthManager's users: `olga` (op) may edit the DAGs, `victor` (viewer) may only read.
+tests, with SimpleAuthManager's users: `olga` (op) may edit the DAGs, `victor` (viewer) may only read, and
+`nadia` (viewer) is logged in but refused the taxdome DAGs (as a deployment's auth manager may refuse a
+user the DAGs of other teams).
 tests/conftest.py loads it as a plugin (`pytest_plugins`)."""
 
 from __future__ import annotations
@@ -7,19 +9,36 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 from fastapi.testclient import TestClient
 
-PASSWORDS = {"olga": "op-secret", "victor": "viewer-secret"}
+PASSWORDS = {"olga": "op-secret", "victor": "viewer-secret", "nadia": "outsider-secret"}
+OUTSIDER = "nadia"
+
+
+class TeamAuthManager(SimpleAuthManager):
+    """SimpleAuthManager, except that the outsider may read no taxdome DAG."""
+
+    def is_authorized_dag(self, *, method, user, access_entity=None, details=None) -> bool:
+        if (
+            user.get_name() == OUTSIDER
+            and details is not None
+            and (details.id or "").startswith("taxdome_qbo")
+        ):
+            return False
+        return super().is_authorized_dag(
+            method=method, user=user, access_entity=access_entity, details=details
+        )
 
 
 @pytest.fixture(scope="module")
 def api_server(airflow_db, tmp_path_factory):
-    """Airflow's api-server application, in process, with SimpleAuthManager and two users."""
+    """Airflow's api-server application, in process, with SimpleAuthManager's users and the outsider."""
     passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     settings = {
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "olga:op,victor:viewer",
+        "AIRFLOW__CORE__AUTH_MANAGER": f"{__name__}.{TeamAuthManager.__name__}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "olga:op,victor:viewer,nadia:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-" + "s" * 64,

@@ -13,7 +13,7 @@ from taxdome_qbo import dag_tasks
 from taxdome_qbo.core.kinds import CATEGORIES
 from taxdome_qbo.core.qbo_faults import CATEGORY_BY_KIND
 from taxdome_qbo.services import company_lease, loading, sync_issues, ui_pages
-from taxdome_qbo.ui.web import URL_PREFIX, CurrentUser, Editor, Page, Warehouse, render
+from taxdome_qbo.ui.web import URL_PREFIX, Editor, Page, Reader, Warehouse, render
 
 router = APIRouter()
 # A page request must not wait long for another writer (a sync run) to finish with the company.
@@ -24,7 +24,7 @@ ISSUES_PAGE = f"{URL_PREFIX}/sync-issues"
 @router.get("/sync-issues", response_class=HTMLResponse)
 def show_issues(
     request: Request,
-    user: CurrentUser,
+    user: Reader,
     engine: Warehouse,
     paging: Page,
     category: Annotated[str, Query()] = "",

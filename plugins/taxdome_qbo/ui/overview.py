@@ -17,7 +17,7 @@ from taxdome_qbo.services.qbo_client import (
     QboUnavailableError,
 )
 from taxdome_qbo.services.qbo_tokens import QboDisconnectedError
-from taxdome_qbo.ui.web import CurrentUser, Warehouse, render
+from taxdome_qbo.ui.web import Reader, Warehouse, render
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -50,7 +50,7 @@ def company_name(realm_id: str) -> str | None:
 
 
 @router.get("/", response_class=HTMLResponse)
-def show_overview(request: Request, user: CurrentUser, engine: Warehouse) -> HTMLResponse:
+def show_overview(request: Request, user: Reader, engine: Warehouse) -> HTMLResponse:
     found = ui_pages.overview(engine)
     connected = found.company is not None and found.company.status == "connected"
     return render(

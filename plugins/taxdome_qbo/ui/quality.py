@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from taxdome_qbo.services import ui_reports
 from taxdome_qbo.services.ui_reports import NotFound
-from taxdome_qbo.ui.web import PAGE_SIZE, CurrentUser, Page, Warehouse, render
+from taxdome_qbo.ui.web import PAGE_SIZE, Page, Reader, Warehouse, render
 
 router = APIRouter()
 
@@ -18,7 +18,7 @@ router = APIRouter()
 @router.get("/quality", response_class=HTMLResponse)
 def show_quality(
     request: Request,
-    user: CurrentUser,
+    user: Reader,
     engine: Warehouse,
     paging: Page,
     run: Annotated[str, Query(max_length=250)] = "",

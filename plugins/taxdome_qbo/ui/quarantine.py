@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from taxdome_qbo.services import ui_reports
 from taxdome_qbo.services.ui_reports import QuarantineFilter
-from taxdome_qbo.ui.web import CurrentUser, Page, Warehouse, render
+from taxdome_qbo.ui.web import Page, Reader, Warehouse, render
 
 router = APIRouter()
 MAX_FILTER_LENGTH = 500
@@ -30,7 +30,7 @@ Filter = Annotated[QuarantineFilter, Depends(quarantine_filter)]
 
 @router.get("/quarantine", response_class=HTMLResponse)
 def show_quarantine(
-    request: Request, user: CurrentUser, engine: Warehouse, paging: Page, where: Filter
+    request: Request, user: Reader, engine: Warehouse, paging: Page, where: Filter
 ) -> HTMLResponse:
     reasons = ui_reports.quarantine_reasons(engine, where.batch_id)
     return render(
@@ -46,7 +46,7 @@ def show_quarantine(
 
 
 @router.get("/quarantine.csv")
-def download_quarantine(user: CurrentUser, engine: Warehouse, where: Filter) -> StreamingResponse:
+def download_quarantine(user: Reader, engine: Warehouse, where: Filter) -> StreamingResponse:
     return StreamingResponse(
         ui_reports.rejected_rows_csv(engine, where),
         media_type="text/csv; charset=utf-8",

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from taxdome_qbo.services import ui_reports
 from taxdome_qbo.services.reports import ReportFolder
 from taxdome_qbo.services.ui_reports import NotFound, ReportFormat
-from taxdome_qbo.ui.web import CurrentUser, Page, Warehouse, render
+from taxdome_qbo.ui.web import Page, Reader, Warehouse, render
 
 router = APIRouter()
 
@@ -44,7 +44,7 @@ def _not_found(error: NotFound) -> HTTPException:
 
 
 @router.get("/reconciliation", response_class=HTMLResponse)
-def show_runs(request: Request, user: CurrentUser, engine: Warehouse, paging: Page) -> HTMLResponse:
+def show_runs(request: Request, user: Reader, engine: Warehouse, paging: Page) -> HTMLResponse:
     runs = ui_reports.reconciliation_runs(engine, page=paging.page, page_size=paging.size)
     return render(request, "reconciliation_runs.html", user=user, runs=runs)
 
@@ -52,7 +52,7 @@ def show_runs(request: Request, user: CurrentUser, engine: Warehouse, paging: Pa
 @router.get("/reconciliation/{run_id}", response_class=HTMLResponse)
 def show_run(
     request: Request,
-    user: CurrentUser,
+    user: Reader,
     engine: Warehouse,
     paging: Page,
     run_id: str,
@@ -88,7 +88,7 @@ def show_run(
 
 @router.get("/reconciliation/{run_id}/{document}")
 def download_document(
-    user: CurrentUser,
+    user: Reader,
     engine: Warehouse,
     run_id: str,
     document: str,

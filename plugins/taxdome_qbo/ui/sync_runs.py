@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from taxdome_qbo.services import ui_pages
-from taxdome_qbo.ui.web import CurrentUser, Warehouse, render
+from taxdome_qbo.ui.web import Reader, Warehouse, render
 
 router = APIRouter()
 
 
 @router.get("/sync-runs/{dag_run_id}", response_class=HTMLResponse)
-def show_sync_run(request: Request, dag_run_id: str, user: CurrentUser, engine: Warehouse) -> HTMLResponse:
+def show_sync_run(request: Request, dag_run_id: str, user: Reader, engine: Warehouse) -> HTMLResponse:
     found = ui_pages.sync_run(engine, dag_run_id)
     return render(
         request,

@@ -78,6 +78,19 @@ def may_edit(user: BaseUser) -> bool:
     return get_auth_manager().is_authorized_dag(method="PUT", details=DagDetails(id=SYNC_DAG_ID), user=user)
 
 
+def require_reader(user: CurrentUser) -> BaseUser:
+    """The view shows the firm's billing: only to users the auth manager lets read the sync DAG (logged in
+    is not enough)."""
+    if not get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=SYNC_DAG_ID), user=user):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"only users who may read the {SYNC_DAG_ID} DAG may look"
+        )
+    return user
+
+
+Reader = Annotated[BaseUser, Depends(require_reader)]
+
+
 def _same_origin(request: Request) -> None:
     """A form posted with the session cookie must come from a page of this server (a cross-site form posts
     the cookie too, where SameSite allows it); a bearer token is never sent by a browser on its own."""
@@ -92,7 +105,7 @@ def _same_origin(request: Request) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a form must be posted from this server's pages")
 
 
-def require_editor(request: Request, user: CurrentUser) -> BaseUser:
+def require_editor(request: Request, user: Reader) -> BaseUser:
     if not may_edit(user):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"only users who may edit the {SYNC_DAG_ID} DAG may act"
