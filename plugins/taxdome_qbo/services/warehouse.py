@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import decimal
 import re
+import sqlite3
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -620,12 +622,30 @@ def sqlite_engine(path: str) -> Engine:
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     return engine
+
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database to WAL (kept in the file: later connections find it so). Switching a new file
+    needs it to itself, and SQLite refuses at once, without its busy wait, while another connection switches
+    it too: two processes starting on a new warehouse. So the switch is retried until the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 CONNECT_TIMEOUT_SECONDS = 10
