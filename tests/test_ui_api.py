@@ -17,6 +17,7 @@ from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import pipeline, warehouse
+from taxdome_qbo.ui import web
 
 pytestmark = pytest.mark.airflow
 
@@ -203,3 +204,28 @@ def test_the_session_cookie_works_and_its_forms_must_come_from_the_view(api_serv
         (action,) = conn.execute(sa.select(warehouse.ui_actions)).all()
     assert (override.taxdome_kind, override.taxdome_id, bool(override.sync)) == ("payment", "P2", False)
     assert (action.user_name, action.action, action.target) == ("olga", "unsync", "payment:P2")
+
+
+def test_the_view_takes_up_a_changed_warehouse_connection_once_the_recheck_interval_passed(
+    tmp_path, monkeypatch
+):
+    def point_warehouse_at(name: str) -> None:
+        connection = {"conn_type": "sqlite", "host": str(tmp_path / name)}
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps(connection))
+
+    def recheck_is_due() -> None:
+        engines.checked_at -= engines.recheck_seconds
+
+    engines = web.WarehouseEngines(recheck_seconds=60.0)
+    point_warehouse_at("first.db")
+    first = engines.current()
+    point_warehouse_at("second.db")
+    assert engines.current() is first  # within the interval: no lookup per request
+
+    recheck_is_due()
+    second = engines.current()
+    assert second is not first and second.url.database == str(tmp_path / "second.db")
+
+    point_warehouse_at("first.db")
+    recheck_is_due()
+    assert engines.current() is first  # one engine (one pool) per warehouse, kept

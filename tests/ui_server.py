@@ -12,6 +12,8 @@ import pytest
 from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 from fastapi.testclient import TestClient
 
+from taxdome_qbo.ui import web
+
 PASSWORDS = {"olga": "op-secret", "victor": "viewer-secret", "nadia": "outsider-secret"}
 OUTSIDER = "nadia"
 
@@ -46,6 +48,8 @@ def api_server(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in settings.items():
             patch.setenv(name, value)
+        # Each test points `warehouse_default` at a warehouse of its own: the view must look it up every time.
+        patch.setattr(web.warehouse_engines, "recheck_seconds", 0.0)
         from airflow.api_fastapi.app import create_app, purge_cached_app
 
         purge_cached_app()

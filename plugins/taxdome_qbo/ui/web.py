@@ -3,8 +3,10 @@ who may act, the warehouse engine, paging, and the same-origin check of the form
 
 from __future__ import annotations
 
+import math
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -117,22 +119,45 @@ def require_editor(request: Request, user: Reader) -> BaseUser:
 Editor = Annotated[BaseUser, Depends(require_editor)]
 
 
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
+# The connection is looked up again after this long, so that a changed `warehouse_default` is taken up
+# without restarting the api-server, while a request never waits on a secrets backend.
+CONNECTION_RECHECK_SECONDS = 30.0
+
+
+@dataclass
+class WarehouseEngines:
+    """One engine (its pool, its schema checked once) per connection URI and api-server process."""
+
+    recheck_seconds: float = CONNECTION_RECHECK_SECONDS
+    engines: dict[str, Engine] = field(default_factory=dict)
+    current_uri: str | None = None
+    checked_at: float = -math.inf
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current(self) -> Engine:
+        with self.lock:
+            if time.monotonic() - self.checked_at >= self.recheck_seconds:
+                self.current_uri = self._connection_uri()
+                self.checked_at = time.monotonic()
+            if self.current_uri not in self.engines:
+                self.engines[self.current_uri] = WarehouseHook().get_engine()
+            return self.engines[self.current_uri]
+
+    @staticmethod
+    def _connection_uri() -> str:
+        hook = WarehouseHook()
+        try:
+            return hook.get_connection(hook.warehouse_conn_id).get_uri()
+        except AirflowNotFoundException:
+            return ""  # no connection: the default SQLite warehouse
+
+
+warehouse_engines = WarehouseEngines()
 
 
 def warehouse_engine() -> Engine:
-    """The warehouse of the `warehouse_default` connection: one engine (its pool, its schema checked once)
-    per connection and api-server process, not one per request."""
-    hook = WarehouseHook()
-    try:
-        key = hook.get_connection(hook.warehouse_conn_id).get_uri()
-    except AirflowNotFoundException:
-        key = ""  # no connection: the default SQLite warehouse
-    with _engines_lock:
-        if key not in _engines:
-            _engines[key] = hook.get_engine()
-        return _engines[key]
+    """The warehouse of the `warehouse_default` connection, as of at most `CONNECTION_RECHECK_SECONDS` ago."""
+    return warehouse_engines.current()
 
 
 Warehouse = Annotated[Engine, Depends(warehouse_engine)]
