@@ -285,6 +285,7 @@ def test_credits_name_the_failure_that_keeps_a_credit_out_and_a_credit_under_ano
             STATE, synced("account", "A1", "Customer", "1"), synced("credit_memo", "P3", "CreditMemo", "40")
         ),
         "qbo.credit_memos": frame(TRANSACTIONS, ("40", "taxdome:credit_memo:P3", "2026-02-01", "2", 2000)),
+        "qbo.customers": frame(CUSTOMERS, ("1", "taxdome:account:A1", "Acme & Co", 0)),
     }
 
     found = run_check(checks.credits, sources, QUARTER)
@@ -294,7 +295,7 @@ def test_credits_name_the_failure_that_keeps_a_credit_out_and_a_credit_under_ano
          "not in QuickBooks: its account A2 failed: a vendor holds the name"),
         ("amount_mismatch", False, "credit_memo", "P3", "40", "credits", 2500, 2000, 500, "the credit differs"),
         ("customer_mismatch", False, "credit_memo", "P3", "40", "customer", None, None, None,
-         "QuickBooks has it under customer 2, TaxDome's account A1 is customer 1"),
+         "QuickBooks has it under customer 2, TaxDome's account A1 is Acme & Co (customer 1)"),
     ]  # fmt: skip
     assert totals(found, "credits") == {"2026-02": (3500, 2000), "total": (3500, 2000)}
     assert found.in_scope == {"credit_memo": 1}

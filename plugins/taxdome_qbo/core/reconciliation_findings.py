@@ -340,15 +340,16 @@ def compare_customer(found: Findings, frames: Frames, paired: pd.DataFrame, acco
     """The QBO customer of each paired object against its account's (`qbo_ids.account`)."""
     expected = paired[account_column].astype(str).map(frames["qbo_ids.account"])
     off = expected.notna() & (expected != paired["customer_id_qbo"].astype(str))
+    customers = frames["qbo.customers"]
     rows = aligned(
         paired[off],
         measure="customer",
-        detail="QuickBooks has it under customer "
-        + paired.loc[off, "customer_id_qbo"].astype(str)
+        detail="QuickBooks has it under "
+        + _customer_named(paired.loc[off, "customer_id_qbo"].astype(str), customers)
         + ", TaxDome's account "
         + paired.loc[off, account_column].astype(str)
-        + " is customer "
-        + expected[off].astype(str),
+        + " is "
+        + _customer_named(expected[off].astype(str), customers),
     )
     found.add(rows, CUSTOMER_MISMATCH)
 
@@ -372,6 +373,19 @@ def _present(texts: pd.Series) -> pd.Series:
     return texts.notna() & texts.astype(str).str.strip().ne("")
 
 
+def _display_names(customer_ids: pd.Series, customers: pd.DataFrame) -> pd.Series:
+    """The names QuickBooks shows for `customer_ids` (from the customer copy); missing where it has none."""
+    return customer_ids.map(customers.set_index("qbo_id")["display_name"]).astype(
+        "str"
+    )  # an empty map gives floats
+
+
+def _customer_named(customer_ids: pd.Series, customers: pd.DataFrame) -> pd.Series:
+    """ "Acme & Co (customer 58)", or "customer 58" when the copy does not name it."""
+    ids = "customer " + customer_ids
+    return (_display_names(customer_ids, customers) + " (" + ids + ")").fillna(ids)
+
+
 def qbo_names(objects: pd.DataFrame, entity: str, customers: pd.DataFrame) -> pd.Series:
     """How finance finds each of `objects` (rows of `entity`'s copy) in QuickBooks: its type and number, its
     customer (the name the customer copy holds; an expense's payee), its date and its amount, as in
@@ -382,8 +396,7 @@ def qbo_names(objects: pd.DataFrame, entity: str, customers: pd.DataFrame) -> pd
         number = objects[declared.number_column]
         names = names.mask(_present(number), names + " no. " + number.astype(str))
     if "customer_id" in objects:
-        display_names = customers.set_index("qbo_id")["display_name"]
-        known = objects["customer_id"].map(display_names).astype("str")  # an empty map gives floats
+        known = _display_names(objects["customer_id"], customers)
         party = known.fillna("customer " + objects["customer_id"]).where(objects["customer_id"].notna())
     else:
         party = objects["payee_name"]
