@@ -140,7 +140,9 @@ class SyncRunQueuedAt(BaseDeadlineReference):
         from airflow.models import DagRun
         from sqlalchemy import select
 
-        return session.scalar(select(DagRun.queued_at).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        return session.scalar(
+            select(DagRun.queued_at).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        )
 
 
 def deadline_minutes() -> int:

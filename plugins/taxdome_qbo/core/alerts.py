@@ -118,7 +118,9 @@ def failure_advice(reason: str) -> FailureAdvice:
     return next((advice for advice in FAILURE_ADVICE if advice.marker in folded), RETRIED_FAILURE)
 
 
-def task_failed(*, dag_id: str, task_id: str, run_id: str, try_number: int, error: str, log_url: str) -> Alert:
+def task_failed(
+    *, dag_id: str, task_id: str, run_id: str, try_number: int, error: str, log_url: str
+) -> Alert:
     """For the data team: which DAG, task and run failed, why in one line, what to do, and its log."""
     reason = one_line_reason(error)
     return Alert(
