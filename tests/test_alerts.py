@@ -209,6 +209,41 @@ def test_a_failure_alert_whose_servers_are_down_leaves_the_run_as_its_tasks_left
     assert "not sent by e-mail" in caplog.text and "not sent by Slack" in caplog.text
 
 
+def test_a_message_stays_text_and_carries_no_credentials(channels):
+    inbox, posts = channels
+    error = "export s3://AKIAEXAMPLE:s3cr3t@bucket/2026-12-04 is <b>{{ var.value.taxdome_qbo_settings }}</b>\nI42 A7"
+    alert = messages.task_failed(
+        dag_id="taxdome_qbo_sync", task_id="extract", run_id="r1", try_number=1, error=error, log_url="u"
+    )
+
+    assert alerts.send(alert, emails=DATA_TEAM, slack=True) == ["e-mail", "Slack"]
+
+    body, text = _body(inbox.messages[0][1]), posts[0]["body"]["text"]
+    # Not rendered by Jinja, escaped for HTML and for Slack, the credentials cut, the second line left out.
+    assert "s3://bucket/2026-12-04 is &lt;b&gt;{{ var.value.taxdome_qbo_settings }}&lt;/b&gt;" in body
+    assert "s3://bucket/2026-12-04 is &lt;b&gt;{{ var.value.taxdome_qbo_settings }}&lt;/b&gt;" in text
+    assert not any(secret in body + text for secret in ("s3cr3t", "AKIAEXAMPLE", "I42"))
+
+
+def test_alert_settings_are_checked_and_sit_beside_the_firm_settings():
+    from taxdome_qbo.core.settings import (
+        AlertSettings,
+        SettingsError,
+        resolve_alert_settings,
+        resolve_settings,
+    )
+
+    variable = {"sync_start_date": "2026-01-01", "finance_emails": "a@firm.example, b@firm.example"}
+    assert resolve_settings(variable, None).sync_start_date == dt.date(2026, 1, 1)
+    assert resolve_alert_settings(variable | {"finance_on_clean": "yes"}) == AlertSettings(
+        finance_emails=("a@firm.example", "b@firm.example"), finance_on_clean=True
+    )
+    with pytest.raises(SettingsError, match="not an e-mail address: finance team"):
+        resolve_alert_settings({"finance_emails": ["finance team"]})
+    with pytest.raises(SettingsError, match="unknown keys: finance_email"):
+        resolve_settings({"finance_email": "a@firm.example"}, None)
+
+
 # -- a sync that has not finished --------------------------------------------------------------------------
 
 
@@ -374,3 +409,52 @@ def test_finance_hears_each_verdict_with_the_workbook_and_the_data_team_a_failed
     assert "What to do: open the report" in _body(failed)
     [post] = posts
     assert "task verdict failed" in post["body"]["text"]
+
+
+@pytest.mark.deployment
+def test_a_real_scheduler_alerts_a_sync_run_still_queued_at_its_deadline(tmp_path, channels):
+    """Airflow's components as processes: the api-server creates the triggered run and its deadline (one
+    minute), the run stays queued (the sync DAG is left paused), the scheduler marks the deadline missed and
+    its LocalExecutor runs the callback, which reaches the connections and the Variable through the
+    execution API."""
+    from taxdome_qbo import deployment as deploy
+
+    inbox, posts = channels
+    home, api_port = tmp_path / "airflow", free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TAXDOME"))}
+    alerting = {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW_CONN_TAXDOME", "AIRFLOW_VAR"))}
+    environment = (
+        inherited
+        | deploy.SHARED_SETTINGS
+        | deploy.LOCAL_SETTINGS
+        | deploy.project_settings(home)
+        | deploy.api_settings(api_port)
+        | alerting
+        | {alerts.DEADLINE_SETTING: "1"}
+    )
+    deployment = deploy.Deployment(home, environment)
+    deployment.run("db", "migrate")
+    try:
+        for name in ("api-server", "scheduler", "dag-processor"):
+            deployment.start(deploy.Component.airflow(name, name))
+        api = deploy.AirflowApi(f"http://127.0.0.1:{api_port}", deploy.ADMIN_USER, "")
+        deploy.wait_for(api.answering, "the api-server", deploy.STARTUP_TIMEOUT_SECONDS, deployment)
+        api.credentials["password"] = deploy.admin_password(home)
+        api.log_in()
+        deploy.wait_for(lambda: api.registered(["taxdome_qbo_sync"]), "the DAG parsed", 240, deployment)
+        run_id = api.trigger("taxdome_qbo_sync")
+
+        deploy.wait_for(lambda: inbox.messages, "the overdue alert", 240, deployment, interval=2)
+
+        assert api.run_state("taxdome_qbo_sync", run_id) == "queued"
+    finally:
+        deployment.stop()
+    [(recipients, message)] = inbox.messages
+    assert recipients == DATA_TEAM
+    assert (
+        message["Subject"] == "[taxdome-qbo] taxdome_qbo_sync: run not finished 1 minute after it was queued"
+    )
+    body = _body(message)
+    assert f"Run: {run_id}" in body and "State: queued" in body
+    assert f"http://127.0.0.1:{api_port}/dags/taxdome_qbo_sync/runs/{quote(run_id)}" in body
+    assert [run_id in post["body"]["text"] for post in posts] == [True]

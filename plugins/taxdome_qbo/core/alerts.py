@@ -149,7 +149,8 @@ def sync_overdue(
     """For the data team: a run of the sync still queued or running at its deadline."""
     minutes = round((deadline - queued_at).total_seconds() / 60)
     return Alert(
-        f"{SUBJECT_PREFIX} {dag_id}: run not finished {minutes} minutes after it was queued",
+        f"{SUBJECT_PREFIX} {dag_id}: run not finished {minutes} minute{'' if minutes == 1 else 's'} after it "
+        "was queued",
         (
             f"DAG: {dag_id}",
             f"Run: {run_id}",
