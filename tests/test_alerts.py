@@ -266,8 +266,14 @@ def test_a_sync_run_past_its_deadline_alerts_the_data_team_as_the_scheduler_and_
     from sqlalchemy import select
 
     inbox, posts = channels
+    # The DAGs serialized now, though an earlier test's dag.test() wrote them within the last 30 s.
+    monkeypatch.setenv("AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL", "0")
+
+    def serialize_dags() -> None:
+        sync_bag_to_db(DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]), "dags-folder", None)
+
     monkeypatch.setenv(alerts.DEADLINE_SETTING, "120")
-    sync_bag_to_db(DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]), "dags-folder", None)
+    serialize_dags()
     late, in_time = (f"manual__deadline-{uuid.uuid4().hex[:8]}" for _ in range(2))
 
     def queued_run(run_id: str, session) -> DagRun:
@@ -314,6 +320,8 @@ def test_a_sync_run_past_its_deadline_alerts_the_data_team_as_the_scheduler_and_
         with create_session() as session:
             for run in session.scalars(select(DagRun).where(DagRun.run_id.in_([late, in_time]))):
                 session.delete(run)
+        monkeypatch.delenv(alerts.DEADLINE_SETTING)
+        serialize_dags()  # the other tests' runs go on without a deadline
 
     [(recipients, message)] = inbox.messages
     assert recipients == DATA_TEAM

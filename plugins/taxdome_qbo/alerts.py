@@ -198,8 +198,12 @@ def reconciliation_verdict(context: dict) -> None:
     clean run when `finance_on_clean`, of a comparison a sync superseded never."""
     try:
         settings = alert_settings()
-        if not settings.finance_emails:
-            log.info("no finance_emails in %s: finance is not told of this reconciliation", SETTINGS_VARIABLE)
+        if not (settings.finance_emails and _configured(SMTP_CONN_ID)):
+            log.info(
+                "finance is not told of this reconciliation: it needs finance_emails in %s and the %s connection",
+                SETTINGS_VARIABLE,
+                SMTP_CONN_ID,
+            )
             return
         ti = context["ti"]
         receipt = ti.xcom_pull(task_ids="reconcile")

@@ -101,9 +101,9 @@ FAILURE_ADVICE = (
         "`wait_for_sync`.",
     ),
     FailureAdvice(
-        "authoriz",
-        "QuickBooks refused the company's authorization: reconnect it (`python -m taxdome_qbo reconnect "
-        "--realm <id>`), then clear the task.",
+        "refused the sync's requests",
+        "QuickBooks refuses the company: make sure the connected user is still an admin and the subscription "
+        "active, reconnect (`python -m taxdome_qbo reconnect`), then clear the task.",
     ),
 )
 RETRIED_FAILURE = FailureAdvice(
