@@ -6,6 +6,7 @@ function runs the callback."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -358,6 +359,48 @@ def _workbook_sheets(message: email.message.EmailMessage) -> tuple[str, list[str
     [attachment] = list(message.iter_attachments())
     book = openpyxl.load_workbook(io.BytesIO(attachment.get_content()), read_only=True)
     return attachment.get_filename(), book.sheetnames
+
+
+def test_finance_is_told_of_differences_always_of_clean_runs_on_request_and_of_superseded_never():
+    facts = messages.ReconciliationFacts(
+        recon_run_id="manual__1",
+        company_name="Harbor & Pine\nCPAs",
+        period_from=dt.date(2026, 1, 1),
+        period_to=dt.date(2026, 1, 31),
+        verdict="differences",
+        unexplained=1,
+        totals=[
+            messages.Total("customer_balance", 1, 1, 0),
+            messages.Total("invoiced", 150000, 145000, 5000),
+        ],
+        unexplained_by_class=[messages.UnexplainedClass("missing_in_qbo", 1, 5000)],
+        report_url="https://airflow.example/taxdome-qbo/reconciliation/manual__1",
+    )
+    alert = messages.reconciliation_verdict(facts, attachment=None)  # a workbook too large to attach
+
+    assert alert.subject == (
+        "[taxdome-qbo] Reconciliation of Harbor & Pine CPAs, 2026-01-01 to 2026-01-31: 1 unexplained difference"
+    )
+    assert alert.lines[3:] == (
+        "  Invoiced: TaxDome 1,500.00, QuickBooks 1,450.00, difference 50.00",  # headline measures only
+        "",
+        "Unexplained differences by class:",
+        "  Missing in QuickBooks: 1 (50.00)",
+        "",
+        "The report: https://airflow.example/taxdome-qbo/reconciliation/manual__1",
+    )
+    clean = dataclasses.replace(facts, verdict="clean", unexplained=0, unexplained_by_class=[])
+    superseded = dataclasses.replace(facts, verdict="superseded")
+    assert [messages.finance_hears(f, on_clean=False) for f in (facts, clean, superseded)] == [
+        True,
+        False,
+        False,
+    ]
+    assert [messages.finance_hears(f, on_clean=True) for f in (facts, clean, superseded)] == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_finance_hears_each_verdict_with_the_workbook_and_the_data_team_a_failed_verdict(

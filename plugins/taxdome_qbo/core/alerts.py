@@ -222,9 +222,10 @@ def reconciliation_verdict(facts: ReconciliationFacts, *, attachment: str | None
     company = " ".join((facts.company_name or "QuickBooks").split())  # one line: it is in the subject
     if facts.unexplained:
         noun = "difference" if facts.unexplained == 1 else "differences"
-        verdict = f"{facts.unexplained:,} unexplained {noun} between TaxDome and QuickBooks"
+        short = f"{facts.unexplained:,} unexplained {noun}"
+        verdict = f"{short} between TaxDome and QuickBooks"
     else:
-        verdict = "clean: QuickBooks says exactly what TaxDome says"
+        short, verdict = "clean", "clean: QuickBooks says exactly what TaxDome says"
     order = {measure: i for i, measure in enumerate(HEADLINE_MEASURES)}
     headline = sorted((t for t in facts.totals if t.measure in order), key=lambda t: order[t.measure])
     lines = [f"Reconciliation of {company}, {_period(facts)}: {verdict}.", "", "Totals for the period:"]
@@ -240,7 +241,4 @@ def reconciliation_verdict(facts: ReconciliationFacts, *, attachment: str | None
         lines.append(f"The report is attached ({attachment}) and in the UI: {facts.report_url}")
     else:
         lines.append(f"The report: {facts.report_url}")
-    subject_verdict = verdict.split(" between")[0] if facts.unexplained else "clean"
-    return Alert(
-        f"{SUBJECT_PREFIX} Reconciliation of {company}, {_period(facts)}: {subject_verdict}", tuple(lines)
-    )
+    return Alert(f"{SUBJECT_PREFIX} Reconciliation of {company}, {_period(facts)}: {short}", tuple(lines))
