@@ -43,7 +43,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from taxdome_qbo import reconcile_tasks
+from taxdome_qbo import alerts, reconcile_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED
 from taxdome_qbo.dag_defaults import default_args
 from taxdome_qbo.operators.reconciliation_report import ReconciliationReportOperator
@@ -94,7 +94,11 @@ def taxdome_qbo_reconcile():
         context = get_current_context()
         return reconcile_tasks.reconcile(context["params"], context["run_id"])
 
-    @task
+    # Finance hears of the verdict; a failed verdict is also a failed task for the data team.
+    @task(
+        on_success_callback=alerts.reconciliation_verdict,
+        on_failure_callback=[alerts.task_failed, alerts.reconciliation_verdict],
+    )
     def verdict(receipt: dict, written: dict, read: dict) -> None:
         reconcile_tasks.verdict(receipt, written, read)
 

@@ -60,7 +60,7 @@ import os
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from taxdome_qbo import dag_tasks
+from taxdome_qbo import alerts, dag_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED, SYNC_DAG_ID
 from taxdome_qbo.dag_defaults import default_args
 from taxdome_qbo.operators.quickbooks_load import QuickBooksLoadOperator
@@ -84,6 +84,7 @@ def _setting(description: str, **schema) -> Param:
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retry_exponential_backoff=True),
+    deadline=alerts.sync_deadline(),
     tags=["taxdome", "quickbooks", "finance"],
     doc_md=__doc__,
     params={

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath, Variable
@@ -17,6 +18,7 @@ from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
 from taxdome_qbo.services import company_lease, loading, pipeline
+from taxdome_qbo.services.reports import ReportFolder
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,12 @@ def firm_settings(params: dict[str, Any] | None = None) -> FirmSettings:
 def reports_root() -> ObjectStoragePath:
     """The reports location (local or object store): plan previews and reconciliation reports, a folder per run."""
     return ObjectStoragePath(reports_location())
+
+
+def folder_at(location: str) -> ReportFolder:
+    """The folder a reconciliation recorded: an object-store URL through Airflow's ObjectStoragePath, else a
+    local folder (ObjectStoragePath would read a bare path as a `file://` URL too, but Path says it plainly)."""
+    return ObjectStoragePath(location) if "://" in location else Path(location)
 
 
 def resolve_exports(params: dict[str, Any]) -> list[str]:

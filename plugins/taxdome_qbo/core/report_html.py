@@ -108,6 +108,8 @@ class ReconciliationReport:
 
 # -- labels finance reads ----------------------------------------------------------------------------------
 
+# The totals named first (the Overview, finance's alert), in the order finance reads them.
+HEADLINE_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds")
 MONTHLY_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds", "credits")
 PROCESSOR_LABELS = {
     "stripe": "Stripe",

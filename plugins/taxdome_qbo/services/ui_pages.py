@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from taxdome_qbo.core.kinds import CATEGORIES
 from taxdome_qbo.core.qbo_faults import CATEGORY_BY_KIND, category_of
+from taxdome_qbo.core.report_html import HEADLINE_MEASURES
 from taxdome_qbo.core.vocabulary import FAILED
 from taxdome_qbo.services import loading, planning, sql, sync_issues, warehouse
 
@@ -24,8 +25,6 @@ TREND_RUNS = 30
 RECENT_ACTIONS = 10
 # Settled runs whose counts a process keeps (the latest few are what the pages show).
 SETTLED_RUNS_KEPT = 8
-# The totals the Overview names first, in the order finance reads them; any other measure follows.
-HEADLINE_MEASURES = ("invoiced", "collected_gross", "fees", "net", "refunds")
 
 
 @dataclass(frozen=True)

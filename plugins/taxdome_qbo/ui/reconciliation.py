@@ -4,15 +4,13 @@ its report documents, served from where the reconciliation stored them (or made 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
-from airflow.sdk import ObjectStoragePath
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 
+from taxdome_qbo.dag_tasks import folder_at
 from taxdome_qbo.services import ui_reports
-from taxdome_qbo.services.reports import ReportFolder
 from taxdome_qbo.services.ui_reports import NotFound, ReportFormat
 from taxdome_qbo.ui.web import Page, Reader, Warehouse, render
 
@@ -31,12 +29,6 @@ REPORT_CSP = (
     "frame-ancestors 'self'"
 )
 EXPLAINED = {"": None, "yes": True, "no": False}
-
-
-def folder_at(location: str) -> ReportFolder:
-    """The folder a reconciliation recorded: an object-store URL through Airflow's ObjectStoragePath, else a
-    local folder (ObjectStoragePath would read a bare path as a `file://` URL too, but Path says it plainly)."""
-    return ObjectStoragePath(location) if "://" in location else Path(location)
 
 
 def _not_found(error: NotFound) -> HTTPException:
