@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -47,11 +48,11 @@ class DemoFirm:
     company: dict  # the emulator company (realm_id, company_name, credentials)
     settings: dict[str, str]  # the deployment's environment: connections, Variable, reports folder
     failing_vendor: Vendor  # the vendor whose name makes an account fail
-    sync_run_id: str = SYNC_RUN_ID
-    recon_run_id: str = RECON_RUN_ID
+    sync_run_id: ClassVar[str] = SYNC_RUN_ID
+    recon_run_id: ClassVar[str] = RECON_RUN_ID
 
     def failed_accounts(self) -> list[str]:
-        """The TaxDome ids of the accounts whose latest status is `failed`."""
+        """The TaxDome ids of the accounts that failed in the demo's sync run."""
         status = warehouse.sync_object_status
         with self.engine.connect() as conn:
             return list(
@@ -83,6 +84,7 @@ def deployment_settings(emulator: EmulatorHandle, company: dict, folder: Path, f
 
 
 def prepare_demo_firm(emulator: EmulatorHandle, folder: Path) -> DemoFirm:
+    """The demo firm synced and reconciled in `folder` (export, warehouse, reports) and a new company."""
     export = folder / "landing" / EXPORT_NAME
     manifest = generate_export(export, ACCOUNTS, SEED, bad_rows=BAD_ROWS)
     company = emulator.admin("POST", "companies").json()
