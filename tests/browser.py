@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from playwright.sync_api import Browser, Frame, Locator, Page, expect, sync_playwright
 
@@ -132,6 +132,14 @@ def open_nav_entry(page: Page, label: str, *menus: str) -> Page | Frame:
     frame = embedded.element_handle().content_frame()
     frame.wait_for_load_state()
     return frame
+
+
+def wait_until_settled(view: Frame) -> None:
+    """Wait until the Airflow UI is done with a page just opened in an external view's frame. The UI copies
+    the frame's address into its own route and, where its router decodes the path differently (a run id's
+    `%3A` and `%2B`), loads the frame once more at the decoded address: a page read before that second load
+    may vanish under the reader ("execution context was destroyed")."""
+    view.wait_for_url(lambda url: unquote(urlsplit(url).path) == urlsplit(url).path)
 
 
 def artifacts_folder(node_id: str) -> Path:

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import openpyxl
 import pytest
 import sqlalchemy as sa
-from browser import logged_in_page, open_nav_entry, screenshot, table_cells
+from browser import logged_in_page, open_nav_entry, screenshot, table_cells, wait_until_settled
 from playwright.sync_api import Frame, expect
 
 from taxdome_qbo.core.money import format_cents
@@ -45,6 +45,7 @@ def follow(view: Frame, link: str, page_title: str) -> None:
     """Click `link` in the view's own navigation and wait for the page it opens."""
     view.locator("nav").get_by_role("link", name=link, exact=True).click()
     expect(title(view, page_title)).to_be_visible()
+    wait_until_settled(view)
 
 
 def table_after(heading: str) -> str:
@@ -160,6 +161,7 @@ def test_the_editor_opens_the_view_from_the_navigation_and_sees_the_warehouses_n
     run_id = latest_run(engine, loaded=False)
     view.locator("#plan").get_by_role("link", name=run_id).click()
     expect(title(view, f"Sync run {run_id}")).to_be_visible()
+    wait_until_settled(view)
     assert unquote(urlsplit(view.url).path) == f"/taxdome-qbo/sync-runs/{run_id}"
     screenshot(view.page, "2-sync-run", docs_name="sync-run")
     status = warehouse.sync_object_status
@@ -244,6 +246,7 @@ def test_the_editor_reads_a_reconciliation_its_html_report_and_its_workbook(
 
     view.locator("#runs").get_by_role("link", name=recon_run_id).click()
     expect(title(view, f"Reconciliation {recon_run_id}")).to_be_visible()
+    wait_until_settled(view)
     expect(view.locator("#verdict")).to_contain_text(
         f"differences, {run.unexplained} unexplained difference(s)"
     )
@@ -263,6 +266,7 @@ def test_the_editor_reads_a_reconciliation_its_html_report_and_its_workbook(
     view.get_by_label("Class").select_option(chosen)
     view.get_by_role("button", name="Show").click()
     view.wait_for_url(re.compile(rf"class={chosen}"))
+    wait_until_settled(view)
     expect(view.get_by_text(re.compile(rf"^{count} exception\(s\)"))).to_be_visible()
     assert {row[0] for row in table_cells(view, "#exceptions")} == {chosen}
     screenshot(view.page, f"3-only-{chosen}", docs_name="reconciliation-run")
@@ -280,6 +284,7 @@ def test_the_editor_reads_a_reconciliation_its_html_report_and_its_workbook(
 
     view.get_by_role("link", name="report.html").click()
     view.wait_for_url(re.compile(r"/report\.html$"))
+    wait_until_settled(view)
     expect(view.get_by_role("heading", level=1)).to_have_text("Reconciliation: TaxDome vs QuickBooks Online")
     report = view.locator("body")
     expect(report).to_contain_text(f"Company: {demo_firm.company['company_name']}")
@@ -349,5 +354,6 @@ def test_the_editor_retries_the_failed_account_once_its_cause_is_fixed(
     view.get_by_label("Status").select_option("synced")
     view.get_by_role("button", name="Show").click()
     view.wait_for_url(re.compile(r"category=accounts&status=synced"))
+    wait_until_settled(view)
     expect(object_row(view, failed)).to_contain_text("synced")
     screenshot(view.page, "3-synced")
