@@ -10,9 +10,11 @@ Each test keeps a screenshot of every page it visits in tests/artifacts/test_bro
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections import Counter
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import openpyxl
@@ -192,9 +194,10 @@ def test_the_quarantine_and_data_quality_pages_show_the_warehouses_rows(airflow_
     with view.page.expect_download() as download:
         view.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename == "quarantine.csv"
-    with open(download.value.path(), newline="", encoding="utf-8") as handle:
-        header, *rows = list(csv.reader(handle))
+    downloaded = Path(download.value.path()).read_bytes().decode("utf-8")  # its \r\n kept
+    header, *rows = list(csv.reader(io.StringIO(downloaded)))
     assert header == ui_reports.QUARANTINE_CSV_HEADER and len(rows) == len(refused)
+    assert downloaded == "".join(ui_reports.rejected_rows_csv(engine))
 
     follow(view, "Data quality", "Data quality")
     screenshot(view.page, "2-data-quality", docs_name="data-quality")
