@@ -28,13 +28,14 @@ export AIRFLOW_VAR_TAXDOME_QBO_SETTINGS ?= {"sync_start_date": "2026-01-01", "in
 
 API_PORT ?= 8080
 
-.PHONY: help install airflow-home browser demo up down test lint format bench clean
+.PHONY: help install airflow-home browser demo up down test lint format bench screenshots clean
 
 help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
 	@echo "make up     - run Airflow (UI on 127.0.0.1:$(API_PORT)) with the emulator and the demo export; make down stops it"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
 	@echo "make bench  - staging, planning, reconciliation and the UI pages (1M invoices), emulator throughput, QuickBooks load"
+	@echo "make screenshots - the README's picture of each page of the TaxDome ↔ QuickBooks view (docs/screenshots/)"
 	@echo "make install | airflow-home | lint | format | clean"
 
 install: $(VENV)/.installed
@@ -113,6 +114,10 @@ browser:
 
 test: airflow-home lint browser
 	$(BIN)/python -m pytest -q --durations=15
+
+# The view's browser tests, on the demo firm, also write the README's picture of each page.
+screenshots: install browser
+	TAXDOME_QBO_DOCS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser_view.py
 
 bench: install
 	$(BIN)/python bench/stage.py

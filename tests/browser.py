@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from playwright.sync_api import Browser, Frame, Locator, Page, expect, sync_playwright
 
@@ -31,6 +32,8 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 PAGE_TIMEOUT_MS = 30_000
 expect.set_options(timeout=PAGE_TIMEOUT_MS)
 LOGIN_PATH = "/auth/login"
+# `make screenshots` sets it to docs/screenshots: the view's browser tests then write the README's pictures.
+DOCS_SCREENSHOTS = "TAXDOME_QBO_DOCS_SCREENSHOTS"
 
 
 @dataclass(frozen=True)
@@ -131,16 +134,29 @@ def open_nav_entry(page: Page, label: str, *menus: str) -> Page | Frame:
     return frame
 
 
+def wait_until_settled(view: Frame) -> None:
+    """Wait until the Airflow UI is done with a page just opened in an external view's frame. The UI copies
+    the frame's address into its own route and, where its router decodes the path differently (a run id's
+    `%3A` and `%2B`), loads the frame once more at the decoded address: a page read before that second load
+    may vanish under the reader ("execution context was destroyed")."""
+    view.wait_for_url(lambda url: unquote(urlsplit(url).path) == urlsplit(url).path)
+
+
 def artifacts_folder(node_id: str) -> Path:
     """The folder of a test's screenshots: tests/artifacts/<test module>/<test name>."""
     module, _, name = node_id.partition("::")
     return ARTIFACTS / Path(module).stem / re.sub(r"[^\w.-]+", "_", name)
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG `<name>.png` in the running test's artifacts folder."""
+def screenshot(page: Page, name: str, *, docs_name: str | None = None) -> Path:
+    """A full-page PNG `<name>.png` in the running test's artifacts folder. A page the README shows
+    (`docs_name`) is also written as `<docs_name>.png` to the folder `DOCS_SCREENSHOTS` names, when set."""
     running = os.environ["PYTEST_CURRENT_TEST"].rsplit(" ", 1)[0]  # "tests/x.py::test_y (call)"
-    return screenshot_at(page, artifacts_folder(running) / f"{name}.png")
+    path = screenshot_at(page, artifacts_folder(running) / f"{name}.png")
+    if docs_name and (docs := os.environ.get(DOCS_SCREENSHOTS)):
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(docs) / f"{docs_name}.png")
+    return path
 
 
 def screenshot_at(page: Page, path: Path) -> Path:
@@ -151,3 +167,12 @@ def screenshot_at(page: Page, path: Path) -> Path:
 
 def open_pages(browser: Browser) -> list[Page]:
     return [page for context in browser.contexts for page in context.pages]
+
+
+def table_cells(scope: Page | Frame, selector: str) -> list[list[str]]:
+    """The text of each data cell of the table `selector`, row by row (rows of headers only left out)."""
+    return scope.locator(selector).first.evaluate(
+        """table => [...table.rows]
+            .filter(row => row.querySelector("td"))
+            .map(row => [...row.cells].map(cell => cell.innerText.trim()))"""
+    )

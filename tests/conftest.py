@@ -31,6 +31,7 @@ from browser import (  # noqa: E402
     running_api_server,
     screenshot_at,
 )
+from demo_firm import DemoFirm, prepare_demo_firm  # noqa: E402
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from servers import POSTGRES, postgres_connection  # noqa: E402
 
@@ -121,10 +122,18 @@ def warehouse_engine_from_connection(request, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def airflow_ui(tmp_path_factory) -> AirflowUi:
+def demo_firm(emulator, tmp_path_factory) -> DemoFirm:
+    """The demo firm synced into an emulator company and reconciled, in a warehouse of its own (tests/demo_firm.py)."""
+    firm = prepare_demo_firm(emulator, tmp_path_factory.mktemp("demo-firm"))
+    yield firm
+    firm.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_ui(demo_firm, tmp_path_factory) -> AirflowUi:
     """One api-server for the session's browser tests (starting one takes 25-50 s on 2 shared cores), with `editor` and
-    `viewer` (tests/browser.py)."""
-    with running_api_server(tmp_path_factory.mktemp("airflow-ui")) as ui:
+    `viewer` (tests/browser.py), deployed on the demo firm: its warehouse, QuickBooks company and reports."""
+    with running_api_server(tmp_path_factory.mktemp("airflow-ui"), demo_firm.settings) as ui:
         yield ui
 
 
