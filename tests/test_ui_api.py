@@ -229,3 +229,14 @@ def test_the_view_takes_up_a_changed_warehouse_connection_once_the_recheck_inter
     point_warehouse_at("first.db")
     recheck_is_due()
     assert engines.current() is first  # one engine (one pool) per warehouse, kept
+
+
+@pytest.mark.parametrize(
+    ("run_id", "segment"),
+    [
+        ("manual__2026-12-04T23:00:00+00:00", "manual__2026-12-04T23:00:00+00:00"),
+        ("a/../b?c#d%e", "a%2F..%2Fb%3Fc%23d%25e"),
+    ],
+)
+def test_a_run_id_is_one_path_segment_the_airflow_ui_does_not_rewrite(run_id, segment):
+    assert web.templates.from_string("{{ run_id | path_segment }}").render(run_id=run_id) == segment

@@ -22,11 +22,18 @@ if TYPE_CHECKING:
 VIEW_PATH = "/taxdome-qbo"
 
 
+def path_segment(value: str) -> str:
+    """`value` as one segment of a path: `/`, `?`, `#` and `%` escaped, and what RFC 3986 allows in a segment
+    (an Airflow run id's `:` and `+`) kept, since the Airflow UI decodes the address of an external view's
+    frame and loads the frame again where the two differ."""
+    return quote(str(value), safe="!$&'()*+,;=:@-._~")
+
+
 def view_url(*segments: str) -> str:
     """The address of a page of the view: `[api] base_url` (empty: relative to the UI's own host), the
-    view's path, then `segments`, each quoted whole (a run id's `:` and `+` included)."""
+    view's path, then `segments`, each one path segment."""
     base_url = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
-    return base_url + VIEW_PATH + "".join("/" + quote(segment, safe="") for segment in segments)
+    return base_url + VIEW_PATH + "".join("/" + path_segment(segment) for segment in segments)
 
 
 class SyncRunLink(BaseOperatorLink):

@@ -24,8 +24,9 @@ from sqlalchemy.engine import Engine
 
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.hooks.warehouse import WarehouseHook
+from taxdome_qbo.links import VIEW_PATH, path_segment
 
-URL_PREFIX = "/taxdome-qbo"
+URL_PREFIX = VIEW_PATH
 # Acting on the sync is editing it: who may edit the sync DAG may retry and override, nobody else.
 SYNC_DAG_ID = "taxdome_qbo_sync"
 PAGE_SIZE = 50
@@ -60,7 +61,7 @@ templates = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     undefined=StrictUndefined,
 )
-templates.filters.update(when=_when, money=_money)
+templates.filters.update(when=_when, money=_money, path_segment=path_segment)
 templates.globals.update(prefix=URL_PREFIX, trend_points=_trend_points)
 
 
