@@ -113,7 +113,8 @@ def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
     compare(found, paired, "invoiced", "total_cents", "total_cents_qbo", "the invoice total")
     compare(found, paired, "tax", "tax_amount_cents", "tax_cents_qbo", "the sales tax")
     compare_customer(found, frames, paired, "account_id")
-    _balances(found, frames, paired)
+    if settings.compares_balances:
+        _balances(found, frames, paired)
     extra = extras(found, copy, "invoice", paired["qbo_id"], frames["qbo.customers"])
     found.total("invoiced", amounts(owed, "posted_date", "total_cents"), qbo_amounts(paired, extra))
     found.total(
@@ -121,7 +122,8 @@ def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
         amounts(owed, "posted_date", "tax_amount_cents"),
         qbo_amounts(paired, extra, "tax_cents"),
     )
-    _applied(found, frames, in_scope)
+    if settings.compares_balances:
+        _applied(found, frames, in_scope)
     return found
 
 
@@ -408,7 +410,7 @@ def customer_balances(frames: Frames, settings: ReconciliationSettings) -> Findi
     against the customer's open balance in QBO."""
     found = Findings(settings)
     accounts = frames["qbo_ids.account"]
-    if accounts.empty:
+    if accounts.empty or not settings.compares_balances:
         return found
     signed = []
     invoices = frames["taxdome.invoices"]
