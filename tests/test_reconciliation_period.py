@@ -27,7 +27,7 @@ from taxdome_qbo.core import reconciliation_checks as checks
 from taxdome_qbo.core.reconciliation import run_check
 from taxdome_qbo.core.reconciliation_findings import ReconciliationSettings
 from taxdome_qbo.core.reconciliation_period import EmptyInterval, balances_left_out, period_of_interval
-from taxdome_qbo.core.report_html import ReconciliationReport, render_html
+from taxdome_qbo.core.report_html import ReconciliationReport, SummaryRow, render_html
 
 JANUARY = (date(2026, 1, 1), date(2026, 1, 31))
 
@@ -187,7 +187,7 @@ def test_balances_are_left_out_exactly_when_the_period_ended_before_quickbooks_w
 
 
 def test_the_report_of_a_closed_period_says_which_balances_it_left_out_and_why():
-    def page(period_to: date) -> str:
+    def page(period_to: date, summary: tuple[SummaryRow, ...] = ()) -> str:
         report = ReconciliationReport(
             recon_run_id="backfill__2026-01-01T00:00:00+00:00",
             realm_id="123",
@@ -197,11 +197,14 @@ def test_the_report_of_a_closed_period_says_which_balances_it_left_out_and_why()
             started_at=datetime(2026, 3, 5, 9, tzinfo=UTC),
             finished_at=datetime(2026, 3, 5, 9, 1, tzinfo=UTC),
             unexplained=0,
-            summary=(),
+            summary=summary,
             exceptions=(),
         )
         return render_html(report)
 
     assert "Customer balances, invoices&#x27; open balances" in page(JANUARY[1])
     assert "Period: <strong>2026-01-01 to 2026-01-31</strong>" in page(JANUARY[1])
-    assert "Customer balances" not in page(READ_BACK_ON)
+    assert "are left out" not in page(READ_BACK_ON)
+    # A run recorded before periods left balances out compared them: its report says nothing is left out.
+    compared = (SummaryRow("customer_balance", "total", "", 5000, 5000, 0),)
+    assert "are left out" not in page(JANUARY[1], compared)
