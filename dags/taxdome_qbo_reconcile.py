@@ -23,9 +23,10 @@ its `load` task emits; a run with nothing to write skips `load` and emits none),
 by hand for any period (`period_from`, `period_to`; default: the sync date to today); and once per period
 (monthly unless `TAXDOME_QBO_RECONCILE_PERIOD` says otherwise), right after the period ends, over the period
 just closed. A backfill (`airflow backfill create --dag-id taxdome_qbo_reconcile --from-date 2026-01-01
---to-date 2026-07-01`, or the UI's *Backfill* form) makes one run per period, each with its own summary,
-exceptions, report and verdict: its period is its data interval's days (January 1 to 31), and a period that
-ended before the run leaves balances out (the report says why). It is created unpaused: a deployment that
+--to-date 2026-06-01`, or the UI's *Backfill* form) makes one run per period starting in the range (here
+January to June), each with its own summary, exceptions, report and verdict: its period is its data
+interval's days (January 1 to 31), and a period that ended before the run leaves balances out (the report
+says why). It is created unpaused: a deployment that
 unpauses the sync reconciles without another step.
 
 **Where to look.** `rpt_reconciliation__summary` (run × measure × period × dimension: TaxDome, QBO,

@@ -8,12 +8,14 @@ form calls, and nothing of January's or March's reconciliation changes."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
 import pendulum
 import pytest
 import sqlalchemy as sa
@@ -200,6 +202,11 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
             assert f"Period: <strong>{first} to {last}</strong>" in page
             assert "Customer balances, invoices&#x27; open balances" in page  # a closed month: left out
             assert not any(r["measure"] == "customer_balance" for r in recorded["summary"])
+            run_sheet = openpyxl.load_workbook(io.BytesIO(recorded["files"]["reconciliation.xlsx"]))["Run"]
+            notes = [
+                value for item, value in run_sheet.iter_rows(min_row=2, values_only=True) if item == "Note"
+            ]
+            assert [note[:31] for note in notes] == ["Customer balances, invoices' op"]
         # January has I1, I2 and I3 of January 31; February I4 and the payment of February 1; March I5.
         january, february, march = (before[by_month[m]] for m in MONTHS)
         assert _total(january, "invoiced") == (46469 + 25000 + 25000,) * 2

@@ -105,7 +105,8 @@ _DECLARED: list[ReconciliationCheck] = []
     },
 )
 def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
-    """Invoices against QBO invoices: total, tax, customer, open balance and what pays them."""
+    """Invoices against QBO invoices: total, tax, customer, open balance and what pays them (the last two as
+    of the read-back: left out of a period that ended before it)."""
     found = Findings(settings)
     in_scope, owed = scope(found, frames, "invoice", frames["taxdome.invoices"], "invoice_id", "posted_date")
     copy = _qbo_invoices(frames, settings)
@@ -407,7 +408,8 @@ def customers(frames: Frames, settings: ReconciliationSettings) -> Findings:
 )
 def customer_balances(frames: Frames, settings: ReconciliationSettings) -> Findings:
     """Per synced account, over everything synced: TaxDome's invoices − payments − promotional credits
-    against the customer's open balance in QBO."""
+    against the customer's open balance in QBO (as of the read-back: left out of a period that ended
+    before it)."""
     found = Findings(settings)
     accounts = frames["qbo_ids.account"]
     if accounts.empty or not settings.compares_balances:
