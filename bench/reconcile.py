@@ -10,6 +10,10 @@ and reported separately (docs/reconciliation.md, "Reading QuickBooks back").
 
     make bench
     .venv/bin/python bench/reconcile.py --accounts 10000
+
+It then times a three-month backfill: the comparisons of the last three months of the firm, each on its own
+(balances left out, as for a month that has ended), against the comparison of the whole sync period, in
+one process of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import resource
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -201,8 +206,10 @@ def prepare(export: Path) -> dict:
     return {"case": "prepare", "seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": 0}
 
 
-def compare(export: Path) -> dict:
-    """The comparison alone, on the prepared sides, in a process of its own."""
+def _prepared_sides(
+    export: Path,
+) -> tuple[TaxDomeSide, QboSide, pd.DataFrame, pd.DataFrame, ReconciliationSettings]:
+    """Both sides, the verdicts, the state and the settings of the whole sync period, as prepare() kept them."""
     folder = _prepared(export)
 
     def read(name: str) -> pd.DataFrame:
@@ -210,7 +217,6 @@ def compare(export: Path) -> dict:
 
     taxdome = TaxDomeSide(**{name: read(name) for name in TaxDomeSide.__dataclass_fields__})
     qbo = QboSide(**{name: read(f"qbo_{name}") for name in QboSide.__dataclass_fields__})
-    verdicts, state = read("verdicts"), read("state")
     options = ReconciliationSettings(
         period_from=dt.date.fromisoformat(json.loads((folder / "settings.json").read_text())["period_from"]),
         tax_item_id=TAX_ITEM,
@@ -218,6 +224,12 @@ def compare(export: Path) -> dict:
         deposit_account_id=DEPOSIT_ACCOUNT,
         app_url="http://127.0.0.1:8765/app",
     )
+    return taxdome, qbo, read("verdicts"), read("state"), options
+
+
+def compare(export: Path) -> dict:
+    """The comparison alone, on the prepared sides, in a process of its own."""
+    taxdome, qbo, verdicts, state, options = _prepared_sides(export)
     started = time.perf_counter()
     result = reconcile(taxdome, qbo, verdicts, state, options)
     seconds = time.perf_counter() - started
@@ -238,11 +250,48 @@ def compare(export: Path) -> dict:
     }
 
 
+def last_three_months(invoices: pd.DataFrame) -> list[tuple[dt.date, dt.date]]:
+    """The first and last day of the three months up to the firm's latest invoice, as a monthly backfill
+    gives them to its runs."""
+    last_month = pd.Period(pd.to_datetime(invoices["posted_date"]).max(), "M")
+    months = [last_month - back for back in (2, 1, 0)]
+    return [(month.start_time.date(), month.end_time.date()) for month in months]
+
+
+def periods(export: Path) -> dict:
+    """A three-month backfill's comparisons (each month on its own, balances left out as for a month that has
+    ended) against the comparison of the whole sync period, on the same prepared sides, in one process."""
+    taxdome, qbo, verdicts, state, whole = _prepared_sides(export)
+    started = time.perf_counter()
+    reconcile(taxdome, qbo, verdicts, state, whole)
+    whole_seconds = time.perf_counter() - started
+    months = []
+    for first, last in last_three_months(taxdome.invoices):
+        month = replace(whole, period_from=first, period_to=last, as_of=dt.date.today())
+        started = time.perf_counter()
+        result = reconcile(taxdome, qbo, verdicts, state, month)
+        months.append(
+            {
+                "period": f"{first:%Y-%m}",
+                "seconds": round(time.perf_counter() - started, 1),
+                "invoices_in_scope": result.objects_in_scope.get("invoice", 0),
+                "exceptions": len(result.exceptions),
+            }
+        )
+    return {
+        "case": "periods",
+        "whole_seconds": round(whole_seconds, 1),
+        "months": months,
+        "months_seconds": round(sum(m["seconds"] for m in months), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
 def main() -> int:
     args = firm_arguments(__doc__, run_one=("CASE", "EXPORT"), backends=False).parse_args()
     if args.run_one:
         case, export = args.run_one
-        print(json.dumps({"prepare": prepare, "compare": compare}[case](Path(export))))
+        print(json.dumps({"prepare": prepare, "compare": compare, "periods": periods}[case](Path(export))))
         return 0
     OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)
@@ -259,6 +308,13 @@ def main() -> int:
         f"peak RSS {run['peak_rss_mb']} MB  [{verdict}]"
     )
     print(f"objects in scope: {run['in_scope']}")
+    backfill = run_in_own_process(__file__, "periods", export)
+    print(
+        f"a three-month backfill ({', '.join(m['period'] for m in backfill['months'])}) compares in "
+        f"{backfill['months_seconds']} s ({', '.join(str(m['seconds']) for m in backfill['months'])} s per month, "
+        f"{', '.join(format(m['invoices_in_scope'], ',') for m in backfill['months'])} invoices in scope); the whole "
+        f"sync period in {backfill['whole_seconds']} s in the same process"
+    )
     return 0
 
 

@@ -19,8 +19,14 @@ first. If a sync staged, planned or loaded between `read_back` and `verdict` (a 
 reconciliation the sync's load triggers judges.
 
 **When it runs.** After every load of `taxdome_qbo_sync` that wrote to QuickBooks (scheduled on the Asset
-its `load` task emits; a run with nothing to write skips `load` and emits none), or by hand for any period
-(`period_from`, `period_to`; default: the sync date to today). It is created unpaused: a deployment that
+its `load` task emits; a run with nothing to write skips `load` and emits none), over the sync date to today;
+by hand for any period (`period_from`, `period_to`; default: the sync date to today); and once per period
+(monthly unless `TAXDOME_QBO_RECONCILE_PERIOD` says otherwise), right after the period ends, over the period
+just closed. A backfill (`airflow backfill create --dag-id taxdome_qbo_reconcile --from-date 2026-01-01
+--to-date 2026-06-01`, or the UI's *Backfill* form) makes one run per period starting in the range (here
+January to June), each with its own summary, exceptions, report and verdict: its period is its data
+interval's days (January 1 to 31), and a period that ended before the run leaves balances out (the report
+says why). It is created unpaused: a deployment that
 unpauses the sync reconciles without another step.
 
 **Where to look.** `rpt_reconciliation__summary` (run × measure × period × dimension: TaxDome, QBO,
@@ -38,10 +44,18 @@ no scheduler will ever finish — a stopped deployment's, under `airflow dags te
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import (
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
 
 from taxdome_qbo import alerts, reconcile_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED
@@ -53,7 +67,13 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
 
 @dag(
     dag_id="taxdome_qbo_reconcile",
-    schedule=[QUICKBOOKS_LOADED],
+    # After each load (the whole sync period), and once per period (its data interval) when it has ended.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable(
+            os.environ.get("TAXDOME_QBO_RECONCILE_PERIOD", "@monthly"), timezone="UTC"
+        ),
+        assets=[QUICKBOOKS_LOADED],
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -63,9 +83,17 @@ NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
     doc_md=__doc__,
     params={
         "period_from": Param(
-            None, description="First day (YYYY-MM-DD). Empty: the sync date.", **NULLABLE_DATE
+            None,
+            description="First day (YYYY-MM-DD). Empty: the sync date. Scheduled and backfilled runs "
+            "reconcile their data interval instead.",
+            **NULLABLE_DATE,
         ),
-        "period_to": Param(None, description="Last day (YYYY-MM-DD). Empty: today.", **NULLABLE_DATE),
+        "period_to": Param(
+            None,
+            description="Last day (YYYY-MM-DD). Empty: today. Scheduled and backfilled runs reconcile "
+            "their data interval instead.",
+            **NULLABLE_DATE,
+        ),
         "full_read": Param(False, type="boolean", description="Read QuickBooks in full instead of by CDC."),
         "wait_for_sync": Param(
             True,
@@ -91,8 +119,7 @@ def taxdome_qbo_reconcile():
 
     @task
     def reconcile() -> dict:
-        context = get_current_context()
-        return reconcile_tasks.reconcile(context["params"], context["run_id"])
+        return reconcile_tasks.reconcile(get_current_context())
 
     # Finance hears of the verdict; a failed verdict is also a failed task for the data team.
     @task(

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.assets import SYNC_DAG_ID
+from taxdome_qbo.core.reconciliation_period import period_of_interval
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.services import pipeline
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 SYNC_WAIT_TIMEOUT = dt.timedelta(hours=6)
 SYNC_IN_FLIGHT = ["queued", "running"]
+# Runs the timetable makes (the schedule's, a backfill's) reconcile their data interval; the others (after a
+# load, by hand) the period of their params.
+PERIOD_RUN_TYPES = frozenset({"scheduled", "backfill"})
 
 
 def no_sync_in_flight(context: Context) -> bool:
@@ -65,9 +69,23 @@ def read_back(params: dict[str, Any]) -> dict:
     return pipeline.read_back(hook.warehouse_engine, session, full_read=params["full_read"])
 
 
-def reconcile(params: dict[str, Any], run_id: str) -> dict:
-    """Compare TaxDome with the QBO copies for the period and record the summary and the exceptions."""
+def period(context: Context) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last day the run reconciles: its data interval's days (in the timetable's time zone)
+    for a scheduled or backfilled run, else `period_from` and `period_to` (None: the pipeline's default)."""
+    if context["dag_run"].run_type in PERIOD_RUN_TYPES:
+        return period_of_interval(
+            context["data_interval_start"], context["data_interval_end"], context["dag"].timezone
+        )
+    params = context["params"]
+    return _param_date(params.get("period_from")), _param_date(params.get("period_to"))
+
+
+def reconcile(context: Context) -> dict:
+    """Compare TaxDome with the QBO copies for the run's period and record the summary and the exceptions."""
+    params = context["params"]
     settings = dag_tasks.firm_settings(params)
+    period_from, period_to = period(context)
+    log.info("reconciling %s to %s", period_from or "the sync date", period_to or "today")
     hook = QuickBooksHook()
     session = hook.governed_session("reconciled")
     with dag_tasks.task_outcome():
@@ -75,9 +93,9 @@ def reconcile(params: dict[str, Any], run_id: str) -> dict:
             hook.warehouse_engine,
             session,
             settings,
-            run_id,
-            period_from=_param_date(params.get("period_from")),
-            period_to=_param_date(params.get("period_to")),
+            context["run_id"],
+            period_from=period_from,
+            period_to=period_to,
         )
 
 

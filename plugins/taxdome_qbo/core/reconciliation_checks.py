@@ -105,7 +105,8 @@ _DECLARED: list[ReconciliationCheck] = []
     },
 )
 def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
-    """Invoices against QBO invoices: total, tax, customer, open balance and what pays them."""
+    """Invoices against QBO invoices: total, tax, customer, open balance and what pays them (the last two as
+    of the read-back: left out of a period that ended before it)."""
     found = Findings(settings)
     in_scope, owed = scope(found, frames, "invoice", frames["taxdome.invoices"], "invoice_id", "posted_date")
     copy = _qbo_invoices(frames, settings)
@@ -113,7 +114,8 @@ def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
     compare(found, paired, "invoiced", "total_cents", "total_cents_qbo", "the invoice total")
     compare(found, paired, "tax", "tax_amount_cents", "tax_cents_qbo", "the sales tax")
     compare_customer(found, frames, paired, "account_id")
-    _balances(found, frames, paired)
+    if settings.compares_balances:
+        _balances(found, frames, paired)
     extra = extras(found, copy, "invoice", paired["qbo_id"], frames["qbo.customers"])
     found.total("invoiced", amounts(owed, "posted_date", "total_cents"), qbo_amounts(paired, extra))
     found.total(
@@ -121,7 +123,8 @@ def invoices(frames: Frames, settings: ReconciliationSettings) -> Findings:
         amounts(owed, "posted_date", "tax_amount_cents"),
         qbo_amounts(paired, extra, "tax_cents"),
     )
-    _applied(found, frames, in_scope)
+    if settings.compares_balances:
+        _applied(found, frames, in_scope)
     return found
 
 
@@ -405,10 +408,11 @@ def customers(frames: Frames, settings: ReconciliationSettings) -> Findings:
 )
 def customer_balances(frames: Frames, settings: ReconciliationSettings) -> Findings:
     """Per synced account, over everything synced: TaxDome's invoices − payments − promotional credits
-    against the customer's open balance in QBO."""
+    against the customer's open balance in QBO (as of the read-back: left out of a period that ended
+    before it)."""
     found = Findings(settings)
     accounts = frames["qbo_ids.account"]
-    if accounts.empty:
+    if accounts.empty or not settings.compares_balances:
         return found
     signed = []
     invoices = frames["taxdome.invoices"]

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from taxdome_qbo.core.kinds import ENTITIES, KINDS
 from taxdome_qbo.core.load_rules import APP_PATHS
 from taxdome_qbo.core.money import format_money
+from taxdome_qbo.core.reconciliation_period import balances_left_out
 
 MATCHED = "matched"
 MISSING_IN_QBO = "missing_in_qbo"
@@ -68,6 +69,12 @@ class ReconciliationSettings:
     deposit_account_id: str | None = None  # where payments must be deposited
     app_url: str = ""
     tolerance_cents: int = 0
+    as_of: dt.date | None = None  # the day QuickBooks was read back: its balances are as of that day
+
+    @property
+    def compares_balances(self) -> bool:
+        """Balances are compared only when they are figures of the period (see core/reconciliation_period.py)."""
+        return balances_left_out(self.period_to, self.as_of) is None
 
 
 def exceptions_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from html import escape
 
 from taxdome_qbo.core.money import format_money
 from taxdome_qbo.core.reconciliation_checks import MEASURE_LABELS  # each declared beside its check
+from taxdome_qbo.core.reconciliation_period import balances_left_out
 
 # -- the report's data -----------------------------------------------------------------------------------
 
@@ -97,6 +98,14 @@ class ReconciliationReport:
         if self.period_to:
             return f"until {self.period_to:%Y-%m-%d}"
         return "all dates"
+
+    @property
+    def balances_left_out(self) -> str | None:
+        """Why this run compared no balances (its period ended before the day it ran), or None. A run recorded
+        before periods left balances out compared them, whatever its period: its summary holds them."""
+        if any(row.measure == "customer_balance" for row in self.summary):
+            return None
+        return balances_left_out(self.period_to, self.started_at.date() if self.started_at else None)
 
     @property
     def headline(self) -> str:
@@ -622,6 +631,7 @@ def render_html(report: ReconciliationReport) -> str:
         ("quality", "Data quality", _dq_section(report.dq_run_id, report.dq_results)),
     ]
     menu = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label, html in sections if html)
+    left_out = f'<p class="note">{escape(report.balances_left_out)}</p>' if report.balances_left_out else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -634,6 +644,7 @@ def render_html(report: ReconciliationReport) -> str:
         f'<p class="meta">Company: <strong>{escape(report.company)}</strong> · '
         f"Period: <strong>{escape(report.period)}</strong></p>"
         f'<p class="meta">Run {escape(report.recon_run_id)}{" · " + escape(run_times) if run_times else ""}</p>'
+        f"{left_out}"
         f'<div class="verdict {verdict_class}">{escape(report.headline)}'
         f'<span class="verdict-detail">{escape(_verdict_detail(report))}</span></div>'
         f"<nav>{menu}</nav>"

@@ -256,16 +256,19 @@ def reconcile(
 ) -> dict[str, Any]:
     """Compare TaxDome with the QBO copies for the period and record the summary and the exceptions.
 
-    The period runs from the sync date (`period_from` unset) to today (`period_to` unset). Sales tax is
-    compared on the firm's tax item unless QuickBooks computes it (automated sales tax). Skipped when
-    nothing was synced to compare.
+    The period runs from the sync date (`period_from` unset) to today (`period_to` unset); a period that
+    ended before today leaves the balances out (core/reconciliation_period.py). Sales tax is compared on
+    the firm's tax item unless QuickBooks computes it (automated sales tax). Skipped when nothing was synced
+    to compare.
     """
     reference = qbo_client.fetch_reference(session)
     ids = resolve_setting_ids(settings, reference).ids
     automated_tax = settings.automated_sales_tax or reference.automated_sales_tax
+    today = dt.datetime.now(dt.UTC).date()
     options = ReconciliationSettings(
         period_from=period_from or settings.sync_start_date,
-        period_to=period_to or dt.datetime.now(dt.UTC).date(),
+        period_to=period_to or today,
+        as_of=today,
         tax_item_id=None if automated_tax else ids["tax_item"],
         fee_expense_account_id=ids["fee_expense_account"],
         deposit_account_id=ids["deposit_to_account"],

@@ -287,7 +287,8 @@ def workbook_bytes(report: ReconciliationReport) -> bytes:
         for c, rows in by_class.items()
         if len(rows) >= EXCEL_MAX_ROWS
     ]
-    _run_sheet(sheets, report, cut_short)
+    left_out = [report.balances_left_out] if report.balances_left_out else []
+    _run_sheet(sheets, report, left_out + cut_short)
     _summary_sheet(sheets, report)
     for difference_class, rows in by_class.items():
         _exception_sheet(sheets, difference_class, rows[: EXCEL_MAX_ROWS - 1])
