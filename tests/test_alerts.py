@@ -430,7 +430,7 @@ def test_finance_hears_each_verdict_with_the_workbook_and_the_data_team_a_failed
     body = _body(message)
     assert "clean: QuickBooks says exactly what TaxDome says" in body and "Invoiced: TaxDome " in body
     assert "Unexplained differences by class" not in body
-    report_url = f"{BASE_URL}/taxdome-qbo/reconciliation/{quote(clean.run_id, safe='')}"
+    report_url = f"{BASE_URL}/taxdome-qbo/reconciliation/{clean.run_id}"
     filename, sheets = _workbook_sheets(message)
     assert filename.endswith("reconciliation.xlsx") and "Summary" in sheets
     assert f"The report is attached ({filename}) and in the UI: {report_url}" in body
