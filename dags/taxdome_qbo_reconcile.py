@@ -113,11 +113,14 @@ def taxdome_qbo_reconcile():
     def wait_for_sync() -> bool:
         return reconcile_tasks.no_sync_in_flight(get_current_context())
 
-    @task
+    # A backfill's runs, and the run after a load, may run side by side (Airflow holds backfill runs only to
+    # the backfill's own limit): the company's QBO copy is read back, and a firm compared (gigabytes at a
+    # million invoices), by one run at a time.
+    @task(max_active_tis_per_dag=1)
     def read_back() -> dict:
         return reconcile_tasks.read_back(get_current_context()["params"])
 
-    @task
+    @task(max_active_tis_per_dag=1)
     def reconcile() -> dict:
         return reconcile_tasks.reconcile(get_current_context())
 

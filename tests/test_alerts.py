@@ -477,7 +477,7 @@ def test_a_real_scheduler_alerts_a_sync_run_still_queued_at_its_deadline(tmp_pat
     environment = (
         inherited
         | deploy.SHARED_SETTINGS
-        | deploy.LOCAL_SETTINGS
+        | deploy.local_settings(home)
         | deploy.project_settings(home)
         | deploy.api_settings(api_port)
         | alerting

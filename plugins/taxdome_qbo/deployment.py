@@ -45,9 +45,18 @@ SHARED_SETTINGS = {
 }
 CELERY_EXECUTOR = "CeleryExecutor"
 LOCAL_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# The embedded deployment: the LocalExecutor runs tasks as children of the scheduler, four at a time (one
-# sync and one reconciliation never need more; Airflow's default of 32 idle processes only costs memory).
-LOCAL_SETTINGS = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4"}
+
+
+def local_settings(home: Path) -> dict[str, str]:
+    """The embedded deployment: the LocalExecutor runs tasks as children of the scheduler, four at a time
+    (one sync and one reconciliation never need more; Airflow's default of 32 idle processes only costs
+    memory), over SQLite metadata in `home`. The scheduler, the dag-processor and a backfill being created
+    write that file at once: each waits up to a minute for SQLite's write lock, not the default 5 s."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
+    }
 
 
 def celery_settings(*, metadata_url: str, result_backend_url: str, broker_url: str) -> dict[str, str]:
@@ -367,7 +376,7 @@ def up(home: Path, api_port: int, emulator_port: int, demo_export: Path, time_sc
         print(f"already running (make down stops it): http://127.0.0.1:{api_port}")
         return 0
     # What the user's environment sets wins over the local defaults.
-    deployment.environment = SHARED_SETTINGS | LOCAL_SETTINGS | deployment.environment
+    deployment.environment = SHARED_SETTINGS | local_settings(home) | deployment.environment
     try:
         deployment.run("db", "migrate")
         if not _quickbooks_configured(deployment):
