@@ -106,6 +106,21 @@ def _recorded(engine, run_ids) -> dict[str, dict]:
     return recorded
 
 
+def _create_backfill(cluster: deploy.Deployment, *arguments: str, attempts: int = 5) -> str:
+    """`airflow backfill create` for the reconcile DAG. On SQLite metadata, a command that read before it
+    writes is refused at once ("database is locked", whatever the busy timeout) when the scheduler wrote in
+    between; its transaction is rolled back whole, so it is simply run again, as a user would."""
+    command = ("backfill", "create", "--dag-id", RECONCILE, *arguments)
+    for attempt in range(1, attempts):
+        try:
+            return cluster.run(*command)
+        except RuntimeError as refused:
+            if "database is locked" not in str(refused):
+                raise
+            time.sleep(attempt)
+    return cluster.run(*command)
+
+
 def _one_at_a_time(api: deploy.AirflowApi, task_id: str, run_ids) -> bool:
     """Whether the runs' tries of `task_id` ran one after the other, never two at once."""
     instances = [
@@ -186,16 +201,8 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
         deploy.wait_for(lambda: api.registered((RECONCILE,)), "the DAG parsed", 240, cluster)
         ready = time.monotonic()
 
-        created = cluster.run(
-            "backfill",
-            "create",
-            "--dag-id",
-            RECONCILE,
-            "--from-date",
-            "2026-01-01",
-            "--to-date",
-            "2026-03-01",
-        )  # fmt: skip: the backfill may run its three months at once (`--max-active-runs` 10)
+        # The backfill may run its three months at once (`--max-active-runs` defaults to 10).
+        created = _create_backfill(cluster, "--from-date", "2026-01-01", "--to-date", "2026-03-01")
         runs = deploy.wait_for(lambda: _backfill_runs(api), "the backfill's three runs", 300, cluster, 2)
         backfilled = time.monotonic()
 
