@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from airflow.sdk import ObjectStoragePath
+from quickbooks.objects import Invoice
 from servers import engine_from_spec
 from sqlalchemy.engine import Engine
 
@@ -245,6 +246,15 @@ def objects_marked(emulator: EmulatorHandle, realm_id: str, marker: str) -> list
         for obj in rows
         if marker_of(entity, obj) == marker
     ]
+
+
+def set_invoice_amount(emulator: EmulatorHandle, company: dict, marker: str, amount: str) -> None:
+    """Edit in QuickBooks, as someone would by hand, the amount of the invoice the sync marked `marker`."""
+    qb = emulator.quickbooks(company)
+    [(_, found)] = objects_marked(emulator, company["realm_id"], marker)
+    invoice = Invoice.get(found["Id"], qb=qb)
+    invoice.Line[0].Amount = invoice.Line[0].SalesItemLineDetail.UnitPrice = Decimal(amount)
+    invoice.save(qb=qb)
 
 
 def reconcile_now(engine, emulator, session, recon_run_id: str, firm_settings: dict = BASE_FIRM_SETTINGS):

@@ -17,7 +17,6 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
@@ -27,8 +26,7 @@ import structlog
 from aiosmtpd.controller import Controller
 from airflow.dag_processing.dagbag import DagBag
 from export_builder import write_export
-from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked
-from quickbooks.objects import Invoice
+from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, set_invoice_amount
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import free_port
@@ -437,11 +435,7 @@ def test_finance_hears_each_verdict_with_the_workbook_and_the_data_team_a_failed
     assert posts == []  # finance's alert is e-mail only
     inbox.messages.clear()
 
-    qb = emulator.quickbooks(company)
-    [(_, invoice)] = objects_marked(emulator, company["realm_id"], "taxdome:invoice:I2")
-    edited = Invoice.get(invoice["Id"], qb=qb)
-    edited.Line[0].Amount = edited.Line[0].SalesItemLineDetail.UnitPrice = Decimal("260.00")
-    edited.save(qb=qb)
+    set_invoice_amount(emulator, company, "taxdome:invoice:I2", "260.00")
 
     differing = reconcile.test()
 

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import time
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,8 +23,7 @@ import sqlalchemy as sa
 from airflow.dag_processing.dagbag import DagBag
 from cryptography.fernet import Fernet
 from export_builder import with_rows, write_export
-from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked
-from quickbooks.objects import Invoice
+from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, set_invoice_amount
 
 from qbo_emulator.admin import airflow_connection
 from qbo_emulator.testing import free_port
@@ -63,14 +61,6 @@ MONTHS = {
     "2026-02-01": ("2026-02-01", "2026-02-28"),
     "2026-03-01": ("2026-03-01", "2026-03-31"),
 }
-
-
-def _set_amount(emulator, company: dict, marker: str, amount: str) -> None:
-    qb = emulator.quickbooks(company)
-    [(_, found)] = objects_marked(emulator, company["realm_id"], marker)
-    invoice = Invoice.get(found["Id"], qb=qb)
-    invoice.Line[0].Amount = invoice.Line[0].SalesItemLineDetail.UnitPrice = Decimal(amount)
-    invoice.save(qb=qb)
 
 
 def _backfill_runs(api: deploy.AirflowApi) -> dict[str, dict]:
@@ -168,7 +158,7 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
     sync = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["taxdome_qbo_sync"]
     export = write_export(tmp_path / "export", **EDGE_EXPORT)
     assert sync.test(run_conf={"export_dir": str(export)}).state == "success"
-    _set_amount(emulator, company, "taxdome:invoice:I4", "96.00")  # February's invoice, changed in QBO
+    set_invoice_amount(emulator, company, "taxdome:invoice:I4", "96.00")  # February's invoice, changed in QBO
 
     home = tmp_path / "airflow"
     home.mkdir()
@@ -248,7 +238,7 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
             this_month.to_date_string(),
         )
 
-        _set_amount(emulator, company, "taxdome:invoice:I4", "95.00")
+        set_invoice_amount(emulator, company, "taxdome:invoice:I4", "95.00")
         # A DAG has one backfill at a time: the scheduler closes the first once its runs have finished.
         deploy.wait_for(
             lambda: all(b["completed_at"] for b in api.get("backfills", dag_id=RECONCILE)["backfills"]),

@@ -8,7 +8,6 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,8 +17,12 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from export_builder import write_export
 from extra_links import served_extra_links
-from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, objects_marked, stage
-from quickbooks.objects import Invoice
+from load_harness import (
+    BASE_FIRM_SETTINGS,
+    company_for_base_export,
+    set_invoice_amount,
+    stage,
+)
 
 from qbo_emulator.admin import airflow_connection
 from taxdome_qbo import reconcile_tasks
@@ -64,11 +67,7 @@ def test_the_reconciliation_reports_then_judges(
         "verdict": {},
     }
 
-    qb = emulator.quickbooks(company)
-    [(_, invoice)] = objects_marked(emulator, company["realm_id"], "taxdome:invoice:I2")
-    edited = Invoice.get(invoice["Id"], qb=qb)
-    edited.Line[0].Amount = edited.Line[0].SalesItemLineDetail.UnitPrice = Decimal("260.00")
-    edited.save(qb=qb)
+    set_invoice_amount(emulator, company, "taxdome:invoice:I2", "260.00")
 
     differing = reconcile.test()
 
