@@ -9,7 +9,6 @@ import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -57,8 +56,8 @@ def test_the_reconciliation_reports_then_judges(
     assert (run.verdict, run.unexplained) == ("clean", 0)
     assert run.report_location.endswith("reconciliation.html")
     # The task that wrote the report links to it in the TaxDome ↔ QuickBooks view (no [api] base_url here:
-    # relative to the UI's host), the run id quoted as one path segment.
-    report_page = "/taxdome-qbo/reconciliation/" + quote(clean.run_id, safe="")
+    # relative to the UI's host), the run id one path segment (its `:` and `+` kept, as RFC 3986 allows).
+    report_page = "/taxdome-qbo/reconciliation/" + clean.run_id
     assert served_extra_links(reconcile, clean) == {
         "wait_for_sync": {},
         "read_back": {},
