@@ -4,6 +4,7 @@ plugins folder loaded) to SimpleAuthManager's users: `op` may edit the DAGs, `vi
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,8 @@ from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.services import pipeline, warehouse
-from taxdome_qbo.ui import web
+from taxdome_qbo.services.company_lease import company_lease
+from taxdome_qbo.ui import issues, web
 
 pytestmark = pytest.mark.airflow
 
@@ -42,6 +44,18 @@ def synced_firm(api_server, emulator, warehouse_engine_from_connection, tmp_path
     vendor.save(qb=emulator.quickbooks(company))
     assert cli_main(["retry", "--all"]) == 1  # plans and loads everything; A2 fails
     return {"engine": engine, "company": company, "vendor": vendor}
+
+
+def finished_action(engine, timeout_seconds: float = 120) -> sa.Row:
+    """The one action recorded, once it is finished (a retry runs in the api-server's background)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        with engine.connect() as conn:
+            (action,) = conn.execute(sa.select(warehouse.ui_actions)).all()
+        if action.finished_at is not None:
+            return action
+        assert time.monotonic() < deadline, f"still running after {timeout_seconds} s: {action}"
+        time.sleep(0.2)
 
 
 def latest_status(engine, kind: str, taxdome_id: str) -> str:
@@ -174,13 +188,36 @@ def test_an_editor_retries_a_failed_object_and_is_recorded(api_server, synced_fi
         "/taxdome-qbo/sync-issues/retry", data={"scope": "object", "target": "account:A2"}, headers=editor
     )
     assert answer.status_code == 303 and answer.headers["location"] == "/taxdome-qbo/sync-issues"
+    action = finished_action(engine)
     assert latest_status(engine, "account", "A2") == "synced"
-    with engine.connect() as conn:
-        (action,) = conn.execute(sa.select(warehouse.ui_actions)).all()
     assert (action.user_name, action.action, action.target) == ("olga", "retry", "account:A2")
     assert "account: created 1" in action.outcome
     listed = api_server.get("/taxdome-qbo/sync-issues", headers=editor).text
     assert "<td>olga</td><td>retry</td><td>account:A2</td>" in listed
+
+
+def test_a_retry_answers_at_once_and_runs_in_the_background_until_its_outcome_is_in(api_server, synced_firm):
+    """While a sync holds the company, a retry cannot run: the page still answers at once, lists the retry as
+    running (and refreshes itself), then shows why it did not run."""
+    engine, realm_id = synced_firm["engine"], synced_firm["company"]["realm_id"]
+    editor = bearer(api_server, "olga")
+    with company_lease(engine, realm_id, "load task of run scheduled__2026-12-05"):
+        started = time.monotonic()
+        answer = api_server.post("/taxdome-qbo/sync-issues/retry", data={"scope": "all"}, headers=editor)
+        answered_in = time.monotonic() - started
+        listed = api_server.get("/taxdome-qbo/sync-issues", headers=editor).text
+        action = finished_action(engine)
+
+    assert answer.status_code == 303 and answered_in < issues.RETRY_WAIT_SECONDS
+    assert f'<td class="muted">{issues.RETRY_RUNNING}</td>' in listed
+    assert f'<meta http-equiv="refresh" content="{issues.RUNNING_REFRESH_SECONDS}">' in listed
+    assert (action.user_name, action.action, action.target) == ("olga", "retry", "all")
+    assert (
+        action.outcome.startswith("did not run: ")
+        and "load task of run scheduled__2026-12-05" in action.outcome
+    )
+    assert latest_status(engine, "account", "A2") == "failed"
+    assert "http-equiv" not in api_server.get("/taxdome-qbo/sync-issues", headers=editor).text
 
 
 def test_the_session_cookie_works_and_its_forms_must_come_from_the_view(api_server, synced_firm):

@@ -5,7 +5,8 @@ SELECT
     a.user_name,
     a.action,
     a.target,
-    a.outcome
+    a.outcome,
+    a.finished_at
 FROM ui_actions AS a
 ORDER BY a.taken_at DESC, a.id DESC
 LIMIT :action_limit

@@ -207,13 +207,32 @@ def issue_page(
 
 
 # -- what people did in the UI ---------------------------------------------------------------------------
-def record_action(engine: Engine, *, user_name: str, action: str, target: str, outcome: str) -> None:
+def record_action(
+    engine: Engine, *, user_name: str, action: str, target: str, outcome: str, finished: bool = True
+) -> int:
+    """Record an action; one still running (`finished` false) is finished later by `finish_action`. Its id."""
     warehouse.create_schema(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        recorded = conn.execute(
+            warehouse.ui_actions.insert().values(
+                taken_at=now,
+                user_name=user_name,
+                action=action,
+                target=target,
+                outcome=outcome,
+                finished_at=now if finished else None,
+            )
+        )
+    return recorded.inserted_primary_key[0]
+
+
+def finish_action(engine: Engine, action_id: int, outcome: str) -> None:
     with engine.begin() as conn:
         conn.execute(
-            warehouse.ui_actions.insert().values(
-                taken_at=datetime.now(UTC), user_name=user_name, action=action, target=target, outcome=outcome
-            )
+            warehouse.ui_actions.update()
+            .where(warehouse.ui_actions.c.id == action_id)
+            .values(outcome=outcome, finished_at=datetime.now(UTC))
         )
 
 

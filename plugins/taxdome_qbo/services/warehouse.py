@@ -348,6 +348,9 @@ ui_actions = sa.Table(
     sa.Column("action", sa.String(24), nullable=False, comment="retry | sync | unsync | clear"),
     sa.Column("target", sa.Text, nullable=False, comment="`account:A1`, `category:invoices` or `all`"),
     sa.Column("outcome", sa.Text, nullable=False, comment="what it did, as the page told the user"),
+    sa.Column(
+        "finished_at", UTC_TIMESTAMP, comment="when it was done; empty while a retry runs in the background"
+    ),
     comment="Actions taken in the TaxDome ↔ QuickBooks view of the Airflow UI (retries, overrides), by whom",
 )
 sa.Index("ix_ui_actions_taken_at", ui_actions.c.taken_at)

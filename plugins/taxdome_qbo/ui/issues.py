@@ -1,13 +1,20 @@
 """Sync issues (R19): GET /sync-issues lists what the latest run left failed or unsynced, a page at a time;
 POST /sync-issues/retry retries (the CLI's `retry`) and POST /overrides syncs, unsyncs or clears an account or
-a payment by hand (the CLI's `account` / `payment`). Each action is recorded with the Airflow user."""
+a payment by hand (the CLI's `account` / `payment`). Each action is recorded with the Airflow user.
+
+A retry plans the firm again and loads what it selects (minutes on a firm of a million invoices), so it runs
+in the api-server's background, one at a time per api-server process (the company's lease keeps it from a
+sync writing the same company): the page answers at once and lists it as running until its outcome is in."""
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.engine import Engine
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.core.kinds import CATEGORIES
@@ -15,10 +22,15 @@ from taxdome_qbo.core.qbo_faults import CATEGORY_BY_KIND
 from taxdome_qbo.services import company_lease, loading, sync_issues, ui_pages
 from taxdome_qbo.ui.web import URL_PREFIX, Editor, Page, Reader, Warehouse, render
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+_retries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxdome-qbo-ui-retry")
+RETRY_RUNNING = "running: its outcome replaces this line when it is done"
 # A page request must not wait long for another writer (a sync run) to finish with the company.
 RETRY_WAIT_SECONDS = 10.0
 ISSUES_PAGE = f"{URL_PREFIX}/sync-issues"
+# While an action runs, the page reloads itself this often (no script: a refresh the browser does).
+RUNNING_REFRESH_SECONDS = 5
 
 
 @router.get("/sync-issues", response_class=HTMLResponse)
@@ -34,6 +46,7 @@ def show_issues(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "unknown category")
     if status_filter and status_filter not in sync_issues.ALL_STATUSES:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "unknown status")
+    actions = ui_pages.recent_actions(engine)
     found = ui_pages.issue_page(
         engine,
         category=category or None,
@@ -52,7 +65,8 @@ def show_issues(
         statuses=sync_issues.ALL_STATUSES,
         issue_statuses=sync_issues.ISSUE_STATUSES,
         overridable=sync_issues.OVERRIDABLE_KINDS,
-        actions=ui_pages.recent_actions(engine),
+        actions=actions,
+        refresh_seconds=RUNNING_REFRESH_SECONDS if any(a.finished_at is None for a in actions) else None,
     )
 
 
@@ -97,9 +111,20 @@ def retry(
         if kind not in CATEGORY_BY_KIND or not taxdome_id:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "name the object as KIND:ID")
         selection, named = loading.Selection(frozenset({(kind, taxdome_id)}), frozenset()), target
-    outcome = _retried(selection)
-    ui_pages.record_action(engine, user_name=user.get_name(), action="retry", target=named, outcome=outcome)
+    action_id = ui_pages.record_action(
+        engine, user_name=user.get_name(), action="retry", target=named, outcome=RETRY_RUNNING, finished=False
+    )
+    _retries.submit(_retry_and_record, engine, action_id, selection)
     return RedirectResponse(ISSUES_PAGE, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _retry_and_record(engine: Engine, action_id: int, selection: loading.Selection | None) -> None:
+    try:
+        outcome = _retried(selection)
+    except Exception as exc:  # whatever stopped it, the action the page lists as running must end
+        log.exception("the retry of UI action %s failed", action_id)
+        outcome = f"failed: {exc}"
+    ui_pages.finish_action(engine, action_id, outcome)
 
 
 @router.post("/overrides")
