@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from taxdome_qbo import dag_tasks
 from taxdome_qbo.cli import main as cli_main
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
-from taxdome_qbo.services import pipeline, warehouse
+from taxdome_qbo.services import pipeline, ui_pages, warehouse
 from taxdome_qbo.services.company_lease import company_lease
 from taxdome_qbo.ui import issues, web
 
@@ -218,6 +219,26 @@ def test_a_retry_answers_at_once_and_runs_in_the_background_until_its_outcome_is
     )
     assert latest_status(engine, "account", "A2") == "failed"
     assert "http-equiv" not in api_server.get("/taxdome-qbo/sync-issues", headers=editor).text
+
+
+def test_a_retry_its_stopped_api_server_left_running_stops_refreshing_the_page_after_an_hour(
+    api_server, synced_firm
+):
+    engine, editor = synced_firm["engine"], bearer(api_server, "olga")
+    refresh = f'<meta http-equiv="refresh" content="{issues.RUNNING_REFRESH_SECONDS}">'
+    action_id = ui_pages.record_action(
+        engine, user_name="olga", action="retry", target="all", outcome=issues.RETRY_RUNNING, finished=False
+    )
+    assert refresh in api_server.get("/taxdome-qbo/sync-issues", headers=editor).text
+
+    with engine.begin() as conn:
+        conn.execute(
+            warehouse.ui_actions.update()
+            .where(warehouse.ui_actions.c.id == action_id)
+            .values(taken_at=datetime.now(UTC) - issues.RUNNING_REFRESH_FOR - timedelta(minutes=1))
+        )
+    listed = api_server.get("/taxdome-qbo/sync-issues", headers=editor).text
+    assert refresh not in listed and f'<td class="muted">{issues.RETRY_RUNNING}</td>' in listed
 
 
 def test_the_session_cookie_works_and_its_forms_must_come_from_the_view(api_server, synced_firm):

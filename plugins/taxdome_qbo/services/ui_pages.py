@@ -227,6 +227,18 @@ def record_action(
     return recorded.inserted_primary_key[0]
 
 
+def action_running_since(engine: Engine, since: datetime) -> bool:
+    """Whether an action taken after `since` is still running."""
+    actions = warehouse.ui_actions
+    with engine.connect() as conn:
+        running = conn.execute(
+            sa.select(actions.c.id)
+            .where(actions.c.finished_at.is_(None), actions.c.taken_at > since)
+            .limit(1)
+        ).first()
+    return running is not None
+
+
 def finish_action(engine: Engine, action_id: int, outcome: str) -> None:
     with engine.begin() as conn:
         conn.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
@@ -29,8 +30,10 @@ RETRY_RUNNING = "running: its outcome replaces this line when it is done"
 # A page request must not wait long for another writer (a sync run) to finish with the company.
 RETRY_WAIT_SECONDS = 10.0
 ISSUES_PAGE = f"{URL_PREFIX}/sync-issues"
-# While an action runs, the page reloads itself this often (no script: a refresh the browser does).
+# While an action runs, the page reloads itself this often (no script: a refresh the browser does), for at
+# most an hour: a retry whose api-server stopped never finishes its line, and must not reload pages forever.
 RUNNING_REFRESH_SECONDS = 5
+RUNNING_REFRESH_FOR = timedelta(hours=1)
 
 
 @router.get("/sync-issues", response_class=HTMLResponse)
@@ -66,7 +69,11 @@ def show_issues(
         issue_statuses=sync_issues.ISSUE_STATUSES,
         overridable=sync_issues.OVERRIDABLE_KINDS,
         actions=actions,
-        refresh_seconds=RUNNING_REFRESH_SECONDS if any(a.finished_at is None for a in actions) else None,
+        refresh_seconds=(
+            RUNNING_REFRESH_SECONDS
+            if ui_pages.action_running_since(engine, datetime.now(UTC) - RUNNING_REFRESH_FOR)
+            else None
+        ),
     )
 
 
