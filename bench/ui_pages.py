@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from taxdome_qbo.core.qbo_faults import Fault
 from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
-from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.vocabulary import PlanOptions
 from taxdome_qbo.demo import generate_export
 from taxdome_qbo.demo.planning import demo_company
@@ -113,13 +113,17 @@ def best_of_three(call: Callable[[], object]) -> float:
     return min(timings)
 
 
-def plan(engine, run_id: str, *, dry_run: bool) -> float:
-    """The firm planned as the plan task plans it (a first sync: everything is created); the seconds taken."""
+def plan(engine, export: Path, run_id: str, *, dry_run: bool) -> float:
+    """The firm planned as the plan task plans it, with the firm's settings (a first sync: everything is
+    created); the seconds taken."""
+    settings = resolve_settings(
+        json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
+    )
     started = time.perf_counter()
     planning.plan_sync(
         engine,
         demo_company(items=[("40", "Bookkeeping", True)]),
-        FirmSettings(),
+        settings,
         PlanOptions(),
         run_id,
         dry_run=dry_run,
@@ -184,9 +188,9 @@ def run_one(backend: str, export: Path) -> dict:
     shutil.rmtree(reports_folder, ignore_errors=True)
     exceptions = record_reconciliation(engine, export, reports_folder)
     built = time.perf_counter() - built
-    plan_seconds = plan(engine, SYNC_RUN, dry_run=True)
+    plan_seconds = plan(engine, export, SYNC_RUN, dry_run=True)
     sync_pages = {f"planned run (dry run): {name}": t for name, t in first_views(engine, SYNC_RUN).items()}
-    loading_plan_seconds = plan(engine, LOADING_RUN, dry_run=False)
+    loading_plan_seconds = plan(engine, export, LOADING_RUN, dry_run=False)
     ledger_seconds = load_part(engine, LOADING_RUN)
     sync_pages |= {f"run being loaded: {name}": t for name, t in first_views(engine, LOADING_RUN).items()}
 

@@ -155,19 +155,8 @@ def issue_page(
         }
         for row in run_counts.status_counts(conn, run.run_id):
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
-        listing = sql.statement("sync_issues/select_issue_page").bindparams(
-            sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
-        )
-        found = conn.execute(
-            listing,
-            {
-                "run_id": run.run_id,
-                "kinds": kinds,
-                "statuses": list(statuses),
-                "page_size": page_size,
-                "page_offset": (page - 1) * page_size,
-            },
-        ).all()
+        total = sum(counts[c][s] for c in categories for s in statuses)
+        found = _issue_rows(conn, run.run_id, kinds, statuses, page, page_size) if total else []
     rows = [
         row._asdict()
         | {
@@ -180,8 +169,25 @@ def issue_page(
         }
         for row in found
     ]
-    total = sum(counts[c][s] for c in categories for s in statuses)
     return IssuePage(run, counts, rows, total, page, page_size)
+
+
+def _issue_rows(
+    conn: sa.Connection, run_id: str, kinds: list[str], statuses: tuple[str, ...], page: int, page_size: int
+) -> list[sa.Row]:
+    listing = sql.statement("sync_issues/select_issue_page").bindparams(
+        sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
+    )
+    return conn.execute(
+        listing,
+        {
+            "run_id": run_id,
+            "kinds": kinds,
+            "statuses": list(statuses),
+            "page_size": page_size,
+            "page_offset": (page - 1) * page_size,
+        },
+    ).all()
 
 
 # -- what people did in the UI ---------------------------------------------------------------------------
