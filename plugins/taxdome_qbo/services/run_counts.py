@@ -72,12 +72,19 @@ def move_statuses(conn: Connection, rows: list[dict]) -> None:
     if not rows:
         return
     table = warehouse.sync_object_status
-    key = sa.tuple_(*(table.c[name] for name in STATUS_KEY))
-    current = conn.execute(
-        sa.select(table.c.run_id, table.c.taxdome_kind, table.c.status).where(
-            key.in_([tuple(row[name] for name in STATUS_KEY) for row in rows])
+    ids: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        ids.setdefault((row["run_id"], row["taxdome_kind"]), []).append(row["taxdome_id"])
+    # One lookup per run and kind: an IN over the whole key (a row value) is a table scan on SQLite.
+    current = [
+        (run_id, kind, status)
+        for (run_id, kind), of_kind in ids.items()
+        for (status,) in conn.execute(
+            sa.select(table.c.status).where(
+                table.c.run_id == run_id, table.c.taxdome_kind == kind, table.c.taxdome_id.in_(of_kind)
+            )
         )
-    ).all()
+    ]
     moves: Counter = Counter()
     for run_id, kind, status in current:
         moves[(run_id, kind, status)] -= 1

@@ -259,15 +259,6 @@ sync_object_status = sa.Table(
     comment="The verdict for every staged TaxDome object (synced, not_synced, skipped, failed, do_not_sync): "
     "the plan's, then the load's",
 )
-# The Sync issues page lists a run's objects in a few statuses in key order: read from here, a page of them
-# costs what the objects in those statuses do, not a walk over the million synced ones.
-sa.Index(
-    "ix_sync_object_status_run_status",
-    sync_object_status.c.run_id,
-    sync_object_status.c.status,
-    sync_object_status.c.taxdome_kind,
-    sync_object_status.c.taxdome_id,
-)
 
 # A run's counts, kept as its rows are written (the plan, then the load's status changes, in the same
 # transactions): a page shows a million-object run's counts without counting its rows.

@@ -1,7 +1,6 @@
 """sync_plan_counts, sync_status_counts: each run's operations per kind and action and its objects per kind and
 status, kept as the plan and the load write them, so the view's pages need not count a million rows; the
-runs already in the warehouse are counted once here. And an index of sync_object_status by run and status,
-for the Sync issues page's listing.
+runs already in the warehouse are counted once here.
 
 Revision ID: 0005
 Revises: 0004
@@ -31,12 +30,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "taxdome_kind", "action"),
         comment="A run's planned operations and their total amount per TaxDome kind and action",
     )
-    with op.batch_alter_table("sync_object_status") as batch_op:
-        batch_op.create_index(
-            "ix_sync_object_status_run_status",
-            ["run_id", "status", "taxdome_kind", "taxdome_id"],
-            unique=False,
-        )
     op.create_table(
         "sync_status_counts",
         sa.Column("run_id", sa.Text(), nullable=False),
@@ -77,6 +70,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sync_status_counts")
-    with op.batch_alter_table("sync_object_status") as batch_op:
-        batch_op.drop_index("ix_sync_object_status_run_status")
     op.drop_table("sync_plan_counts")
