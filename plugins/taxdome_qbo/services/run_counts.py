@@ -75,19 +75,15 @@ def move_statuses(conn: Connection, rows: list[dict]) -> None:
     ids: dict[tuple[str, str], list[str]] = {}
     for row in rows:
         ids.setdefault((row["run_id"], row["taxdome_kind"]), []).append(row["taxdome_id"])
+    moves: Counter = Counter()
     # One lookup per run and kind: an IN over the whole key (a row value) is a table scan on SQLite.
-    current = [
-        (run_id, kind, status)
-        for (run_id, kind), of_kind in ids.items()
+    for (run_id, kind), of_kind in ids.items():
         for (status,) in conn.execute(
             sa.select(table.c.status).where(
                 table.c.run_id == run_id, table.c.taxdome_kind == kind, table.c.taxdome_id.in_(of_kind)
             )
-        )
-    ]
-    moves: Counter = Counter()
-    for run_id, kind, status in current:
-        moves[(run_id, kind, status)] -= 1
+        ):
+            moves[(run_id, kind, status)] -= 1
     for row in rows:
         moves[(row["run_id"], row["taxdome_kind"], row["status"])] += 1
     changed = [
