@@ -12,8 +12,6 @@ while it is made, the operations go to a file as the planner sends them (part of
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import sys
 import time
@@ -31,7 +29,13 @@ from taxdome_qbo.demo.planning import demo_company, state_after_success
 from taxdome_qbo.services.export_reader import ExportReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import OUT, ensure_export, run_in_own_process, within_targets  # the staging benchmark's export
+from stage import (
+    OUT,
+    ensure_export,
+    firm_command_line,
+    run_in_own_process,
+    within_targets,
+)  # the staging benchmark's export
 
 
 class OperationsFile:
@@ -86,15 +90,8 @@ def run_one(scenario: str, export: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--run-one", nargs=2, metavar=("SCENARIO", "EXPORT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.run_one:
-        print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
+    args = firm_command_line(__doc__, run_one, case="SCENARIO", backends=False)
+    if args is None:
         return 0
 
     OUT.mkdir(exist_ok=True)

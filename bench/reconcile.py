@@ -44,7 +44,7 @@ from plan import OperationsFile  # the planning benchmark's operations file
 from stage import (  # the staging benchmark's export
     OUT,
     ensure_export,
-    firm_arguments,
+    firm_command_line,
     run_in_own_process,
     within_targets,
 )
@@ -288,10 +288,13 @@ def periods(export: Path) -> dict:
 
 
 def main() -> int:
-    args = firm_arguments(__doc__, run_one=("CASE", "EXPORT"), backends=False).parse_args()
-    if args.run_one:
-        case, export = args.run_one
-        print(json.dumps({"prepare": prepare, "compare": compare, "periods": periods}[case](Path(export))))
+    args = firm_command_line(
+        __doc__,
+        lambda case, export: {"prepare": prepare, "compare": compare, "periods": periods}[case](export),
+        case="CASE",
+        backends=False,
+    )
+    if args is None:
         return 0
     OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)

@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -87,9 +88,12 @@ def ensure_export(accounts: int, seed: int) -> tuple[Path, float | None]:
     return export, time.perf_counter() - started
 
 
-def firm_arguments(doc: str | None, *, run_one: tuple[str, str], backends: bool) -> argparse.ArgumentParser:
-    """The benchmarks' shared command line: the firm's size and seed, the databases (where it runs on both)
-    and the hidden `--run-one` by which a benchmark runs one measurement in a process of its own."""
+def firm_command_line(
+    doc: str | None, run_one: Callable[[str, Path], dict], *, case: str, backends: bool
+) -> argparse.Namespace | None:
+    """The benchmarks' shared command line: the firm's size and seed and the databases (where it runs on
+    both). With the hidden `--run-one CASE EXPORT` (how `run_in_own_process` starts a measurement) it runs
+    `run_one`, prints its JSON result and returns None."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=100_000, help="about 10 invoices per account")
     parser.add_argument("--seed", type=int, default=1)
@@ -97,14 +101,17 @@ def firm_arguments(doc: str | None, *, run_one: tuple[str, str], backends: bool)
         parser.add_argument(
             "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
         )
-    parser.add_argument("--run-one", nargs=2, metavar=run_one, help=argparse.SUPPRESS)
-    return parser
+    parser.add_argument("--run-one", nargs=2, metavar=(case, "EXPORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.run_one:
+        return args
+    print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
+    return None
 
 
 def main() -> int:
-    args = firm_arguments(__doc__, run_one=("BACKEND", "EXPORT"), backends=True).parse_args()
-    if args.run_one:
-        print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
+    args = firm_command_line(__doc__, run_one, case="BACKEND", backends=True)
+    if args is None:
         return 0
 
     OUT.mkdir(exist_ok=True)

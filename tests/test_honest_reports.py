@@ -38,7 +38,7 @@ from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, Tax
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.demo.planning import demo_company
 from taxdome_qbo.paths import run_folder_name
-from taxdome_qbo.services import local_files, pipeline, planning, reports, warehouse
+from taxdome_qbo.services import local_files, pipeline, planning, reports, run_counts, warehouse
 from taxdome_qbo.text_table import text_table
 
 VENDOR_REASON = "the name 'Zoë Müller' belongs to a QuickBooks vendor"
@@ -317,38 +317,38 @@ HOSTILE_REASON = "[open](javascript:alert(1)) ![x](http://evil.example/x.png) <i
 
 
 def _plan_rows(engine, run_id: str) -> None:
+    """Hostile operations and a hostile verdict, recorded with their counts as the plan records them."""
     warehouse.create_schema(engine)
+    operations = [
+        {
+            "run_id": run_id,
+            "seq": seq,
+            "realm_id": "9130",
+            "taxdome_kind": "invoice",
+            "taxdome_id": taxdome_id,
+            "qbo_entity": "Invoice",
+            "action": "create",
+            "amount_cents": -1_234 if seq == 1 else 5_000,
+            "payload": '{"DocNumber": "</code><script>alert(2)</script>"}',
+            "payload_hash": "0" * 64,
+            "reason": HOSTILE_REASON,
+        }
+        for seq, taxdome_id in enumerate([HOSTILE_ID, *FORMULAS], start=1)
+    ]
+    verdict = {
+        "run_id": run_id,
+        "taxdome_kind": "invoice",
+        "taxdome_id": "I\n\n<script>alert(3)</script>",
+        "realm_id": "9130",
+        "status": "failed",
+        "reason": HOSTILE_REASON,
+    }
+    counted = run_counts.PlanCounter()
+    counted.add(pd.DataFrame(operations))
     with engine.begin() as conn:
-        conn.execute(
-            warehouse.sync_plan.insert(),
-            [
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "realm_id": "9130",
-                    "taxdome_kind": "invoice",
-                    "taxdome_id": taxdome_id,
-                    "qbo_entity": "Invoice",
-                    "action": "create",
-                    "amount_cents": -1_234 if seq == 1 else 5_000,
-                    "payload": '{"DocNumber": "</code><script>alert(2)</script>"}',
-                    "payload_hash": "0" * 64,
-                    "reason": HOSTILE_REASON,
-                }
-                for seq, taxdome_id in enumerate([HOSTILE_ID, *FORMULAS], start=1)
-            ],
-        )
-        conn.execute(
-            warehouse.sync_object_status.insert(),
-            {
-                "run_id": run_id,
-                "taxdome_kind": "invoice",
-                "taxdome_id": "I\n\n<script>alert(3)</script>",
-                "realm_id": "9130",
-                "status": "failed",
-                "reason": HOSTILE_REASON,
-            },
-        )
+        conn.execute(warehouse.sync_plan.insert(), operations)
+        conn.execute(warehouse.sync_object_status.insert(), verdict)
+        run_counts.record_plan(conn, run_id, counted, pd.DataFrame([verdict]))
 
 
 def test_the_plan_preview_renders_taxdome_text_inert(warehouse_engine):

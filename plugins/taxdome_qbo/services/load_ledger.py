@@ -24,7 +24,7 @@ from taxdome_qbo.core import load_rules
 from taxdome_qbo.core.kinds import KINDS
 from taxdome_qbo.core.qbo_faults import Fault, finance_message, first_fault
 from taxdome_qbo.core.vocabulary import FAILED, NOT_SYNCED, SYNCED, failure_key, symbolic
-from taxdome_qbo.services import sql, warehouse
+from taxdome_qbo.services import run_counts, sql, warehouse
 from taxdome_qbo.services.qbo_client import QboSession, RawAnswer
 from taxdome_qbo.services.warehouse import insert_for
 
@@ -147,7 +147,7 @@ class LoadLedger:
     def read_planned(self) -> None:
         """The plan's operations per kind and action, the totals the progress reports count towards."""
         with self.engine.connect() as conn:
-            for row in sql.fetch_all(conn, "planning/select_plan_counts", run_id=self.run_id):
+            for row in run_counts.plan_counts(conn, self.run_id):
                 self.planned[(row.taxdome_kind, row.action)] = int(row.operations)
 
     def known(self, operation: Operation) -> SyncState | None:
@@ -322,12 +322,9 @@ class LoadLedger:
             _upsert(
                 conn, warehouse.qbo_sync_state, ("realm_id", "taxdome_kind", "taxdome_id"), outcomes.states
             )
-            _upsert(
-                conn,
-                warehouse.sync_object_status,
-                ("run_id", "taxdome_kind", "taxdome_id"),
-                outcomes.statuses,
-            )
+            statuses = _last_of_each_key(run_counts.STATUS_KEY, outcomes.statuses)
+            run_counts.move_statuses(conn, statuses)
+            _upsert(conn, warehouse.sync_object_status, run_counts.STATUS_KEY, statuses)
             if outcomes.requests:
                 conn.execute(warehouse.qbo_requests.insert(), outcomes.requests)
         outcomes.states.clear()
@@ -436,10 +433,7 @@ def _item_answers(answer: RawAnswer) -> dict[str | None, tuple[str | None, Fault
 
 
 def _upsert(conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: list[dict]) -> None:
-    if not rows:
-        return
-    # The last row of a key wins (a batch can settle an operation twice: pending, then done).
-    unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
+    unique = _last_of_each_key(keys, rows)
     for columns in {tuple(sorted(row)) for row in unique}:
         same_shape = [row for row in unique if tuple(sorted(row)) == columns]
         statement = insert_for(conn)(table)
@@ -450,3 +444,8 @@ def _upsert(conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: list
             ),
             same_shape,
         )
+
+
+def _last_of_each_key(keys: tuple[str, ...], rows: list[dict]) -> list[dict]:
+    """The last row of each key (a batch can settle an operation twice: pending, then done)."""
+    return list({tuple(row[k] for k in keys): row for row in rows}.values())

@@ -21,7 +21,7 @@ from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS, STATE_COLUMNS, StagedFirm
-from taxdome_qbo.services import company_lease, sql, sync_issues, warehouse
+from taxdome_qbo.services import company_lease, run_counts, sql, sync_issues, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -100,32 +100,32 @@ def plan_sync(
         staged = sync_issues.apply_overrides(read_staged_firm(engine), overrides)
         state = read_sync_state(engine, reference.realm_id)
         run = {"run_id": run_id, "realm_id": reference.realm_id}
-        recorded = 0
+        counted = run_counts.PlanCounter()
         with engine.begin() as conn:
             for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
                 conn.execute(table.delete().where(table.c.run_id == run_id))
 
             def record(operations: pd.DataFrame) -> None:
-                nonlocal recorded
-                recorded += len(operations)
+                counted.add(operations)
                 warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
             plan = build_plan(staged, settings, reference, state, options, sink=record)
             lease.verify()  # a plan made on a state another writer has changed since is not recorded
             statuses = sync_issues.explain_overrides(plan.statuses, overrides)
             warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
+            run_counts.record_plan(conn, run_id, counted, statuses)
+            recorded = counted.operations.total()
             conn.execute(
                 warehouse.sync_plan_runs.insert().values(
                     **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
                 )
             )
-            counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
         return PlanReceipt(
             run_id=run_id,
             realm_id=reference.realm_id,
             operations=recorded,
             operations_by_kind_and_action={
-                f"{row.taxdome_kind}.{row.action}": int(row.operations) for row in counts
+                f"{kind}.{action}": n for (kind, action), n in sorted(counted.operations.items())
             },
             statuses={k: int(v) for k, v in statuses["status"].value_counts().sort_index().items()},
         )
@@ -139,7 +139,7 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
     plan, statuses = warehouse.sync_plan, warehouse.sync_object_status
     lines = [f"# {title}", ""]
     with engine.connect() as conn:
-        counts = sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id)
+        counts = run_counts.plan_counts(conn, run_id)
         if not counts:
             lines.append("Nothing to write to QuickBooks: everything in scope is already in step.")
         else:
@@ -158,7 +158,7 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
         ]
         lines += [
             f"| {row.taxdome_kind} | {row.status} | {row.objects} |"
-            for row in sql.fetch_all(conn, "planning/select_status_counts", run_id=run_id)
+            for row in run_counts.status_counts(conn, run_id)
         ]
         lines += ["", "## Examples", ""]
         for row in counts:

@@ -28,7 +28,7 @@ from taxdome_qbo.core.vocabulary import (
     SYNCED,
     StagedFirm,
 )
-from taxdome_qbo.services import qbo_tokens, sql, warehouse
+from taxdome_qbo.services import qbo_tokens, run_counts, sql, warehouse
 
 OVERRIDABLE_KINDS = ("account", "payment")
 # What `issues` lists by default, worst first: TaxDome's states that can be acted on by hand.
@@ -374,7 +374,7 @@ def latest_issues(
             return None
         run = found[0]
         counts: dict[str, dict[str, int]] = {category: defaultdict(int) for category in CATEGORIES}
-        for row in sql.fetch_all(conn, "planning/select_status_counts", run_id=run.run_id):
+        for row in run_counts.status_counts(conn, run.run_id):
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
         listing = sql.statement("sync_issues/select_issue_page").bindparams(
             sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)

@@ -1,7 +1,8 @@
 """What the pages of the TaxDome ↔ QuickBooks view in the Airflow UI show, read from the warehouse (no Airflow).
 
-Each page reads a bounded amount: the latest rows of the run tables, counts grouped in SQL, and one page of
-objects at a time (LIMIT/OFFSET over the primary key of `sync_object_status`), never a whole table.
+Each page reads a bounded amount: the latest rows of the run tables, a run's counts as the plan and the load
+keep them (services/run_counts.py: never counted on a visit), and one page of objects at a time
+(LIMIT/OFFSET over the primary key of `sync_object_status`), never a whole table.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -18,13 +18,11 @@ from taxdome_qbo.core.kinds import CATEGORIES
 from taxdome_qbo.core.qbo_faults import CATEGORY_BY_KIND, category_of
 from taxdome_qbo.core.report_html import HEADLINE_MEASURES
 from taxdome_qbo.core.vocabulary import FAILED
-from taxdome_qbo.services import loading, planning, sql, sync_issues, warehouse
+from taxdome_qbo.services import loading, planning, run_counts, sql, sync_issues, warehouse
 
 RECENT_BATCHES = 5
 TREND_RUNS = 30
 RECENT_ACTIONS = 10
-# Settled runs whose counts a process keeps (the latest few are what the pages show).
-SETTLED_RUNS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -112,32 +110,11 @@ def sync_run(engine: Engine, run_id: str) -> RunView | None:
     run = loading.plan_run(engine, run_id)
     if run is None:
         return None
-    plan_counts, status_counts = _run_counts(engine, run)
+    with engine.connect() as conn:
+        plan_counts = run_counts.plan_counts(conn, run_id)
+        status_counts = run_counts.status_counts(conn, run_id)
     receipt = json.loads(run.load_receipt) if run.load_receipt else None
     return RunView(run, plan_counts, status_counts, receipt)
-
-
-def _run_counts(engine: Engine, run: sa.Row) -> tuple[list[sa.Row], list[sa.Row]]:
-    """A run's operations per kind and action and its verdicts per kind and status. Counting a million-invoice
-    run takes seconds, so a settled run (loaded, or a dry run: nothing changes its rows any more) is counted
-    once per process."""
-    settled_at = run.loaded_at or (run.planned_at if run.dry_run else None)
-    if settled_at is None:
-        return _counted(engine, run.run_id)
-    return _counted_once(engine, run.run_id, str(settled_at))
-
-
-def _counted(engine: Engine, run_id: str) -> tuple[list[sa.Row], list[sa.Row]]:
-    with engine.connect() as conn:
-        return (
-            sql.fetch_all(conn, "planning/select_plan_counts", run_id=run_id),
-            sql.fetch_all(conn, "planning/select_status_counts", run_id=run_id),
-        )
-
-
-@lru_cache(maxsize=SETTLED_RUNS_KEPT)
-def _counted_once(engine: Engine, run_id: str, settled_at: str) -> tuple[list[sa.Row], list[sa.Row]]:
-    return _counted(engine, run_id)
 
 
 @dataclass(frozen=True)
@@ -175,21 +152,10 @@ def issue_page(
         counts: dict[str, dict[str, int]] = {
             c: dict.fromkeys(sync_issues.ALL_STATUSES, 0) for c in CATEGORIES
         }
-        for row in _run_counts(engine, run)[1]:
+        for row in run_counts.status_counts(conn, run.run_id):
             counts[category_of(row.taxdome_kind)][row.status] += int(row.objects)
-        listing = sql.statement("sync_issues/select_issue_page").bindparams(
-            sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
-        )
-        found = conn.execute(
-            listing,
-            {
-                "run_id": run.run_id,
-                "kinds": kinds,
-                "statuses": list(statuses),
-                "page_size": page_size,
-                "page_offset": (page - 1) * page_size,
-            },
-        ).all()
+        total = sum(counts[c][s] for c in categories for s in statuses)
+        found = _issue_rows(conn, run.run_id, kinds, statuses, page, page_size) if total else []
     rows = [
         row._asdict()
         | {
@@ -202,8 +168,25 @@ def issue_page(
         }
         for row in found
     ]
-    total = sum(counts[c][s] for c in categories for s in statuses)
     return IssuePage(run, counts, rows, total, page, page_size)
+
+
+def _issue_rows(
+    conn: sa.Connection, run_id: str, kinds: list[str], statuses: tuple[str, ...], page: int, page_size: int
+) -> list[sa.Row]:
+    listing = sql.statement("sync_issues/select_issue_page").bindparams(
+        sa.bindparam("kinds", expanding=True), sa.bindparam("statuses", expanding=True)
+    )
+    return conn.execute(
+        listing,
+        {
+            "run_id": run_id,
+            "kinds": kinds,
+            "statuses": list(statuses),
+            "page_size": page_size,
+            "page_offset": (page - 1) * page_size,
+        },
+    ).all()
 
 
 # -- what people did in the UI ---------------------------------------------------------------------------

@@ -260,6 +260,30 @@ sync_object_status = sa.Table(
     "the plan's, then the load's",
 )
 
+# A run's counts, kept as its rows are written (the plan, then the load's status changes, in the same
+# transactions): a page shows a million-object run's counts without counting its rows.
+sync_plan_counts = sa.Table(
+    "sync_plan_counts",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("taxdome_kind", sa.String(24), primary_key=True),
+    sa.Column("action", sa.String(16), primary_key=True),
+    sa.Column("operations", sa.BigInteger, nullable=False),
+    sa.Column("amount_cents", sa.BigInteger, comment="null for kinds without an amount"),
+    comment="A run's planned operations and their total amount per TaxDome kind and action",
+)
+
+sync_status_counts = sa.Table(
+    "sync_status_counts",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("taxdome_kind", sa.String(24), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("objects", sa.BigInteger, nullable=False, comment="0 once the load has moved them all on"),
+    comment="A run's objects per TaxDome kind and status (sync_object_status counted), kept up to date by the "
+    "plan and the load",
+)
+
 AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite numbers rows only in INTEGER keys
 
 qbo_requests = sa.Table(

@@ -1,16 +1,16 @@
 """ui_actions.finished_at: a retry taken in the Airflow UI runs in the api-server's background; its action is
 recorded at once and finished when the retry is done.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-05
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
