@@ -185,3 +185,25 @@ def test_the_migration_counts_the_runs_already_in_the_warehouse(warehouse_engine
         ("invoice", "create"): (2, 2000),
         ("account", "create"): (1, None),
     }
+
+
+@pytest.mark.postgres
+def test_a_plan_has_postgresql_sample_its_run_tables_again(
+    postgres_engine, postgres_schema, emulator, tmp_path
+):
+    """Planned on statistics that had not seen a plan's rows, the Sync issues page scanned the whole run."""
+    engine = postgres_engine
+    company = company_for_base_export(emulator)
+    export = write_export(tmp_path / "export")
+    stage(engine, export)
+    plan(engine, session_for(engine, emulator, company), Firm(export, BASE_FIRM_SETTINGS), "run-1")
+
+    with engine.connect() as conn:
+        analyzed = conn.execute(
+            sa.text(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables"
+                " WHERE schemaname = :schema AND relname IN ('sync_plan', 'sync_object_status')"
+            ),
+            {"schema": postgres_schema},
+        ).all()
+    assert sorted(analyzed) == [("sync_object_status", True), ("sync_plan", True)]

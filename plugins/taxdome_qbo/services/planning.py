@@ -120,6 +120,9 @@ def plan_sync(
                     **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
                 )
             )
+        # A plan adds millions of rows at once; the Sync issues page's queries of the run must not be planned
+        # on statistics that have not seen them (a scan of the run, seconds, until autovacuum gets to it).
+        warehouse.refresh_statistics(engine, (warehouse.sync_plan, warehouse.sync_object_status))
         return PlanReceipt(
             run_id=run_id,
             realm_id=reference.realm_id,

@@ -12,7 +12,7 @@ import re
 import sqlite3
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -599,6 +599,15 @@ def fetch_locked(
 
 
 FRAME_CHUNK_ROWS = 50_000
+
+
+def refresh_statistics(engine: Engine, tables: Iterable[sa.Table]) -> None:
+    """Have PostgreSQL's query planner sample `tables` again (SQLite plans these queries by their indexes)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
 
 
 def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
