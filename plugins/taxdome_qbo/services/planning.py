@@ -20,6 +20,7 @@ from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.core.sync_period import PeriodSelection
 from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS, STATE_COLUMNS, StagedFirm
 from taxdome_qbo.services import company_lease, sql, sync_issues, warehouse
 
@@ -110,9 +111,25 @@ def plan_sync(
                 recorded += len(operations)
                 warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
-            plan = build_plan(staged, settings, reference, state, options, sink=record)
+            if options.period is None:
+                plan = build_plan(staged, settings, reference, state, options, sink=record)
+                statuses = plan.statuses
+            else:
+                selection = PeriodSelection(staged, options.period)
+                plan = build_plan(
+                    staged,
+                    settings,
+                    reference,
+                    state,
+                    options,
+                    sink=lambda ops: record(selection.operations(ops)),
+                )
+                if (names := selection.needed_names()) is not None:
+                    record(names)
+                statuses = selection.statuses(plan.statuses)
+                log.info("run %s syncs the period %s only", run_id, options.period)
             lease.verify()  # a plan made on a state another writer has changed since is not recorded
-            statuses = sync_issues.explain_overrides(plan.statuses, overrides)
+            statuses = sync_issues.explain_overrides(statuses, overrides)
             warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
             conn.execute(
                 warehouse.sync_plan_runs.insert().values(

@@ -1,0 +1,214 @@
+"""Which of a full plan's operations and statuses belong to one period of a firm's history (a backfill run).
+
+A backfill syncs a firm's history month by month. Each of its runs plans the whole firm as a full run would
+(so every payload is the one a full run writes, and a later month never rewrites an earlier one) and then
+keeps only what belongs to its period: the operations of the objects whose *day* falls in it, and the
+customers and items those objects need.
+
+An object's day is the last day among itself and what it depends on, so that it never lands before
+something it links to:
+- an invoice: its posted date;
+- a payment: its payment date, or the posted date of a later invoice it pays;
+- its processing fee and its credit memo (a promotional credit): the payment's day;
+- a refund: its refund date, or its payment's day if later;
+- a credit application (`credit payment:invoice:memo`): the last of the three days;
+- an operation: its object's day, or the day of a later transaction its payload links to (a payment whose
+  unapplied money a later credit-balance payment spends on a later invoice moves to that invoice's month).
+
+Periods are ranges of days, both ends included (core/reconciliation_period.py makes one of a data
+interval): an invoice posted on January 31 belongs to January, a payment of it on February 1 to February.
+Nothing is ever deleted by a period run (core/rules/deletions.py): what its period leaves out is not gone.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from taxdome_qbo.core.vocabulary import StagedFirm, date_text
+
+NAME_KINDS = ("account", "service")  # customers and items: kept when something in the period needs them
+_STATUS_KIND = {"credit_memo": "payment", "fee": "payment"}  # kinds whose verdict is their payment's
+_REFERENCE = re.compile(r'"@(invoice|payment|credit_memo|refund|account|service):((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class SyncPeriod:
+    """The days a backfill run syncs, both ends included."""
+
+    first: dt.date
+    last: dt.date
+
+    def __post_init__(self):
+        if self.first > self.last:
+            raise ValueError(f"a period cannot end ({self.last}) before it begins ({self.first})")
+
+    def holds(self, day: str | None) -> bool:
+        return day is not None and self.first.isoformat() <= day <= self.last.isoformat()
+
+    def __str__(self) -> str:
+        return f"{self.first:%Y-%m-%d} to {self.last:%Y-%m-%d}"
+
+
+def _days(ids: pd.Series, days: pd.Series) -> dict[str, str]:
+    return {
+        str(taxdome_id): text
+        for taxdome_id, day in zip(ids.tolist(), days.tolist(), strict=True)
+        if (text := date_text(day)) is not None
+    }
+
+
+def _later(*days: str | None) -> str | None:
+    known = [day for day in days if day is not None]
+    return max(known) if known else None
+
+
+def _rows(frame: pd.DataFrame, flags: list[bool]) -> pd.DataFrame:
+    """The rows of `frame` flagged (a plain list would pick columns when empty)."""
+    return frame[pd.Series(flags, index=frame.index, dtype=bool)]
+
+
+def _referenced_id(raw: str) -> str:
+    return json.loads(f'"{raw}"') if "\\" in raw else raw
+
+
+class PeriodSelection:
+    """Filters a full plan down to one period, frame by frame as the planner sends operations.
+
+    Operations of dated kinds are kept or dropped as they come (`operations`); those of customers and items
+    are held until the plan is complete (`needed_names`), as only then is it known which are needed.
+    """
+
+    def __init__(self, staged: StagedFirm, period: SyncPeriod):
+        self.period = period
+        self._invoice_day = _days(staged.invoices["invoice_id"], staged.invoices["posted_date"])
+        payments = staged.payments
+        self._payment_day = _days(payments["payment_id"], payments["payment_date"])
+        applications = staged.payment_applications
+        for payment_id, invoice_id in zip(
+            applications["payment_id"].tolist(), applications["invoice_id"].tolist(), strict=True
+        ):
+            if payment_id in self._payment_day:
+                self._payment_day[payment_id] = _later(
+                    self._payment_day[payment_id], self._invoice_day.get(invoice_id)
+                )
+        refunds = staged.refunds
+        self._refund_day = {
+            refund_id: _later(date_text(day), self._payment_day.get(payment_id))
+            for refund_id, payment_id, day in zip(
+                refunds["refund_id"].tolist(),
+                refunds["payment_id"].tolist(),
+                refunds["refund_date"].tolist(),
+                strict=True,
+            )
+        }
+        self.needed: dict[str, set[str]] = {kind: set() for kind in NAME_KINDS}
+        self._need_accounts_of(staged.invoices, "invoice_id", self._invoice_day)
+        self._need_accounts_of(staged.payments, "payment_id", self._payment_day)
+        self._need_accounts_of(staged.refunds, "refund_id", self._refund_day)
+        lines = staged.invoice_lines
+        self.needed["service"].update(
+            str(service_id)
+            for invoice_id, service_id in zip(
+                lines["invoice_id"].tolist(), lines["service_id"].tolist(), strict=True
+            )
+            if isinstance(service_id, str) and self.period.holds(self._invoice_day.get(invoice_id))
+        )
+        self._held_names: list[pd.DataFrame] = []
+        self._moved: dict[tuple[str, str], str] = {}  # status kind and id -> its operations' later day
+
+    def _need_accounts_of(self, frame: pd.DataFrame, id_column: str, days: dict[str, str | None]) -> None:
+        self.needed["account"].update(
+            str(account_id)
+            for taxdome_id, account_id in zip(
+                frame[id_column].tolist(), frame["account_id"].tolist(), strict=True
+            )
+            if self.period.holds(days.get(taxdome_id))
+        )
+
+    def object_day(self, kind: str, taxdome_id: str) -> str | None:
+        """The day of a TaxDome object of `kind` (an operation's or a status's kind); None if undated."""
+        if kind == "invoice":
+            return self._invoice_day.get(taxdome_id)
+        if kind == "refund":
+            return self._refund_day.get(taxdome_id)
+        if kind == "credit_application":
+            credit_payment, invoice_id, memo = taxdome_id.split(":")
+            return _later(
+                self._payment_day.get(credit_payment),
+                self._invoice_day.get(invoice_id),
+                self._payment_day.get(memo),
+            )
+        if kind in ("payment", "credit_memo", "fee"):
+            return self._payment_day.get(taxdome_id)
+        return None
+
+    def _operation_day(self, kind: str, taxdome_id: str, payload: str) -> str | None:
+        day = self.object_day(kind, taxdome_id)
+        for referenced_kind, raw in _REFERENCE.findall(payload):
+            if referenced_kind not in NAME_KINDS:
+                day = _later(day, self.object_day(referenced_kind, _referenced_id(raw)))
+        return day
+
+    def operations(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The operations of `frame` that belong to the period; customers' and items' are held back."""
+        names = frame["taxdome_kind"].isin(NAME_KINDS)
+        if names.any():
+            self._held_names.append(frame[names])
+        dated = frame[~names]
+        keep = []
+        for kind, taxdome_id, payload in zip(
+            dated["taxdome_kind"].tolist(),
+            dated["taxdome_id"].tolist(),
+            dated["payload"].tolist(),
+            strict=True,
+        ):
+            day = self._operation_day(kind, taxdome_id, payload)
+            if day != self.object_day(kind, taxdome_id):
+                key = (_STATUS_KIND.get(kind, kind), taxdome_id)
+                self._moved[key] = _later(self._moved.get(key), day)
+            keep.append(self.period.holds(day))
+            if keep[-1]:
+                self._need_names_in(payload)
+        return _rows(dated, keep)
+
+    def _need_names_in(self, payload: str) -> None:
+        for kind, raw in _REFERENCE.findall(payload):
+            if kind in NAME_KINDS:
+                self.needed[kind].add(_referenced_id(raw))
+
+    def needed_names(self) -> pd.DataFrame | None:
+        """The held customer and item operations that something in the period needs (None when none is);
+        call once every operation has gone through `operations`."""
+        if not self._held_names:
+            return None
+        held = pd.concat(self._held_names, ignore_index=True)
+        self._held_names.clear()
+        return _rows(
+            held,
+            [self._is_needed(k, i) for k, i in zip(held["taxdome_kind"], held["taxdome_id"], strict=True)],
+        )
+
+    def _is_needed(self, kind: str, taxdome_id: str) -> bool:
+        return taxdome_id in self.needed[kind]
+
+    def statuses(self, statuses: pd.DataFrame) -> pd.DataFrame:
+        """The verdicts of the objects of the period and of the customers and items it needs; call after
+        `needed_names`."""
+        return _rows(
+            statuses,
+            [
+                self._is_needed(kind, taxdome_id)
+                if kind in NAME_KINDS
+                else self.period.holds(
+                    self._moved.get((kind, taxdome_id)) or self.object_day(kind, taxdome_id)
+                )
+                for kind, taxdome_id in zip(statuses["taxdome_kind"], statuses["taxdome_id"], strict=True)
+            ],
+        )
