@@ -101,6 +101,15 @@ def _setting(description: str, **schema) -> Param:
         "allow_mass_delete": Param(
             False, type="boolean", description="Let a plan delete more than 5% of the synced objects."
         ),
+        "period_from": Param(
+            None,
+            description="Backfill: first day (YYYY-MM-DD) of the history this run loads, with period_to. "
+            "Empty: everything in scope.",
+            **NULLABLE_DATE,
+        ),
+        "period_to": Param(
+            None, description="Backfill: last day (YYYY-MM-DD), included, with period_from.", **NULLABLE_DATE
+        ),
         "landing_dir": Param(
             None,
             type=NULLABLE_TEXT,

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from taxdome_qbo.core.vocabulary import StagedFirm, date_text
+from taxdome_qbo.core.vocabulary import NOT_SYNCED, StagedFirm, date_text
 
+KINDS_OF_ID = {"invoice_id": "invoice", "payment_id": "payment", "refund_id": "refund"}
 NAME_KINDS = ("account", "service")  # customers and items: kept when something in the period needs them
-_STATUS_KIND = {"credit_memo": "payment", "fee": "payment"}  # kinds whose verdict is their payment's
 _REFERENCE = re.compile(r'"@(invoice|payment|credit_memo|refund|account|service):((?:[^"\\]|\\.)*)"')
 
 
@@ -56,6 +56,18 @@ class SyncPeriod:
         return f"{self.first:%Y-%m-%d} to {self.last:%Y-%m-%d}"
 
 
+def period_of(first: str | dt.date | None, last: str | dt.date | None) -> SyncPeriod | None:
+    """The period a run's `period_from` and `period_to` name (days, YYYY-MM-DD); None (the whole firm) when
+    neither is given. Raises ValueError when only one is, or they are not days in order."""
+    if first is None and last is None:
+        return None
+    if first is None or last is None:
+        raise ValueError("a period needs both period_from and period_to (or neither: the whole firm)")
+    return SyncPeriod(
+        *(day if isinstance(day, dt.date) else dt.date.fromisoformat(day) for day in (first, last))
+    )
+
+
 def _days(ids: pd.Series, days: pd.Series) -> dict[str, str]:
     return {
         str(taxdome_id): text
@@ -67,6 +79,16 @@ def _days(ids: pd.Series, days: pd.Series) -> dict[str, str]:
 def _later(*days: str | None) -> str | None:
     known = [day for day in days if day is not None]
     return max(known) if known else None
+
+
+def _verdict_key(kind: str, taxdome_id: str) -> tuple[str, str]:
+    """The verdict an operation reports to: a fee's, a credit memo's and a credit application's is a payment's
+    (a credit application `credit payment:invoice:memo` reports to its memo's payment)."""
+    if kind in ("fee", "credit_memo"):
+        return "payment", taxdome_id
+    if kind == "credit_application":
+        return "payment", taxdome_id.split(":")[-1]
+    return kind, taxdome_id
 
 
 def _rows(frame: pd.DataFrame, flags: list[bool]) -> pd.DataFrame:
@@ -108,29 +130,33 @@ class PeriodSelection:
                 strict=True,
             )
         }
+        # The customers and items of what is dated in the period (a line of a service created before the
+        # integration date names the default item, yet a full run creates its item too), and, as kept
+        # operations name them, those their payloads refer to.
         self.needed: dict[str, set[str]] = {kind: set() for kind in NAME_KINDS}
-        self._need_accounts_of(staged.invoices, "invoice_id", self._invoice_day)
-        self._need_accounts_of(staged.payments, "payment_id", self._payment_day)
-        self._need_accounts_of(staged.refunds, "refund_id", self._refund_day)
+        for frame, id_column in (
+            (staged.invoices, "invoice_id"),
+            (staged.payments, "payment_id"),
+            (refunds, "refund_id"),
+        ):
+            self.needed["account"].update(
+                str(account_id)
+                for taxdome_id, account_id in zip(
+                    frame[id_column].tolist(), frame["account_id"].tolist(), strict=True
+                )
+                if period.holds(self.object_day(KINDS_OF_ID[id_column], taxdome_id))
+            )
         lines = staged.invoice_lines
         self.needed["service"].update(
-            str(service_id)
+            service_id
             for invoice_id, service_id in zip(
                 lines["invoice_id"].tolist(), lines["service_id"].tolist(), strict=True
             )
-            if isinstance(service_id, str) and self.period.holds(self._invoice_day.get(invoice_id))
+            if isinstance(service_id, str) and period.holds(self._invoice_day.get(invoice_id))
         )
         self._held_names: list[pd.DataFrame] = []
-        self._moved: dict[tuple[str, str], str] = {}  # status kind and id -> its operations' later day
-
-    def _need_accounts_of(self, frame: pd.DataFrame, id_column: str, days: dict[str, str | None]) -> None:
-        self.needed["account"].update(
-            str(account_id)
-            for taxdome_id, account_id in zip(
-                frame[id_column].tolist(), frame["account_id"].tolist(), strict=True
-            )
-            if self.period.holds(days.get(taxdome_id))
-        )
+        # The kind and id of a verdict -> why this run does not sync the object.
+        self._left_out: dict[tuple[str, str], str] = {}
 
     def object_day(self, kind: str, taxdome_id: str) -> str | None:
         """The day of a TaxDome object of `kind` (an operation's or a status's kind); None if undated."""
@@ -170,12 +196,14 @@ class PeriodSelection:
             strict=True,
         ):
             day = self._operation_day(kind, taxdome_id, payload)
-            if day != self.object_day(kind, taxdome_id):
-                key = (_STATUS_KIND.get(kind, kind), taxdome_id)
-                self._moved[key] = _later(self._moved.get(key), day)
             keep.append(self.period.holds(day))
             if keep[-1]:
                 self._need_names_in(payload)
+            else:
+                self._left_out[_verdict_key(kind, taxdome_id)] = (
+                    f"dated {day or 'without a day'}, outside this backfill run's period ({self.period}): the "
+                    "run of its own period, or the next run of the whole firm, syncs it"
+                )
         return _rows(dated, keep)
 
     def _need_names_in(self, payload: str) -> None:
@@ -190,25 +218,32 @@ class PeriodSelection:
             return None
         held = pd.concat(self._held_names, ignore_index=True)
         self._held_names.clear()
-        return _rows(
-            held,
-            [self._is_needed(k, i) for k, i in zip(held["taxdome_kind"], held["taxdome_id"], strict=True)],
-        )
-
-    def _is_needed(self, kind: str, taxdome_id: str) -> bool:
-        return taxdome_id in self.needed[kind]
+        needed = []
+        for kind, taxdome_id in zip(held["taxdome_kind"].tolist(), held["taxdome_id"].tolist(), strict=True):
+            needed.append(taxdome_id in self.needed[kind])
+            if needed[-1]:
+                continue
+            self._left_out[(kind, taxdome_id)] = (
+                f"nothing in this backfill run's period ({self.period}) needs it: the run of a period that does, "
+                "or the next run of the whole firm, syncs it"
+            )
+        return _rows(held, needed)
 
     def statuses(self, statuses: pd.DataFrame) -> pd.DataFrame:
-        """The verdicts of the objects of the period and of the customers and items it needs; call after
-        `needed_names`."""
-        return _rows(
-            statuses,
-            [
-                self._is_needed(kind, taxdome_id)
-                if kind in NAME_KINDS
-                else self.period.holds(
-                    self._moved.get((kind, taxdome_id)) or self.object_day(kind, taxdome_id)
-                )
-                for kind, taxdome_id in zip(statuses["taxdome_kind"], statuses["taxdome_id"], strict=True)
-            ],
+        """Every object's verdict as the full plan decided it, but for those whose operations the period left
+        out: not synced by this run, and why. Call after `needed_names`."""
+        left_out = [
+            self._left_out.get((kind, taxdome_id))
+            for kind, taxdome_id in zip(statuses["taxdome_kind"], statuses["taxdome_id"], strict=True)
+        ]
+        if not any(left_out):
+            return statuses
+        waiting = pd.Series([reason is not None for reason in left_out], index=statuses.index)
+        reasons = pd.Series(left_out, index=statuses.index, dtype=object)
+        return statuses.assign(
+            status=statuses["status"].mask(waiting, NOT_SYNCED),
+            reason=statuses["reason"].mask(waiting, reasons),
+            qbo_entity=statuses["qbo_entity"].mask(waiting, None),
+            caused_by=statuses["caused_by"].mask(waiting, None),
+            qbo_id=statuses["qbo_id"].mask(waiting, None),
         )
