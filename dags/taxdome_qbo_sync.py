@@ -20,6 +20,12 @@ without operation skips `load`, so a run that changed nothing in QuickBooks star
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
 (by folder name) first. `make demo` puts the generated demo export in the default landing folder.
 
+**A firm's history, month by month.** A manual run with `period_from` and `period_to` writes only what is
+dated in those days (invoices by posted date, payments with the invoices they pay, fees and refunds with
+their payments) and the customers and items it needs, and deletes nothing: one run per month, oldest first,
+backfills a large firm's history (docs/sync-run.md#backfilling-a-firms-history-month-by-month). Objects left
+to another month are `not_synced` in this run's verdicts, with the reason.
+
 **Safe to re-run.** Staging is an upsert by TaxDome id with a row hash: re-loading an export changes no
 row, a newer export changes only what changed, and a row older than the staged one (by `updated_at`)
 never overwrites it. Each export loads in one transaction: a failed load stages nothing. The load never

@@ -162,3 +162,29 @@ def test_a_period_run_deletes_nothing_a_full_run_would(tmp_path):
 def test_a_period_cannot_end_before_it_begins():
     with pytest.raises(ValueError, match="cannot end"):
         SyncPeriod(dt.date(2026, 2, 1), dt.date(2026, 1, 31))
+
+
+def test_a_payment_whose_credit_a_later_month_spends_lands_in_that_month(tmp_path):
+    # P4 (January 10) is left unapplied: client credit. In February, P5 spends that credit on I4: a full
+    # run's P4 links I4, so P4 cannot land before February.
+    firm = staged_firm(
+        tmp_path / "export",
+        **{
+            "invoices.csv": with_rows(
+                "invoices.csv", "I4,INV-0004,A2,2026-02-10,,Paid,USD,,95.00,,2026-02-10T09:00:00Z"
+            ),
+            "invoice_lines.csv": with_rows("invoice_lines.csv", "I4,1,S2,Bookkeeping,,95.00,1,95.00,false"),
+            "payments.csv": with_rows(
+                "payments.csv",
+                "P4,A2,2026-01-10,100.00,cash,none,,0,USD,true,,2026-01-10T09:00:00Z",
+                "P5,A2,2026-02-10,95.00,credit_balance,none,,0,USD,true,,2026-02-10T09:00:00Z",
+            ),
+            "payment_applications.csv": with_rows("payment_applications.csv", "P5,I4,95.00"),
+        },
+    )
+    p4 = period_plan(firm, FEBRUARY).operations.query("taxdome_id == 'P4'")
+    assert "@invoice:I4" in p4["payload"].iloc[0]
+    january, verdicts = selected(firm, JANUARY)
+    assert ("payment", "P4") not in january
+    assert verdicts[("payment", "P4")][1].startswith("dated 2026-02-10, outside")
+    assert ("payment", "P4") in selected(firm, FEBRUARY)[0]
