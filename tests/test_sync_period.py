@@ -166,7 +166,7 @@ def test_a_period_cannot_end_before_it_begins():
 
 def test_a_payment_whose_credit_a_later_month_spends_lands_in_that_month(tmp_path):
     # P4 (January 10) is left unapplied: client credit. In February, P5 spends that credit on I4: a full
-    # run's P4 links I4, so P4 cannot land before February.
+    # run's P4 links I4, so neither P4 nor its fee can land before February.
     firm = staged_firm(
         tmp_path / "export",
         **{
@@ -176,7 +176,7 @@ def test_a_payment_whose_credit_a_later_month_spends_lands_in_that_month(tmp_pat
             "invoice_lines.csv": with_rows("invoice_lines.csv", "I4,1,S2,Bookkeeping,,95.00,1,95.00,false"),
             "payments.csv": with_rows(
                 "payments.csv",
-                "P4,A2,2026-01-10,100.00,cash,none,,0,USD,true,,2026-01-10T09:00:00Z",
+                "P4,A2,2026-01-10,100.00,card,stripe,ch_4,3.20,USD,true,,2026-01-10T09:00:00Z",
                 "P5,A2,2026-02-10,95.00,credit_balance,none,,0,USD,true,,2026-02-10T09:00:00Z",
             ),
             "payment_applications.csv": with_rows("payment_applications.csv", "P5,I4,95.00"),
@@ -185,6 +185,6 @@ def test_a_payment_whose_credit_a_later_month_spends_lands_in_that_month(tmp_pat
     p4 = period_plan(firm, FEBRUARY).operations.query("taxdome_id == 'P4'")
     assert "@invoice:I4" in p4["payload"].iloc[0]
     january, verdicts = selected(firm, JANUARY)
-    assert ("payment", "P4") not in january
+    assert not {("payment", "P4"), ("fee", "P4")} & january  # its fee follows it
     assert verdicts[("payment", "P4")][1].startswith("dated 2026-02-10, outside")
-    assert ("payment", "P4") in selected(firm, FEBRUARY)[0]
+    assert {("payment", "P4"), ("fee", "P4")} <= selected(firm, FEBRUARY)[0]

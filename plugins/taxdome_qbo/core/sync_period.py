@@ -8,12 +8,12 @@ customers and items those objects need.
 An object's day is the last day among itself and what it depends on, so that it never lands before
 something it links to:
 - an invoice: its posted date;
-- a payment: its payment date, or the posted date of a later invoice it pays;
+- a payment: its payment date, or the posted date of a later invoice it pays; one that leaves client credit,
+  the latest invoice its client's later credit-balance payments pay (R7 may spend its credit there);
 - its processing fee and its credit memo (a promotional credit): the payment's day;
 - a refund: its refund date, or its payment's day if later;
 - a credit application (`credit payment:invoice:memo`): the last of the three days;
-- an operation: its object's day, or the day of a later transaction its payload links to (a payment whose
-  unapplied money a later credit-balance payment spends on a later invoice moves to that invoice's month).
+- an operation: its object's day, or the day of a later transaction its payload links to.
 
 Periods are ranges of days, both ends included (core/reconciliation_period.py makes one of a data
 interval): an invoice posted on January 31 belongs to January, a payment of it on February 1 to February.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 import pandas as pd
@@ -120,6 +121,7 @@ class PeriodSelection:
                 self._payment_day[payment_id] = _later(
                     self._payment_day[payment_id], self._invoice_day.get(invoice_id)
                 )
+        self._follow_credit_spent_later(payments, applications)
         refunds = staged.refunds
         self._refund_day = {
             refund_id: _later(date_text(day), self._payment_day.get(payment_id))
@@ -157,6 +159,38 @@ class PeriodSelection:
         self._held_names: list[pd.DataFrame] = []
         # The kind and id of a verdict -> why this run does not sync the object.
         self._left_out: dict[tuple[str, str], str] = {}
+
+    def _follow_credit_spent_later(self, payments: pd.DataFrame, applications: pd.DataFrame) -> None:
+        """A payment or promotional credit that leaves client credit lands with the latest invoice its client's
+        later credit-balance payments pay: R7 may spend its credit there, and its payload then links that
+        invoice; its fee and its credit memo follow it."""
+        applied: dict[str, int] = defaultdict(int)
+        for payment_id, cents in zip(
+            applications["payment_id"].tolist(), applications["amount_cents"].tolist(), strict=True
+        ):
+            applied[payment_id] += int(cents)
+        spent: dict[str, list[tuple[str, str]]] = defaultdict(
+            list
+        )  # account -> (paid on, latest invoice day)
+        rows = list(
+            zip(
+                payments["payment_id"].tolist(),
+                payments["account_id"].tolist(),
+                payments["payment_date"].tolist(),
+                payments["method"].tolist(),
+                payments["amount_cents"].tolist(),
+                strict=True,
+            )
+        )
+        for payment_id, account_id, paid_on, method, _ in rows:
+            if method == "credit_balance" and (day := self._payment_day.get(payment_id)) is not None:
+                spent[account_id].append((date_text(paid_on), day))
+        for payment_id, account_id, paid_on, method, cents in rows:
+            if method == "credit_balance" or int(cents) <= applied[payment_id] or account_id not in spent:
+                continue
+            own = date_text(paid_on)
+            later = [day for spent_on, day in spent[account_id] if own is not None and spent_on >= own]
+            self._payment_day[payment_id] = _later(self._payment_day.get(payment_id), *later)
 
     def object_day(self, kind: str, taxdome_id: str) -> str | None:
         """The day of a TaxDome object of `kind` (an operation's or a status's kind); None if undated."""

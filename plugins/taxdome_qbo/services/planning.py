@@ -91,6 +91,8 @@ def plan_sync(
 
     The run's earlier plan is replaced in the same transaction; a refused plan (PlanRefused) records nothing.
     Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
+    With `options.period` (a backfill run), the whole firm is planned and only the operations of that period
+    are recorded (core/sync_period.py); every object still gets its verdict.
     Plans under the company's lease (waiting up to `lease_wait_seconds`), so the sync state it reads is not
     one a load is still changing; a caller holding the lease since it read `reference` re-enters it.
     """
