@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -151,6 +152,9 @@ def test_the_period_params_make_a_run_sync_only_its_days(
     assert invoices.state == rest.state == "success"
     assert set(loaded_kinds(invoices.run_id)) == {"account", "service", "invoice"}
     assert set(loaded_kinds(rest.run_id)) == {"payment", "fee", "refund"}
+    planned = xcom_values(rest.run_id)["plan"]
+    assert planned["period"] == "2026-01-07 to 2026-01-31"
+    assert "only what is dated 2026-01-07 to 2026-01-31" in Path(planned["preview"]).read_text()
     before = request_count(emulator, company["realm_id"])
     again = sync_dag.test(run_conf={**export, "period_from": "2026-01-07", "period_to": "2026-01-31"})
     assert {ti.task_id: ti.state for ti in again.get_task_instances()}["load"] == "skipped"
