@@ -37,6 +37,7 @@ its marker before it is sent again. Clearing `load` resumes where it stopped.
 - *lacks required files / lacks required columns*: the export is incomplete; fix or remove the folder,
   then clear the task. Retries will not help, so the task fails at once.
 - *firm settings*: a param or the `taxdome_qbo_settings` Variable has a bad value.
+- *period*: `period_from` without `period_to` (or the reverse), or a period that ends before it begins.
 - *critical data-quality checks failed*: `check` found staged data that would put wrong numbers in
   QuickBooks (an invoice total that is not its lines + tax, more applied or refunded than paid, a reference
   to nothing, ...); nothing is planned or written. The message names each check and its TaxDome ids, and
