@@ -20,6 +20,12 @@ without operation skips `load`, so a run that changed nothing in QuickBooks star
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
 (by folder name) first. `make demo` puts the generated demo export in the default landing folder.
 
+**A firm's history, month by month.** A manual run with `period_from` and `period_to` writes only what is
+dated in those days (invoices by posted date, payments with the invoices they pay, fees and refunds with
+their payments) and the customers and items it needs, and deletes nothing: one run per month, oldest first,
+backfills a large firm's history (docs/sync-run.md#backfilling-a-firms-history-month-by-month). Objects left
+to another month are `not_synced` in this run's verdicts, with the reason.
+
 **Safe to re-run.** Staging is an upsert by TaxDome id with a row hash: re-loading an export changes no
 row, a newer export changes only what changed, and a row older than the staged one (by `updated_at`)
 never overwrites it. Each export loads in one transaction: a failed load stages nothing. The load never
@@ -31,6 +37,7 @@ its marker before it is sent again. Clearing `load` resumes where it stopped.
 - *lacks required files / lacks required columns*: the export is incomplete; fix or remove the folder,
   then clear the task. Retries will not help, so the task fails at once.
 - *firm settings*: a param or the `taxdome_qbo_settings` Variable has a bad value.
+- *period*: `period_from` without `period_to` (or the reverse), or a period that ends before it begins.
 - *critical data-quality checks failed*: `check` found staged data that would put wrong numbers in
   QuickBooks (an invoice total that is not its lines + tax, more applied or refunded than paid, a reference
   to nothing, ...); nothing is planned or written. The message names each check and its TaxDome ids, and
@@ -100,6 +107,15 @@ def _setting(description: str, **schema) -> Param:
         ),
         "allow_mass_delete": Param(
             False, type="boolean", description="Let a plan delete more than 5% of the synced objects."
+        ),
+        "period_from": Param(
+            None,
+            description="Backfill: first day (YYYY-MM-DD) of the history this run loads, with period_to. "
+            "Empty: everything in scope.",
+            **NULLABLE_DATE,
+        ),
+        "period_to": Param(
+            None, description="Backfill: last day (YYYY-MM-DD), included, with period_from.", **NULLABLE_DATE
         ),
         "landing_dir": Param(
             None,

@@ -41,6 +41,8 @@ def test_sync_dag_declares_the_settings_and_export_params(dagbag):
         "dry_run",
         "export_mode",
         "allow_mass_delete",
+        "period_from",
+        "period_to",
     } == set(dag.params)
     assert all(dag.params[name] is None for name in SETTING_NAMES)  # unset: the Variable then defaults decide
     assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "check", "plan", "load"]

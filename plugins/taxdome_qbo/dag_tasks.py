@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from taxdome_qbo.core.planner import PlanOptions
 from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
+from taxdome_qbo.core.sync_period import period_of
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
@@ -90,7 +91,13 @@ def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Plan the run against the connected QuickBooks company, record it, and publish its preview."""
     settings = firm_settings(params)
     session = QuickBooksHook().governed_session("planned")
-    options = PlanOptions(export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"])
+    try:
+        period = period_of(params.get("period_from"), params.get("period_to"))
+    except ValueError as exc:
+        raise AirflowFailException(f"period: {exc}") from exc
+    options = PlanOptions(
+        export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"], period=period
+    )
     with task_outcome():
         return pipeline.plan(
             WarehouseHook().get_engine(),

@@ -14,10 +14,13 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import pandas as pd
+
+if TYPE_CHECKING:
+    from taxdome_qbo.core.sync_period import SyncPeriod
 
 OPERATION_COLUMNS = (
     "seq",
@@ -66,10 +69,13 @@ class StagedFirm:
 @dataclass(frozen=True)
 class PlanOptions:
     """:param export_mode: `full`: an export lists everything, so a synced payment or refund it lacks was
-    deleted in TaxDome; `incremental`: an export lists changes only, nothing is deleted for being absent."""
+    deleted in TaxDome; `incremental`: an export lists changes only, nothing is deleted for being absent.
+    :param period: a backfill run's days: only what is dated in them is loaded (core/sync_period.py), and
+    nothing is deleted; None: everything in scope."""
 
     export_mode: Literal["full", "incremental"] = "full"
     allow_mass_delete: bool = False
+    period: SyncPeriod | None = None
 
 
 @dataclass

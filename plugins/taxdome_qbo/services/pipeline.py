@@ -151,6 +151,8 @@ def plan(
         except PlanRefused as exc:
             raise Refused(str(exc)) from exc
     mode = "dry run: nothing will be written to QuickBooks" if dry_run else "plan"
+    if options.period is not None:
+        mode += f", only what is dated {options.period}"
     title = f"Sync plan for QuickBooks company {reference.realm_id} ({mode})"
     preview = planning.preview_markdown(engine, run_id, title=title)
     log.info("%s", preview)
@@ -161,7 +163,8 @@ def plan(
     with local_files.open_private(folder / PLAN_OPERATIONS, "w", encoding="utf-8", newline="") as handle:
         planning.write_operations_csv(engine, run_id, handle)
     planning.record_preview_location(engine, run_id, str(folder / PLAN_PREVIEW))
-    return receipt.as_xcom() | {"dry_run": dry_run, "preview": str(folder / PLAN_PREVIEW)}
+    period = None if options.period is None else str(options.period)
+    return receipt.as_xcom() | {"dry_run": dry_run, "preview": str(folder / PLAN_PREVIEW), "period": period}
 
 
 def load(

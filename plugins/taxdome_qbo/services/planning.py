@@ -20,6 +20,7 @@ from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
+from taxdome_qbo.core.sync_period import PeriodSelection
 from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS, STATE_COLUMNS, StagedFirm
 from taxdome_qbo.services import company_lease, run_counts, sql, sync_issues, warehouse
 
@@ -90,6 +91,8 @@ def plan_sync(
 
     The run's earlier plan is replaced in the same transaction; a refused plan (PlanRefused) records nothing.
     Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
+    With `options.period` (a backfill run), the whole firm is planned and only the operations of that period
+    are recorded (core/sync_period.py); every object still gets its verdict.
     Plans under the company's lease (waiting up to `lease_wait_seconds`), so the sync state it reads is not
     one a load is still changing; a caller holding the lease since it read `reference` re-enters it.
     """
@@ -109,9 +112,25 @@ def plan_sync(
                 counted.add(operations)
                 warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
-            plan = build_plan(staged, settings, reference, state, options, sink=record)
+            if options.period is None:
+                plan = build_plan(staged, settings, reference, state, options, sink=record)
+                statuses = plan.statuses
+            else:
+                selection = PeriodSelection(staged, options.period)
+                plan = build_plan(
+                    staged,
+                    settings,
+                    reference,
+                    state,
+                    options,
+                    sink=lambda ops: record(selection.operations(ops)),
+                )
+                if (names := selection.needed_names()) is not None:
+                    record(names)
+                statuses = selection.statuses(plan.statuses)
+                log.info("run %s syncs the period %s only", run_id, options.period)
             lease.verify()  # a plan made on a state another writer has changed since is not recorded
-            statuses = sync_issues.explain_overrides(plan.statuses, overrides)
+            statuses = sync_issues.explain_overrides(statuses, overrides)
             warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
             run_counts.record_plan(conn, run_id, counted, statuses)
             recorded = counted.operations.total()

@@ -16,7 +16,12 @@ class DeletionRules(RuleBook):
     """Deletions of the kinds `core/kinds.py` declares deletable, children first."""
 
     def _plan_deletions(self) -> None:
-        """Delete from QBO what TaxDome deleted (full exports) or what was unsynced since (any export)."""
+        """Delete from QBO what TaxDome deleted (full exports) or what was unsynced since (any export).
+
+        A backfill run (a period) deletes nothing: it loads part of the history, and the next run of the whole
+        firm judges deletions on all of it."""
+        if self.options.period is not None:
+            return
         staged_payments = set(self.staged.payments["payment_id"])
         staged_refunds = set(self.staged.refunds["refund_id"])
         deletions = []
