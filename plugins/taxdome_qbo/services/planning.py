@@ -112,19 +112,11 @@ def plan_sync(
                 counted.add(operations)
                 warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
 
-            if options.period is None:
-                plan = build_plan(staged, settings, reference, state, options, sink=record)
-                statuses = plan.statuses
-            else:
-                selection = PeriodSelection(staged, options.period)
-                plan = build_plan(
-                    staged,
-                    settings,
-                    reference,
-                    state,
-                    options,
-                    sink=lambda ops: record(selection.operations(ops)),
-                )
+            selection = None if options.period is None else PeriodSelection(staged, options.period)
+            sink = record if selection is None else (lambda ops: record(selection.operations(ops)))
+            plan = build_plan(staged, settings, reference, state, options, sink=sink)
+            statuses = plan.statuses
+            if selection is not None:
                 if (names := selection.needed_names()) is not None:
                     record(names)
                 statuses = selection.statuses(plan.statuses)
