@@ -25,7 +25,7 @@ from taxdome_qbo.core.planner import build_plan
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.core.validation import validate_export
 from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan, StagedFirm
-from taxdome_qbo.demo.planning import demo_company, state_after_success
+from taxdome_qbo.demo.planning import company_seeded_for, state_after_success
 from taxdome_qbo.services.export_reader import ExportReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,7 +69,7 @@ def run_one(scenario: str, export: Path) -> dict:
     state_file = OUT / f"{export.name}-sync-state.parquet"
     state = pd.read_parquet(state_file) if scenario == "steady" else pd.DataFrame(columns=list(STATE_COLUMNS))
     settings = FirmSettings()
-    company = demo_company(items=[("40", "Bookkeeping", True)])
+    company = company_seeded_for(staged)
     operations = OperationsFile(OUT / f"{export.name}-{scenario}-operations.parquet")
     started = time.perf_counter()
     plan = build_plan(staged, settings, company, state, sink=operations)

@@ -36,7 +36,7 @@ from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, Tax
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.validation import validate_export
 from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan, StagedFirm
-from taxdome_qbo.demo.planning import demo_company, state_after_success
+from taxdome_qbo.demo.planning import company_seeded_for, state_after_success
 from taxdome_qbo.services.export_reader import ExportReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -178,7 +178,7 @@ def prepare(export: Path) -> dict:
     settings = resolve_settings(
         json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
     )
-    company = demo_company(items=[("40", "Bookkeeping", True)])
+    company = company_seeded_for(staged)
     operations_file = OperationsFile(OUT / f"{export.name}-reconcile-operations.parquet")
     empty_state = pd.DataFrame(columns=list(STATE_COLUMNS))
     plan = build_plan(staged, settings, company, empty_state, sink=operations_file)

@@ -10,12 +10,18 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, EXPORT_FILES_BY_NAME, enum_lookup, normalize_label
+from taxdome_qbo.core.planner import build_plan
+from taxdome_qbo.core.settings import resolve_settings
+from taxdome_qbo.core.validation import validate_export
+from taxdome_qbo.core.vocabulary import STATE_COLUMNS, StagedFirm
 from taxdome_qbo.demo import MANIFEST_NAME, generate_export
 from taxdome_qbo.demo.__main__ import main
 from taxdome_qbo.demo.bad_rows import KINDS
+from taxdome_qbo.demo.planning import company_seeded_for
 from taxdome_qbo.services.export_reader import ExportReader
 
 CENT = Decimal("0.01")
@@ -507,3 +513,18 @@ def test_the_export_is_marked_complete_by_a_manifest_the_reader_verifies(
         assert reader.deletion_doubts and all("malformed" in doubt for doubt in reader.deletion_doubts)
     else:
         assert reader.deletion_doubts == []
+
+
+def test_the_seeded_company_holds_every_customer_and_item_the_export_names(clean_export: Path) -> None:
+    """Planned against the company `make demo` seeds, no account or service fails for want of the QuickBooks
+    customer it is matched to by hand (R4) or the item it copies (R8): the benchmarks plan against it."""
+    staged = {v.export_file.name: v.staged for v in validate_export(ExportReader(clean_export).read)}
+    firm = StagedFirm(**{name: staged[name] for name in StagedFirm.__dataclass_fields__})
+    settings = resolve_settings(json.loads((clean_export / MANIFEST_NAME).read_text())["firm_settings"], None)
+
+    plan = build_plan(firm, settings, company_seeded_for(firm), pd.DataFrame(columns=list(STATE_COLUMNS)))
+
+    failed = plan.statuses[plan.statuses["status"] == "failed"]
+    assert firm.accounts["qbo_customer_name"].fillna("").ne("").any()
+    assert not failed["reason"].str.contains("does not exist").any(), failed.to_string()
+    assert failed["taxdome_kind"].isin(["account", "service"]).sum() == 0

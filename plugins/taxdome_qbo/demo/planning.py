@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from taxdome_qbo.core.qbo_reference import QboReference
-from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan
+from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan, StagedFirm
 
 
 def demo_company(
@@ -45,6 +45,24 @@ def demo_company(
             [("1", "Cash", "NON_CREDIT_CARD", True)], columns=["id", "name", "type", "active"]
         ),
         automated_sales_tax=automated_sales_tax,
+    )
+
+
+def company_seeded_for(staged: StagedFirm) -> QboReference:
+    """The demo company as `make demo` seeds it for an export (demo/qbo_seed.py), to plan against without
+    QuickBooks: the generator's service item, the items services copy (R8), and the customers accounts are
+    matched to by hand (R4), which would otherwise fail for want of them."""
+
+    def named(frame: pd.DataFrame, column: str) -> list[str]:
+        names = frame[column].dropna()
+        return sorted(set(names[names != ""]))
+
+    items = named(staged.services, "qbo_item_name")
+    return demo_company(
+        customers=[
+            (str(5000 + n), name, True) for n, name in enumerate(named(staged.accounts, "qbo_customer_name"))
+        ],
+        items=[("40", "Bookkeeping", True), *((str(700 + n), name, True) for n, name in enumerate(items))],
     )
 
 
