@@ -206,7 +206,7 @@ def prepare(export: Path) -> dict:
     return {"case": "prepare", "seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": 0}
 
 
-def _prepared_sides(
+def prepared_sides(
     export: Path,
 ) -> tuple[TaxDomeSide, QboSide, pd.DataFrame, pd.DataFrame, ReconciliationSettings]:
     """Both sides, the verdicts, the state and the settings of the whole sync period, as prepare() kept them."""
@@ -229,7 +229,7 @@ def _prepared_sides(
 
 def compare(export: Path) -> dict:
     """The comparison alone, on the prepared sides, in a process of its own."""
-    taxdome, qbo, verdicts, state, options = _prepared_sides(export)
+    taxdome, qbo, verdicts, state, options = prepared_sides(export)
     started = time.perf_counter()
     result = reconcile(taxdome, qbo, verdicts, state, options)
     seconds = time.perf_counter() - started
@@ -261,7 +261,7 @@ def last_three_months(invoices: pd.DataFrame) -> list[tuple[dt.date, dt.date]]:
 def periods(export: Path) -> dict:
     """A three-month backfill's comparisons (each month on its own, balances left out as for a month that has
     ended) against the comparison of the whole sync period, on the same prepared sides, in one process."""
-    taxdome, qbo, verdicts, state, whole = _prepared_sides(export)
+    taxdome, qbo, verdicts, state, whole = prepared_sides(export)
     started = time.perf_counter()
     reconcile(taxdome, qbo, verdicts, state, whole)
     whole_seconds = time.perf_counter() - started

@@ -17,7 +17,6 @@ they are timed and printed apart.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import resource
 import shutil
@@ -27,11 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import sqlalchemy as sa
 
 from taxdome_qbo.core.qbo_faults import Fault
-from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
+from taxdome_qbo.core.reconciliation import reconcile
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.vocabulary import PlanOptions
 from taxdome_qbo.demo import generate_export
@@ -43,7 +41,7 @@ from taxdome_qbo.services.staging import stage_export
 from taxdome_qbo.services.ui_reports import QuarantineFilter, ReportFormat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reconcile import DEPOSIT_ACCOUNT, FEE_ACCOUNT, TAX_ITEM  # the reconciliation benchmark's QBO side
+from reconcile import prepared_sides  # the reconciliation benchmark's prepared sides
 from stage import OUT, engine_for, firm_command_line, run_in_own_process  # the staging benchmark's warehouses
 
 SYNC_RUN, RECON_RUN, REALM = "bench-sync", "bench-recon", "9130000000000000"
@@ -81,25 +79,8 @@ def ensure_export(accounts: int, seed: int) -> Path:
 def record_reconciliation(engine, export: Path, reports_folder: Path) -> int:
     """Compare the prepared sides (bench/reconcile.py) and record the run and its reports as the
     reconciliation does; the number of exceptions."""
-    folder = OUT / f"{export.name}-reconcile"
-
-    def read(name: str) -> pd.DataFrame:
-        return pd.read_parquet(folder / f"{name}.parquet")
-
-    settings = ReconciliationSettings(
-        period_from=dt.date.fromisoformat(json.loads((folder / "settings.json").read_text())["period_from"]),
-        tax_item_id=TAX_ITEM,
-        fee_expense_account_id=FEE_ACCOUNT,
-        deposit_account_id=DEPOSIT_ACCOUNT,
-        app_url="http://127.0.0.1:8765/app",
-    )
-    result = reconcile(
-        TaxDomeSide(**{name: read(name) for name in TaxDomeSide.__dataclass_fields__}),
-        QboSide(**{name: read(f"qbo_{name}") for name in QboSide.__dataclass_fields__}),
-        read("verdicts"),
-        read("state"),
-        settings,
-    )
+    taxdome, qbo, verdicts, state, settings = prepared_sides(export)
+    result = reconcile(taxdome, qbo, verdicts, state, settings)
     reconciliation.record(engine, RECON_RUN, REALM, SYNC_RUN, result, settings)
     written = reports.write_reports(engine, RECON_RUN, reports_folder, dq_run_id=SYNC_RUN)
     reconciliation.record_report_location(engine, RECON_RUN, written["html"])
