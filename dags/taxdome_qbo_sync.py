@@ -63,6 +63,7 @@ counts: read = staged + rejected), `stg_taxdome__rejected` (each quarantined row
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
@@ -71,6 +72,7 @@ from taxdome_qbo import alerts, dag_tasks
 from taxdome_qbo.assets import QUICKBOOKS_LOADED, SYNC_DAG_ID
 from taxdome_qbo.dag_defaults import default_args
 from taxdome_qbo.operators.quickbooks_load import QuickBooksLoadOperator
+from taxdome_qbo.timetables import SyncTimetable
 
 NULLABLE_TEXT = ["null", "string"]
 NULLABLE_DATE = {"type": NULLABLE_TEXT, "format": "date"}
@@ -86,9 +88,13 @@ def _setting(description: str, **schema) -> Param:
 
 @dag(
     dag_id=SYNC_DAG_ID,
-    schedule=os.environ.get("TAXDOME_QBO_SYNC_SCHEDULE", "@hourly"),
+    # On the hour for the scheduler; a backfill syncs the firm's history period by period (monthly).
+    schedule=SyncTimetable(
+        os.environ.get("TAXDOME_QBO_SYNC_SCHEDULE", "@hourly"),
+        os.environ.get("TAXDOME_QBO_SYNC_HISTORY_PERIOD", "@monthly"),
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=False,  # each scheduled run syncs everything; catching up is what backfills do (timetables.py)
     max_active_runs=1,
     default_args=default_args(retry_exponential_backoff=True),
     deadline=alerts.sync_deadline(),
@@ -146,6 +152,13 @@ def _setting(description: str, **schema) -> Param:
     },
 )
 def taxdome_qbo_sync():
+    # The sensor's own timeout only backs up the one turn_to_sync raises, which says what to do.
+    @task.sensor(
+        poke_interval=30, timeout=dag_tasks.TURN_WAIT_TIMEOUT + timedelta(minutes=1), mode="reschedule"
+    )
+    def wait_for_turn() -> bool:
+        return dag_tasks.turn_to_sync(get_current_context())
+
     @task
     def extract() -> list[str]:
         return dag_tasks.resolve_exports(get_current_context()["params"])
@@ -161,11 +174,12 @@ def taxdome_qbo_sync():
 
     @task
     def plan() -> dict:
-        context = get_current_context()
-        return dag_tasks.plan_sync(context["params"], context["run_id"])
+        return dag_tasks.plan_sync(get_current_context())
 
+    exports = extract()
+    wait_for_turn() >> exports
     (
-        stage(extract())
+        stage(exports)
         >> check()
         >> plan()
         >> QuickBooksLoadOperator(task_id="load", outlets=[QUICKBOOKS_LOADED])

@@ -45,12 +45,26 @@ def test_sync_dag_declares_the_settings_and_export_params(dagbag):
         "period_to",
     } == set(dag.params)
     assert all(dag.params[name] is None for name in SETTING_NAMES)  # unset: the Variable then defaults decide
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "check", "plan", "load"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "wait_for_turn",
+        "extract",
+        "stage",
+        "check",
+        "plan",
+        "load",
+    ]
+    wait = dag.get_task("wait_for_turn")
+    assert dag.get_task("extract").upstream_task_ids == {"wait_for_turn"}
+    assert (wait.mode, wait.poke_interval) == ("reschedule", 30)
 
 
-def test_sync_dag_runs_hourly_unless_configured(dagbag):
-    timetable = dagbag.dags["taxdome_qbo_sync"].timetable
-    assert timetable.expression in ("@hourly", "0 * * * *")
+def test_sync_dag_runs_hourly_and_backfills_by_month_unless_configured(dagbag):
+    sync = dagbag.dags["taxdome_qbo_sync"]
+    assert (sync.timetable.schedule, sync.timetable.history_period) == ("@hourly", "@monthly")
+    # What the scheduler and the api-server get: the plugin registers the timetable, so it round-trips.
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(sync)).timetable
+    assert restored.serialize() == sync.timetable.serialize()
+    assert restored.summary == "@hourly, backfills @monthly"
 
 
 def test_parsing_does_no_io(monkeypatch):

@@ -3,18 +3,25 @@ use case of `services.pipeline`, return its small receipt. Nothing here holds bu
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath, Variable
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk import Context, ObjectStoragePath, Variable
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from taxdome_qbo.core.planner import PlanOptions
 from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
-from taxdome_qbo.core.sync_period import period_of
+from taxdome_qbo.core.reconciliation_period import period_of_interval
+from taxdome_qbo.core.sync_period import SyncPeriod, period_of
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
 from taxdome_qbo.paths import default_landing_dir, reports_location
@@ -22,6 +29,12 @@ from taxdome_qbo.services import company_lease, loading, pipeline
 from taxdome_qbo.services.reports import ReportFolder
 
 log = logging.getLogger(__name__)
+
+BACKFILL = "backfill"
+IN_FLIGHT = ["queued", "running"]
+# How far back a backfill's history runs are looked for, and how long a run waits for its turn.
+HISTORY_LOOKBACK = dt.timedelta(days=10 * 366)
+TURN_WAIT_TIMEOUT = dt.timedelta(days=7)
 
 
 @contextmanager
@@ -87,24 +100,92 @@ def check_quality(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         )
 
 
-def plan_sync(params: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Plan the run against the connected QuickBooks company, record it, and publish its preview."""
-    settings = firm_settings(params)
-    session = QuickBooksHook().governed_session("planned")
+def run_period(context: Context) -> SyncPeriod | None:
+    """The days the run syncs: its `period_from` and `period_to` when given, else a backfill run's data
+    interval (one period of the firm's history: the days that begin in it), else None (everything in scope)."""
+    params = context["params"]
     try:
         period = period_of(params.get("period_from"), params.get("period_to"))
     except ValueError as exc:
         raise AirflowFailException(f"period: {exc}") from exc
-    options = PlanOptions(
-        export_mode=params["export_mode"], allow_mass_delete=params["allow_mass_delete"], period=period
+    if period is None and context["dag_run"].run_type == BACKFILL:
+        first, last = period_of_interval(
+            context["data_interval_start"], context["data_interval_end"], context["dag"].timezone
+        )
+        period = SyncPeriod(first, last)
+    return period
+
+
+def _previous_period_unsettled(context: Context) -> str | None:
+    """Why a backfill's run must wait: the run of the history period just before its own has not succeeded
+    (None when it has, or when there is no such run: the first period of a history)."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    previous = [context["dag"].timetable.previous_period_start(dag_run.data_interval_start)]
+    runs = ti.get_dr_count(dag_id=dag_run.dag_id, logical_dates=previous)
+    if not runs or ti.get_dr_count(dag_id=dag_run.dag_id, logical_dates=previous, states=["success"]):
+        return None
+    failed = ti.get_dr_count(dag_id=dag_run.dag_id, logical_dates=previous, states=["failed"])
+    state = "failed: clear its failed tasks (or mark it success to skip it)" if failed else "not finished yet"
+    return f"the run of the period before this one (logical date {previous[0]:%Y-%m-%d %H:%M}) is {state}"
+
+
+def _history_in_flight(context: Context) -> str | None:
+    """Why a scheduled or manual run must wait: a backfill's run of the firm's history is queued or running
+    (None when none is). Such a run is logged at the start of a history period; this run counts itself when
+    it is logged at one too (a scheduled run on the first of a month at midnight)."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    now = dt.datetime.now(dt.UTC)
+    starts = list(context["dag"].timetable.period_starts(now - HISTORY_LOOKBACK, now))
+    in_flight = sum(
+        ti.get_dr_count(dag_id=dag_run.dag_id, logical_dates=starts[at : at + 500], states=IN_FLIGHT)
+        for at in range(0, len(starts), 500)
+    ) - int(dag_run.logical_date in starts)
+    return f"{in_flight} backfill run(s) of the firm's history queued or running" if in_flight else None
+
+
+def turn_to_sync(context: Context) -> bool:
+    """The poke of `wait_for_turn`: a firm's history lands in date order, and before anything newer.
+
+    A backfill's run waits until the run of the period before its own has succeeded: its plan must see what
+    that period loaded (a payment of February needs January's invoice in QuickBooks), whatever the
+    backfill's `max_active_runs`. A scheduled or manual run, which syncs everything in scope, waits while a
+    backfill is under way, or it would sync the rest of the history at once.
+    """
+    ti = context["ti"]
+    waiting_for = (
+        _previous_period_unsettled(context)
+        if context["dag_run"].run_type == BACKFILL
+        else _history_in_flight(context)
     )
+    if waiting_for is None:
+        return True
+    now = dt.datetime.now(dt.UTC)
+    waited = now - (ti.get_first_reschedule_date(context) or now)
+    if waited >= TURN_WAIT_TIMEOUT:
+        raise AirflowSensorTimeout(
+            f"waited {waited}: {waiting_for}. Clear `wait_for_turn` once it is settled."
+        )
+    log.info("waiting: %s", waiting_for)
+    return False
+
+
+def plan_sync(context: Context) -> dict[str, Any]:
+    """Plan the run against the connected QuickBooks company, record it, and publish its preview."""
+    params = context["params"]
+    settings = firm_settings(params)
+    options = PlanOptions(
+        export_mode=params["export_mode"],
+        allow_mass_delete=params["allow_mass_delete"],
+        period=run_period(context),
+    )
+    session = QuickBooksHook().governed_session("planned")
     with task_outcome():
         return pipeline.plan(
             WarehouseHook().get_engine(),
             session,
             settings,
             options,
-            run_id,
+            context["run_id"],
             dry_run=params["dry_run"],
             reports_root=reports_root(),
         )
