@@ -20,11 +20,13 @@ without operation skips `load`, so a run that changed nothing in QuickBooks star
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
 (by folder name) first. `make demo` puts the generated demo export in the default landing folder.
 
-**A firm's history, month by month.** A manual run with `period_from` and `period_to` writes only what is
-dated in those days (invoices by posted date, payments with the invoices they pay, fees and refunds with
-their payments) and the customers and items it needs, and deletes nothing: one run per month, oldest first,
-backfills a large firm's history (docs/sync-run.md#backfilling-a-firms-history-month-by-month). Objects left
-to another month are `not_synced` in this run's verdicts, with the reason.
+**A firm's history, month by month.** A backfill (`airflow backfill create`, or *Backfill* in the UI) makes
+a run per month of its range; each writes only what is dated in its month (invoices by posted date, payments
+with the invoices they pay, fees and refunds with their payments) and the customers and items it needs, and
+deletes nothing. `wait_for_turn` holds each month until the month before has succeeded, and scheduled runs
+while a backfill is under way. A manual run with `period_from` and `period_to` syncs such a period too
+(docs/sync-run.md#backfilling-a-firms-history-month-by-month). Objects left to another month are
+`not_synced` in the run's verdicts, with the reason.
 
 **Safe to re-run.** Staging is an upsert by TaxDome id with a row hash: re-loading an export changes no
 row, a newer export changes only what changed, and a row older than the staged one (by `updated_at`)
@@ -38,6 +40,8 @@ its marker before it is sent again. Clearing `load` resumes where it stopped.
   then clear the task. Retries will not help, so the task fails at once.
 - *firm settings*: a param or the `taxdome_qbo_settings` Variable has a bad value.
 - *period*: `period_from` without `period_to` (or the reverse), or a period that ends before it begins.
+- `wait_for_turn` waiting (up for reschedule): its log says for what, a backfill's earlier month (failed:
+  clear it, or mark it success to go on without it) or a backfill under way; it fails after 7 days.
 - *critical data-quality checks failed*: `check` found staged data that would put wrong numbers in
   QuickBooks (an invoice total that is not its lines + tax, more applied or refunded than paid, a reference
   to nothing, ...); nothing is planned or written. The message names each check and its TaxDome ids, and

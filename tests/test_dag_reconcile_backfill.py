@@ -14,7 +14,6 @@ import json
 import os
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import openpyxl
 import pendulum
@@ -96,11 +95,11 @@ def _recorded(engine, run_ids) -> dict[str, dict]:
     return recorded
 
 
-def _create_backfill(cluster: deploy.Deployment, *arguments: str, attempts: int = 5) -> str:
-    """`airflow backfill create` for the reconcile DAG. On SQLite metadata, a command that read before it
+def create_backfill(cluster: deploy.Deployment, dag_id: str, *arguments: str, attempts: int = 5) -> str:
+    """`airflow backfill create` for `dag_id`. On SQLite metadata, a command that read before it
     writes is refused at once ("database is locked", whatever the busy timeout) when the scheduler wrote in
     between; its transaction is rolled back whole, so it is simply run again, as a user would."""
-    command = ("backfill", "create", "--dag-id", RECONCILE, *arguments)
+    command = ("backfill", "create", "--dag-id", dag_id, *arguments)
     for attempt in range(1, attempts):
         try:
             return cluster.run(*command)
@@ -111,12 +110,9 @@ def _create_backfill(cluster: deploy.Deployment, *arguments: str, attempts: int 
     return cluster.run(*command)
 
 
-def _one_at_a_time(api: deploy.AirflowApi, task_id: str, run_ids) -> bool:
+def one_at_a_time(api: deploy.AirflowApi, dag_id: str, task_id: str, run_ids) -> bool:
     """Whether the runs' tries of `task_id` ran one after the other, never two at once."""
-    instances = [
-        api.get(f"dags/{RECONCILE}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}")
-        for run_id in run_ids
-    ]
+    instances = [api.task_instance(dag_id, run_id, task_id) for run_id in run_ids]
     spans = sorted((instance["start_date"], instance["end_date"]) for instance in instances)
     return all(ended <= next_started for (_, ended), (next_started, _) in itertools.pairwise(spans))
 
@@ -192,7 +188,7 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
         ready = time.monotonic()
 
         # The backfill may run its three months at once (`--max-active-runs` defaults to 10).
-        created = _create_backfill(cluster, "--from-date", "2026-01-01", "--to-date", "2026-03-01")
+        created = create_backfill(cluster, RECONCILE, "--from-date", "2026-01-01", "--to-date", "2026-03-01")
         runs = deploy.wait_for(lambda: _backfill_runs(api), "the backfill's three runs", 300, cluster, 2)
         backfilled = time.monotonic()
 
@@ -203,7 +199,7 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
         }, created
         by_month = {month: run["dag_run_id"] for month, run in runs.items()}
         for task_id in ("read_back", "reconcile"):  # yet one run at a time reads QuickBooks back, compares
-            assert _one_at_a_time(api, task_id, by_month.values()), task_id
+            assert one_at_a_time(api, RECONCILE, task_id, by_month.values()), task_id
         before = _recorded(engine, by_month.values())
         for month, (first, last) in MONTHS.items():
             recorded = before[by_month[month]]

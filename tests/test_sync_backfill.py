@@ -1,7 +1,7 @@
 """A backfill of the sync, month by month, against the QBO emulator: a generated firm's three months land in
 one company month by month and in another in one full run, and both companies end up holding the same; and
-the DAG's `period_from`/`period_to` params make a run such a month (dag.test runs with explicit periods: the
-sync's hourly timetable gives `airflow backfill create` no month, docs/decisions.md)."""
+the DAG's `period_from`/`period_to` params make a run such a month. `airflow backfill create` with a real
+scheduler: tests/test_dag_sync_backfill.py."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from airflow.sdk.exceptions import (
 )
 
 from taxdome_qbo.core.planner import PlanOptions
-from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
 from taxdome_qbo.core.reconciliation_period import period_of_interval
+from taxdome_qbo.core.settings import SETTINGS_VARIABLE, FirmSettings, SettingsError, resolve_settings
 from taxdome_qbo.core.sync_period import SyncPeriod, period_of
 from taxdome_qbo.hooks.quickbooks import QuickBooksHook
 from taxdome_qbo.hooks.warehouse import WarehouseHook
