@@ -210,8 +210,9 @@ def test_two_retries_started_together_create_every_object_once(
 @pytest.mark.airflow
 def test_a_retry_during_a_load_refuses_naming_the_load_and_nothing_is_duplicated(warehouse_engine, tmp_path):
     engine = warehouse_engine
-    # Each request takes a while, so the load lasts while the retry starts; Intuit's limits run on a 3-second
-    # "minute", so they do not make it last minutes.
+    # Intuit's limits run on a 3-second "minute", so they do not make the load last minutes; each request
+    # takes 0.15 s until the load has begun, then 5 s while the retry starts (however long a loaded machine
+    # takes to start it), so the load is still holding the company when the retry asks for it.
     with running_emulator(latency_seconds=0.15, time_scale=0.05) as slow:
         firm = generated_firm(tmp_path / "export")
         company = seeded_company(slow, firm)
@@ -226,11 +227,13 @@ def test_a_retry_during_a_load_refuses_naming_the_load_and_nothing_is_duplicated
         deadline = time.monotonic() + 120
         while not writes_since(slow, company["realm_id"], before) and time.monotonic() < deadline:
             time.sleep(0.1)
+        slow.configure(latency_seconds=5.0)
         environment = _cli_environment(engine, slow.base_url, company, firm, tmp_path)
 
         refused = _retry(environment, "--wait", "0")
         code, out, err = refused.wait(timeout=300), *refused.communicate()
         assert loader.is_alive(), "the load ended before the retry ran: make it slower"
+        slow.configure(latency_seconds=0.0)
         loader.join(timeout=300)
 
         assert code == 1, (out, err[-2000:])

@@ -74,13 +74,8 @@ class LeaseLost(RuntimeError):
     """The lease expired unrenewed or was taken over: the holder must stop writing to the company."""
 
 
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _when(moment: datetime) -> str:
-    return _as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return warehouse.as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def describe_holder(row: sa.Row) -> str:
@@ -244,7 +239,7 @@ def _acquire(
         with engine.connect() as conn:
             now = _database_now(conn)
             seen = _current(conn, realm_id)
-        free = seen is None or _as_utc(seen.expires_at) <= now or _gone_from_this_machine(seen)
+        free = seen is None or warehouse.as_utc(seen.expires_at) <= now or _gone_from_this_machine(seen)
         if free and _take(engine, realm_id, holder, token, timing, seen):
             if seen is not None:
                 log.warning(

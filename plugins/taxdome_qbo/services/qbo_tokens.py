@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.token_cipher import TokenCipher
 from taxdome_qbo.services.warehouse import fetch_locked, insert_for, qbo_oauth_tokens
 
@@ -86,13 +87,6 @@ def current_realm_id(conn: Connection) -> str | None:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _claim_holder() -> str:
@@ -181,7 +175,7 @@ class TokenStore:
             if time.monotonic() > give_up_at and row.refresh_claimed_at is not None:
                 raise QboTokenRefreshBusyError(
                     f"QuickBooks company {self.realm_id}: {row.refresh_claimed_by} has been refreshing the "
-                    f"tokens since {_as_utc(row.refresh_claimed_at):%Y-%m-%d %H:%M:%S} UTC; retry later"
+                    f"tokens since {warehouse.as_utc(row.refresh_claimed_at):%Y-%m-%d %H:%M:%S} UTC; retry later"
                 )
             if row.refresh_claimed_by not in (None, waited_for):
                 waited_for = row.refresh_claimed_by
@@ -363,7 +357,7 @@ class TokenStore:
         stored = StoredTokens(
             self._plain(row, row.access_token),
             self._plain(row, row.refresh_token),
-            _as_utc(row.access_token_expires_at),
+            warehouse.as_utc(row.access_token_expires_at),
         )
         if not row.tokens_encrypted:
             with self._engine.begin() as conn:

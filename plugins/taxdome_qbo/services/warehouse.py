@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -599,6 +600,13 @@ def fetch_locked(
 
 
 FRAME_CHUNK_ROWS = 50_000
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A timestamp read back, made aware: SQLite hands timestamps back naive, and they were written in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def refresh_statistics(engine: Engine, tables: Iterable[sa.Table]) -> None:
