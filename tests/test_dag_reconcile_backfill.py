@@ -23,9 +23,9 @@ from airflow.dag_processing.dagbag import DagBag
 from cryptography.fernet import Fernet
 from export_builder import with_rows, write_export
 from load_harness import BASE_FIRM_SETTINGS, company_for_base_export, set_invoice_amount
+from local_cluster import local_cluster
 
 from qbo_emulator.admin import airflow_connection
-from qbo_emulator.testing import free_port
 from taxdome_qbo import deployment as deploy
 from taxdome_qbo.services import warehouse
 
@@ -33,7 +33,6 @@ pytestmark = [pytest.mark.airflow, pytest.mark.deployment]
 
 RECONCILE = "taxdome_qbo_reconcile"
 FINISHED = {"success", "failed"}
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
 # The base export (January) and, at the edges of the months: an invoice of January 31 paid on February 1,
 # an invoice of February 1, one of March 31.
@@ -156,112 +155,94 @@ def test_a_backfill_reconciles_month_by_month_and_a_month_rerun_leaves_the_other
     assert sync.test(run_conf={"export_dir": str(export)}).state == "success"
     set_invoice_amount(emulator, company, "taxdome:invoice:I4", "96.00")  # February's invoice, changed in QBO
 
-    home = tmp_path / "airflow"
-    home.mkdir()
-    api_port = free_port()
-    environment = (
-        {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "TAXDOME"))}
-        | deploy.SHARED_SETTINGS
-        | deploy.local_settings(home)
-        | deploy.project_settings(home)
-        | deploy.api_settings(api_port)
-        | settings
-        | {
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
-            # A task that lost its api-server while the 2 cores start everything is retried in seconds.
-            "TAXDOME_QBO_RETRY_DELAY_SECONDS": "5",
-        }
-    )
-    (home / "passwords.json").write_text(json.dumps({deploy.ADMIN_USER: "backfill"}))
-    cluster = deploy.Deployment(home, environment)
     engine = warehouse.sqlite_engine(str(warehouse_path))
     try:
-        cluster.run("db", "migrate")
-        for name in COMPONENTS:
-            cluster.start(deploy.Component.airflow(name, name))
-        api = deploy.AirflowApi(f"http://127.0.0.1:{api_port}", deploy.ADMIN_USER, "backfill")
-        deploy.wait_for(api.answering, "the api-server", 240, cluster)
-        api.log_in()
-        deploy.wait_for(lambda: api.registered((RECONCILE,)), "the DAG parsed", 240, cluster)
-        ready = time.monotonic()
+        with local_cluster(tmp_path / "airflow", settings, (RECONCILE,)) as (cluster, api):
+            ready = time.monotonic()
 
-        # The backfill may run its three months at once (`--max-active-runs` defaults to 10).
-        created = create_backfill(cluster, RECONCILE, "--from-date", "2026-01-01", "--to-date", "2026-03-01")
-        runs = deploy.wait_for(lambda: _backfill_runs(api), "the backfill's three runs", 300, cluster, 2)
-        backfilled = time.monotonic()
-
-        assert {month: run["state"] for month, run in runs.items()} == {
-            "2026-01-01": "success",
-            "2026-02-01": "failed",  # the changed invoice: an unexplained difference of February alone
-            "2026-03-01": "success",
-        }, created
-        by_month = {month: run["dag_run_id"] for month, run in runs.items()}
-        for task_id in ("read_back", "reconcile"):  # yet one run at a time reads QuickBooks back, compares
-            assert one_at_a_time(api, RECONCILE, task_id, by_month.values()), task_id
-        before = _recorded(engine, by_month.values())
-        for month, (first, last) in MONTHS.items():
-            recorded = before[by_month[month]]
-            run = recorded["run"]
-            assert (str(run["period_from"]), str(run["period_to"])) == (first, last)
-            assert {"reconciliation.html", "summary.csv", "exceptions.csv", "reconciliation.xlsx"} <= set(
-                recorded["files"]
+            # The backfill may run its three months at once (`--max-active-runs` defaults to 10).
+            created = create_backfill(
+                cluster, RECONCILE, "--from-date", "2026-01-01", "--to-date", "2026-03-01"
             )
-            page = recorded["files"]["reconciliation.html"].decode()
-            assert f"Period: <strong>{first} to {last}</strong>" in page
-            assert "Customer balances, invoices&#x27; open balances" in page  # a closed month: left out
-            assert not any(r["measure"] == "customer_balance" for r in recorded["summary"])
-            run_sheet = openpyxl.load_workbook(io.BytesIO(recorded["files"]["reconciliation.xlsx"]))["Run"]
-            notes = [
-                value for item, value in run_sheet.iter_rows(min_row=2, values_only=True) if item == "Note"
-            ]
-            assert [note[:31] for note in notes] == ["Customer balances, invoices' op"]
-        # January has I1, I2 and I3 of January 31; February I4 and the payment of February 1; March I5.
-        january, february, march = (before[by_month[m]] for m in MONTHS)
-        assert _total(january, "invoiced") == (46469 + 25000 + 25000,) * 2
-        assert _total(february, "invoiced") == (9500, 9600) and _total(march, "invoiced") == (9500, 9500)
-        assert _total(february, "collected_gross") == (25000, 25000)
-        assert _total(january, "collected_gross") == (46469 + 10000,) * 2  # P1 and P2; P3 is February's
-        assert _unexplained(january) == _unexplained(march) == []
-        assert _unexplained(february) == [("amount_mismatch", "I4", 9500, 9600)]
-        assert (january["run"]["verdict"], february["run"]["verdict"]) == ("clean", "differences")
-        # Unpaused, the DAG's schedule reconciles the month just closed.
-        this_month = pendulum.now("UTC").start_of("month")
-        [scheduled] = [r for r in api.runs(RECONCILE) if r["run_type"] == "scheduled"]
-        assert (scheduled["data_interval_start"][:10], scheduled["data_interval_end"][:10]) == (
-            this_month.subtract(months=1).to_date_string(),
-            this_month.to_date_string(),
-        )
+            runs = deploy.wait_for(lambda: _backfill_runs(api), "the backfill's three runs", 300, cluster, 2)
+            backfilled = time.monotonic()
 
-        set_invoice_amount(emulator, company, "taxdome:invoice:I4", "95.00")
-        # A DAG has one backfill at a time: the scheduler closes the first once its runs have finished.
-        deploy.wait_for(
-            lambda: all(b["completed_at"] for b in api.get("backfills", dag_id=RECONCILE)["backfills"]),
-            "the first backfill completed",
-            60,
-            cluster,
-        )
-        api.post(  # what the UI's backfill form sends
-            "backfills",
-            {
-                "dag_id": RECONCILE,
-                "from_date": "2026-02-01T00:00:00Z",
-                "to_date": "2026-02-01T00:00:00Z",
-                "reprocess_behavior": "failed",
-                "max_active_runs": 1,
-            },
-        )
-        deploy.wait_for(
-            lambda: api.run_state(RECONCILE, by_month["2026-02-01"]) == "success",
-            "February reconciled again",
-            180,
-            cluster,
-            2,
-        )
-        after = _recorded(engine, by_month.values())
+            assert {month: run["state"] for month, run in runs.items()} == {
+                "2026-01-01": "success",
+                "2026-02-01": "failed",  # the changed invoice: an unexplained difference of February alone
+                "2026-03-01": "success",
+            }, created
+            by_month = {month: run["dag_run_id"] for month, run in runs.items()}
+            for task_id in (
+                "read_back",
+                "reconcile",
+            ):  # yet one run at a time reads QuickBooks back, compares
+                assert one_at_a_time(api, RECONCILE, task_id, by_month.values()), task_id
+            before = _recorded(engine, by_month.values())
+            for month, (first, last) in MONTHS.items():
+                recorded = before[by_month[month]]
+                run = recorded["run"]
+                assert (str(run["period_from"]), str(run["period_to"])) == (first, last)
+                assert {"reconciliation.html", "summary.csv", "exceptions.csv", "reconciliation.xlsx"} <= set(
+                    recorded["files"]
+                )
+                page = recorded["files"]["reconciliation.html"].decode()
+                assert f"Period: <strong>{first} to {last}</strong>" in page
+                assert "Customer balances, invoices&#x27; open balances" in page  # a closed month: left out
+                assert not any(r["measure"] == "customer_balance" for r in recorded["summary"])
+                run_sheet = openpyxl.load_workbook(io.BytesIO(recorded["files"]["reconciliation.xlsx"]))[
+                    "Run"
+                ]
+                notes = [
+                    value
+                    for item, value in run_sheet.iter_rows(min_row=2, values_only=True)
+                    if item == "Note"
+                ]
+                assert [note[:31] for note in notes] == ["Customer balances, invoices' op"]
+            # January has I1, I2 and I3 of January 31; February I4 and the payment of February 1; March I5.
+            january, february, march = (before[by_month[m]] for m in MONTHS)
+            assert _total(january, "invoiced") == (46469 + 25000 + 25000,) * 2
+            assert _total(february, "invoiced") == (9500, 9600) and _total(march, "invoiced") == (9500, 9500)
+            assert _total(february, "collected_gross") == (25000, 25000)
+            assert _total(january, "collected_gross") == (46469 + 10000,) * 2  # P1 and P2; P3 is February's
+            assert _unexplained(january) == _unexplained(march) == []
+            assert _unexplained(february) == [("amount_mismatch", "I4", 9500, 9600)]
+            assert (january["run"]["verdict"], february["run"]["verdict"]) == ("clean", "differences")
+            # Unpaused, the DAG's schedule reconciles the month just closed.
+            this_month = pendulum.now("UTC").start_of("month")
+            [scheduled] = [r for r in api.runs(RECONCILE) if r["run_type"] == "scheduled"]
+            assert (scheduled["data_interval_start"][:10], scheduled["data_interval_end"][:10]) == (
+                this_month.subtract(months=1).to_date_string(),
+                this_month.to_date_string(),
+            )
+
+            set_invoice_amount(emulator, company, "taxdome:invoice:I4", "95.00")
+            # A DAG has one backfill at a time: the scheduler closes the first once its runs have finished.
+            deploy.wait_for(
+                lambda: all(b["completed_at"] for b in api.get("backfills", dag_id=RECONCILE)["backfills"]),
+                "the first backfill completed",
+                60,
+                cluster,
+            )
+            api.post(  # what the UI's backfill form sends
+                "backfills",
+                {
+                    "dag_id": RECONCILE,
+                    "from_date": "2026-02-01T00:00:00Z",
+                    "to_date": "2026-02-01T00:00:00Z",
+                    "reprocess_behavior": "failed",
+                    "max_active_runs": 1,
+                },
+            )
+            deploy.wait_for(
+                lambda: api.run_state(RECONCILE, by_month["2026-02-01"]) == "success",
+                "February reconciled again",
+                180,
+                cluster,
+                2,
+            )
+            after = _recorded(engine, by_month.values())
     finally:
-        cluster.stop()
         engine.dispose()
 
     for month in ("2026-01-01", "2026-03-01"):

@@ -143,6 +143,12 @@ def _history_in_flight(context: Context) -> str | None:
     return f"{in_flight} backfill run(s) of the firm's history queued or running" if in_flight else None
 
 
+def waited(context: Context) -> dt.timedelta:
+    """How long a sensor in reschedule mode has waited: since its first poke of this try."""
+    now = dt.datetime.now(dt.UTC)
+    return now - (context["ti"].get_first_reschedule_date(context) or now)
+
+
 def turn_to_sync(context: Context) -> bool:
     """The poke of `wait_for_turn`: a firm's history lands in date order, and before anything newer.
 
@@ -151,7 +157,6 @@ def turn_to_sync(context: Context) -> bool:
     backfill's `max_active_runs`. A scheduled or manual run, which syncs everything in scope, waits while a
     backfill is under way, or it would sync the rest of the history at once.
     """
-    ti = context["ti"]
     waiting_for = (
         _previous_period_unsettled(context)
         if context["dag_run"].run_type == BACKFILL
@@ -159,11 +164,9 @@ def turn_to_sync(context: Context) -> bool:
     )
     if waiting_for is None:
         return True
-    now = dt.datetime.now(dt.UTC)
-    waited = now - (ti.get_first_reschedule_date(context) or now)
-    if waited >= TURN_WAIT_TIMEOUT:
+    if (so_far := waited(context)) >= TURN_WAIT_TIMEOUT:
         raise AirflowSensorTimeout(
-            f"waited {waited}: {waiting_for}. Clear `wait_for_turn` once it is settled."
+            f"waited {so_far}: {waiting_for}. Clear `wait_for_turn` once it is settled."
         )
     log.info("waiting: %s", waiting_for)
     return False

@@ -44,9 +44,7 @@ def no_sync_in_flight(context: Context) -> bool:
             SYNC_DAG_ID,
         )
         return True
-    now = dt.datetime.now(dt.UTC)
-    waited = now - (ti.get_first_reschedule_date(context) or now)
-    if waited >= SYNC_WAIT_TIMEOUT:
+    if (waited := dag_tasks.waited(context)) >= SYNC_WAIT_TIMEOUT:
         raise AirflowSensorTimeout(
             f"{in_flight} {SYNC_DAG_ID} run(s) still queued or running after {waited}: nothing is compared "
             f"while a sync may be writing. Look at the {SYNC_DAG_ID} run in the UI (stuck in `load`? waiting "
