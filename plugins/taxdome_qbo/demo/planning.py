@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pandas as pd
 
 from taxdome_qbo.core.qbo_reference import QboReference
@@ -67,7 +68,8 @@ def company_seeded_for(staged: StagedFirm) -> QboReference:
 
 
 def state_after_success(plan: Plan, previous: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The sync state a successful load of `plan` leaves: every operation done, QBO ids handed out."""
+    """The sync state a successful load of `plan` leaves: every operation done, QBO ids handed out (a link
+    records the id of the object it links to, as the loader does)."""
     rows = (
         {}
         if previous is None
@@ -79,11 +81,15 @@ def state_after_success(plan: Plan, previous: pd.DataFrame | None = None) -> pd.
             rows.pop(key, None)
             continue
         known = rows.get(key)
+        if op.action == "link":
+            qbo_id = orjson.loads(op.payload)["Id"]
+        else:
+            qbo_id = known["qbo_id"] if known else str(number)
         rows[key] = {
             "taxdome_kind": op.taxdome_kind,
             "taxdome_id": op.taxdome_id,
             "qbo_entity": op.qbo_entity,
-            "qbo_id": known["qbo_id"] if known else str(number),
+            "qbo_id": qbo_id,
             "sync_token": str(int(known["sync_token"]) + 1) if known else "0",
             "payload_hash": op.payload_hash,
             "status": "synced",
