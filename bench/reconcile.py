@@ -238,21 +238,26 @@ def not_the_plans_failures(
     """The unexplained differences a perfect QBO side must not show. The prepared side holds what a load of
     the plan leaves, so it lacks what the plan itself failed (the generator plants payments of client credit
     QuickBooks lacks) and what waits for a failure; a failure explains nothing, so the reconciler rightly
-    reports those, and only those may remain: such an object missing, or an invoice open in QuickBooks by
-    exactly what those payments apply to it."""
+    reports those, and only those may remain: such an object missing, or an invoice a failing payment pays
+    open in QuickBooks by exactly what the payments QuickBooks lacks apply to it."""
     failing = verdicts["status"].eq("failed") | verdicts["caused_by"].notna()
     failing_ids = set(verdicts.loc[failing, "taxdome_id"].astype(str))
+    unsynced_ids = set(verdicts.loc[verdicts["status"].ne("synced"), "taxdome_id"].astype(str))
     applications = taxdome.applications
-    from_failing = applications[applications["payment_id"].astype(str).isin(failing_ids)]
-    left_open = from_failing.groupby(from_failing["invoice_id"].astype(str))["amount_cents"].sum()
+    paying = applications["payment_id"].astype(str)
+    invoice_ids = applications["invoice_id"].astype(str)
+    paid_by_failing = set(invoice_ids[paying.isin(failing_ids)])
+    lacking = paying.isin(unsynced_ids)
+    left_open = applications[lacking].groupby(invoice_ids[lacking])["amount_cents"].sum()
     unexplained = exceptions[~exceptions["explained"].astype(bool)]
-    failed_object = unexplained["difference_class"].eq("missing_in_qbo") & unexplained["taxdome_id"].isin(
-        failing_ids
+    ids = unexplained["taxdome_id"]
+    failed_object = unexplained["difference_class"].eq("missing_in_qbo") & ids.isin(failing_ids)
+    opened_by_failures = (
+        unexplained["measure"].eq("balance")
+        & ids.isin(paid_by_failing)
+        & unexplained["difference_cents"].eq(-ids.map(left_open)).fillna(False).astype(bool)
     )
-    opened_by_failures = unexplained["measure"].eq("balance") & unexplained["difference_cents"].eq(
-        -unexplained["taxdome_id"].map(left_open)
-    )
-    return unexplained[~(failed_object | opened_by_failures.fillna(False).astype(bool))]
+    return unexplained[~(failed_object | opened_by_failures)]
 
 
 def compare(export: Path) -> dict:

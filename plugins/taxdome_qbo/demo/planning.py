@@ -49,6 +49,11 @@ def demo_company(
     )
 
 
+# QuickBooks hands out one sequence of ids per company: the seeded customers' ids stay clear of those
+# state_after_success hands out (from 1000, one per operation), whatever the firm's size.
+SEEDED_CUSTOMER_IDS = 1_000_000_000
+
+
 def company_seeded_for(staged: StagedFirm) -> QboReference:
     """The demo company as `make demo` seeds it for an export (demo/qbo_seed.py), to plan against without
     QuickBooks: the generator's service item, the items services copy (R8), and the customers accounts are
@@ -61,7 +66,8 @@ def company_seeded_for(staged: StagedFirm) -> QboReference:
     items = named(staged.services, "qbo_item_name")
     return demo_company(
         customers=[
-            (str(5000 + n), name, True) for n, name in enumerate(named(staged.accounts, "qbo_customer_name"))
+            (str(SEEDED_CUSTOMER_IDS + n), name, True)
+            for n, name in enumerate(named(staged.accounts, "qbo_customer_name"))
         ],
         items=[("40", "Bookkeeping", True), *((str(700 + n), name, True) for n, name in enumerate(items))],
     )
