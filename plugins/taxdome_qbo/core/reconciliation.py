@@ -152,17 +152,13 @@ _STATE_TYPES = {"taxdome_kind": TEXT, "taxdome_id": ID, "qbo_entity": TEXT, "qbo
 
 
 def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
-    """`frame` with each column of `types` in its type (a column it lacks: all absent); other columns as they
-    are."""
-    frame = frame.reindex(columns=[*frame.columns, *(c for c in types if c not in frame.columns)])
-    return frame.assign(
-        **{
-            column: pd.to_datetime(frame[column], errors="coerce")
-            if kind == DATE
-            else frame[column].astype(kind)
-            for column, kind in types.items()
-        }
-    )
+    """The columns of `types`, each in its type (a column `frame` lacks: all absent); the others are left
+    out, as no check reads them (a million invoices' descriptions would only take memory)."""
+    columns = {}
+    for column, kind in types.items():
+        values = frame[column] if column in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        columns[column] = pd.to_datetime(values, errors="coerce") if kind == DATE else values.astype(kind)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 @dataclass
