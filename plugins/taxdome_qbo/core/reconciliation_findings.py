@@ -269,7 +269,7 @@ def split_scope(found: Findings, frames: Frames, objects: pd.DataFrame, kind: st
     found.add(
         aligned(
             objects[kept_out],
-            detail="kept out by the sync rules: " + objects["verdict_reason"].astype(str),
+            detail="kept out by the sync rules: " + objects.loc[kept_out, "verdict_reason"].astype(str),
         ),
         OUT_OF_SCOPE,
         explained=True,
@@ -278,7 +278,7 @@ def split_scope(found: Findings, frames: Frames, objects: pd.DataFrame, kind: st
     found.add(
         aligned(
             objects[failed],
-            detail="not in QuickBooks, it failed: " + objects["verdict_reason"].astype(str),
+            detail="not in QuickBooks, it failed: " + objects.loc[failed, "verdict_reason"].astype(str),
         ),
         MISSING_IN_QBO,
     )
