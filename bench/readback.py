@@ -19,6 +19,7 @@ process; the emulator's own is reported apart).
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
@@ -29,7 +30,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from qbo_emulator import entities
@@ -59,13 +59,14 @@ from taxdome_qbo.services.token_cipher import TokenCipher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plan import OperationsFile  # the planning benchmark's operations file
+from reconcile import print_figures  # the reconciliation benchmark's figures beside their targets
 from stage import OUT, ensure_export, firm_command_line, run_in_own_process  # the staging benchmark's export
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 # Loading a million objects' state takes the emulator minutes before it answers.
 EMULATOR_START_SECONDS = 3600.0
 SAVED_PER_FLUSH = 10_000
-PAGE = 1_000  # objects per query page (services/qbo_client.PAGE_SIZE, QBO's maximum)
+STAGE_AND_PLAN_PEAK_RSS_MB = 3072
 
 
 def _emulator_db(export: Path) -> Path:
@@ -91,16 +92,10 @@ def _kb_of(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def _operations_in_order(path: Path):
-    """The plan's operations one by one, in execution order (the order the sink wrote them in)."""
-    previous = -1
-    columns = ["seq", "taxdome_kind", "taxdome_id", "qbo_entity", "action", "payload"]
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000, columns=columns):
-        for row in batch.to_pylist():
-            if row["seq"] <= previous:
-                raise ValueError(f"{path} is not in execution order at seq {row['seq']}")
-            previous = row["seq"]
-            yield row
+def _cpu_seconds_of(pid: int) -> float:
+    """A process's CPU time so far (user and system), from `/proc/<pid>/stat`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed(export: Path) -> dict:
@@ -145,17 +140,18 @@ def seed(export: Path) -> dict:
     sales_forms["CustomTxnNumbers"] = False
     qbo_ids: dict[str, str] = {}
     outcomes: Counter[str] = Counter()
-    for number, operation in enumerate(_operations_in_order(operations_file.path), start=1):
-        reference_name = f"@{operation['taxdome_kind']}:{operation['taxdome_id']}"
-        payload = json.loads(operation["payload"], parse_float=Decimal)
-        if operation["action"] == "link":
+    operations = operations_file.read()[["taxdome_kind", "taxdome_id", "qbo_entity", "action", "payload"]]
+    for number, operation in enumerate(operations.itertuples(index=False), start=1):
+        reference_name = f"@{operation.taxdome_kind}:{operation.taxdome_id}"
+        payload = json.loads(operation.payload, parse_float=Decimal)
+        if operation.action == "link":
             qbo_ids[reference_name] = payload["Id"]
             outcomes["linked"] += 1
             continue
         try:
             # What `POST /v3/company/<realm>/<entity>` does with the body.
             body = load_rules.resolve(payload, qbo_ids.get)
-            saved = entities.save(qbo_company, operation["qbo_entity"], body, {})
+            saved = entities.save(qbo_company, operation.qbo_entity, body, {})
         except UnresolvedReference:
             outcomes["waits for a refused write"] += 1
             continue
@@ -163,7 +159,7 @@ def seed(export: Path) -> dict:
             outcomes[f"refused ({fault.code})"] += 1
             continue
         qbo_ids[reference_name] = saved["Id"]
-        outcomes[operation["action"]] += 1
+        outcomes[operation.action] += 1
         if number % SAVED_PER_FLUSH == 0:
             qbo_company.flush()
     qbo_company.flush()
@@ -220,9 +216,12 @@ def read(export: Path) -> dict:
         )
         session.govern(RateGovernor(engine, company["realm_id"], RateLimits()))
         rss_before_mb = _kb_of(os.getpid(), "VmRSS") // 1024
-        started = time.perf_counter()
+        emulator_cpu_before = _cpu_seconds_of(process.pid)
+        started, cpu_started = time.perf_counter(), _cpu_seconds_of(os.getpid())
         receipt = qbo_readback.read_back(engine, session, incremental=False)
         seconds = time.perf_counter() - started
+        cpu_seconds = _cpu_seconds_of(os.getpid()) - cpu_started
+        emulator_cpu_seconds = _cpu_seconds_of(process.pid) - emulator_cpu_before
         with engine.connect() as conn:
             rows = {
                 table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -242,6 +241,8 @@ def read(export: Path) -> dict:
     return {
         "case": "read",
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
+        "emulator_cpu_seconds": round(emulator_cpu_seconds, 1),
         "objects": objects,
         "objects_per_entity": receipt.objects,
         "rows": rows,
@@ -265,11 +266,37 @@ def main() -> int:
     export, _ = ensure_export(args.accounts, args.seed)
     seeded = run_in_own_process(__file__, "seed", export)
     print(
-        f"company seeded in {seeded['seconds']} s (peak RSS {seeded['peak_rss_mb']} MB): "
-        f"{sum(seeded['objects'].values()):,} objects {seeded['objects']}; planned writes {seeded['operations']}"
+        f"company seeded in {seeded['seconds']} s (peak RSS {seeded['peak_rss_mb']:,} MB): "
+        f"{sum(seeded['objects'].values()):,} objects {seeded['objects']}; the plan's writes {seeded['operations']}"
     )
     run = run_in_own_process(__file__, "read", export)
-    print(json.dumps(run))
+    print(
+        f"read back {run['objects']:,} objects {run['objects_per_entity']} in {run['requests']:,} requests "
+        f"({run['throttled']} throttled), {run['objects_per_second']:,} objects/s; warehouse rows {run['rows']}; "
+        f"the emulator loaded its state in {run['emulator_start_seconds']} s"
+    )
+    # Intuit's limit (500 requests in any minute) alone keeps a read of this many pages from being faster.
+    limits = RateLimits()
+    floor_seconds = (math.ceil(run["requests"] / limits.requests_per_window) - 1) * limits.window_seconds
+    print_figures(
+        [
+            (
+                f"full read-back of {run['objects']:,} objects",
+                f"{run['seconds']} s",
+                None,
+                f"no target; Intuit's request limit alone: ≥ {floor_seconds:.0f} s",
+            ),
+            ("  CPU time of the reading process", f"{run['cpu_seconds']} s", None, ""),
+            ("  CPU time of the emulator serving it", f"{run['emulator_cpu_seconds']} s", None, ""),
+            (
+                "  its peak RSS (reading process)",
+                f"{run['peak_rss_mb']:,} MB",
+                None,
+                f"no target (staging and planning: ≤ {STAGE_AND_PLAN_PEAK_RSS_MB:,} MB)",
+            ),
+            ("  the emulator's peak RSS", f"{run['emulator_peak_rss_mb']:,} MB", None, ""),
+        ]
+    )
     return 0
 
 
