@@ -231,7 +231,7 @@ def failed_payments_note(frames: Frames, payment_ids: pd.Series) -> pd.Series:
     ids = payment_ids.astype(str)
     failed = ids.map(verdicts["verdict"].eq("failed") | verdicts["caused_by"].notna()).fillna(False).astype(
         bool
-    ) & ~ids.isin(frames["qbo_ids.payment"].index)
+    ) & ~isin(ids, frames["qbo_ids.payment"].index)
     if not failed.any():
         return pd.Series(dtype=str)
     named = ids[failed].groupby(level=0).agg(lambda group: ", ".join(sorted(set(group))))
