@@ -33,6 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from qbo_emulator import entities
+from qbo_emulator.company import Company
 from qbo_emulator.config import EmulatorConfig
 from qbo_emulator.errors import QboFault
 from qbo_emulator.service import Emulator
@@ -46,6 +47,7 @@ from qbo_emulator.testing import (
 from taxdome_qbo.core import load_rules
 from taxdome_qbo.core.load_rules import UnresolvedReference
 from taxdome_qbo.core.planner import build_plan
+from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.validation import validate_export
 from taxdome_qbo.core.vocabulary import STATE_COLUMNS, StagedFirm
@@ -98,12 +100,11 @@ def _cpu_seconds_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def seed(export: Path) -> dict:
-    """The emulator state of a perfect first load of the firm, in `_emulator_db(export)`."""
-    database = _emulator_db(export)
-    for leftover in database.parent.glob(f"{database.name}*"):
-        leftover.unlink()
-    scratch = warehouse.sqlite_engine(str(OUT / f"{export.name}-readback-seed.db"))
+def _company_planned_against(export: Path, database: Path) -> tuple[str, QboReference]:
+    """The emulator's first company in `database`, seeded as `make demo` seeds it for `export`: its realm and
+    what the planner reads of it, through the real clients."""
+    scratch_path = database.with_suffix(".tokens.db")
+    scratch = warehouse.sqlite_engine(str(scratch_path))
     warehouse.create_schema(scratch)  # where the session keeps its tokens
     # Seeding is not measured: Intuit's limits are lifted for it (the emulator does not keep its settings).
     with running_emulator(
@@ -117,11 +118,14 @@ def seed(export: Path) -> dict:
         )
         reference = fetch_reference(session)
     scratch.dispose()
-    (OUT / f"{export.name}-readback-seed.db").unlink()
+    scratch_path.unlink()
+    return company["realm_id"], reference
 
+
+def _first_plan(export: Path, reference: QboReference) -> tuple[OperationsFile, int]:
+    """The firm's first plan against `reference`: its operations file and how many objects it fails."""
     validated = {v.export_file.name: v.staged for v in validate_export(ExportReader(export).read)}
     staged = StagedFirm(**{name: validated[name] for name in StagedFirm.__dataclass_fields__})
-    del validated
     settings = resolve_settings(
         json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
     )
@@ -130,20 +134,19 @@ def seed(export: Path) -> dict:
         staged, settings, reference, pd.DataFrame(columns=list(STATE_COLUMNS)), sink=operations_file
     )
     operations_file.close()
-    failed_in_plan = int(plan.statuses["status"].eq("failed").sum())
-    del staged, plan
+    return operations_file, int(plan.statuses["status"].eq("failed").sum())
 
-    started = time.perf_counter()
-    emulated = Emulator(str(database), EmulatorConfig())
-    qbo_company = emulated.companies[company["realm_id"]]
+
+def _save_writes(company: Company, operations: pd.DataFrame) -> Counter[str]:
+    """Every write of `operations` (in execution order) saved into `company` as the emulator saves a create
+    or update sent over HTTP; the outcomes counted."""
     # The emulator refuses a duplicate number by scanning every sales form of the entity, which makes a
     # million creates quadratic: the check is off while seeding (in memory only; the stored preferences keep
     # it on) and the numbers' uniqueness is checked once at the end.
-    sales_forms = next(qbo_company.all("Preferences"))["SalesFormsPrefs"]
+    sales_forms = next(company.all("Preferences"))["SalesFormsPrefs"]
     sales_forms["CustomTxnNumbers"] = False
     qbo_ids: dict[str, str] = {}
     outcomes: Counter[str] = Counter()
-    operations = operations_file.read()[["taxdome_kind", "taxdome_id", "qbo_entity", "action", "payload"]]
     for number, operation in enumerate(operations.itertuples(index=False), start=1):
         reference_name = f"@{operation.taxdome_kind}:{operation.taxdome_id}"
         payload = json.loads(operation.payload, parse_float=Decimal)
@@ -152,9 +155,8 @@ def seed(export: Path) -> dict:
             outcomes["linked"] += 1
             continue
         try:
-            # What `POST /v3/company/<realm>/<entity>` does with the body.
             body = load_rules.resolve(payload, qbo_ids.get)
-            saved = entities.save(qbo_company, operation.qbo_entity, body, {})
+            saved = entities.save(company, operation.qbo_entity, body, {})
         except UnresolvedReference:
             outcomes["waits for a refused write"] += 1
             continue
@@ -164,22 +166,37 @@ def seed(export: Path) -> dict:
         qbo_ids[reference_name] = saved["Id"]
         outcomes[operation.action] += 1
         if number % SAVED_PER_FLUSH == 0:
-            qbo_company.flush()
-    qbo_company.flush()
+            company.flush()
+    company.flush()
     sales_forms["CustomTxnNumbers"] = True
-    emulated.storage.close()
     for entity in ("Invoice", "CreditMemo", "RefundReceipt"):
-        numbers = Counter(obj.get("DocNumber") for obj in qbo_company.all(entity))
+        numbers = Counter(obj.get("DocNumber") for obj in company.all(entity))
         repeated = [number for number, times in numbers.items() if times > 1]
         if repeated:
             raise ValueError(f"the plan gives {len(repeated)} numbers to two {entity}s, e.g. {repeated[0]}")
+    return outcomes
+
+
+def seed(export: Path) -> dict:
+    """The emulator state of a perfect first load of the firm, in `_emulator_db(export)`."""
+    database = _emulator_db(export)
+    for leftover in database.parent.glob(f"{database.name}*"):
+        leftover.unlink()
+    realm_id, reference = _company_planned_against(export, database)
+    operations_file, failed_in_plan = _first_plan(export, reference)
+    started = time.perf_counter()
+    emulated = Emulator(str(database), EmulatorConfig())
+    company = emulated.companies[realm_id]
+    columns = ["taxdome_kind", "taxdome_id", "qbo_entity", "action", "payload"]
+    outcomes = _save_writes(company, operations_file.read()[columns])
+    emulated.storage.close()
     operations_file.path.unlink()
     return {
         "case": "seed",
         "seconds": round(time.perf_counter() - started, 1),
         "operations": dict(outcomes),
         "failed_in_plan": failed_in_plan,
-        "objects": {entity: len(objects) for entity, objects in qbo_company.objects.items()},
+        "objects": {entity: len(objects) for entity, objects in company.objects.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -269,7 +286,7 @@ def main() -> int:
     export, _ = ensure_export(args.accounts, args.seed)
     seeded = run_in_own_process(__file__, "seed", export)
     print(
-        f"company seeded in {seeded['seconds']} s (peak RSS {seeded['peak_rss_mb']:,} MB): "
+        f"the plan's writes saved into the emulator's state in {seeded['seconds']} s (peak RSS {seeded['peak_rss_mb']:,} MB): "
         f"{sum(seeded['objects'].values()):,} objects {seeded['objects']}; the plan's writes {seeded['operations']}"
     )
     run = run_in_own_process(__file__, "read", export)
