@@ -34,7 +34,7 @@ help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
 	@echo "make up     - run Airflow (UI on 127.0.0.1:$(API_PORT)) with the emulator and the demo export; make down stops it"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
-	@echo "make bench  - staging, planning, reconciliation and the UI pages (1M invoices), emulator throughput, QuickBooks load"
+	@echo "make bench  - staging, planning, reconciliation, read-back and the UI pages (1M invoices), emulator throughput, QuickBooks load"
 	@echo "make screenshots - the README's picture of each page of the TaxDome ↔ QuickBooks view (docs/screenshots/)"
 	@echo "make install | airflow-home | lint | format | clean"
 
@@ -125,6 +125,7 @@ bench: install
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/readback.py
 	$(BIN)/python bench/ui_pages.py
 
 clean:

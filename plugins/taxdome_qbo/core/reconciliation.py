@@ -36,6 +36,7 @@ from taxdome_qbo.core.reconciliation_findings import (
 
 __all__ = [
     "EXCEPTION_COLUMNS",
+    "SOURCE_TYPES",
     "SUMMARY_COLUMNS",
     "QboSide",
     "Reconciliation",
@@ -152,17 +153,15 @@ _STATE_TYPES = {"taxdome_kind": TEXT, "taxdome_id": ID, "qbo_entity": TEXT, "qbo
 
 
 def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
-    """`frame` with each column of `types` in its type (a column it lacks: all absent); other columns as they
-    are."""
-    frame = frame.reindex(columns=[*frame.columns, *(c for c in types if c not in frame.columns)])
-    return frame.assign(
-        **{
-            column: pd.to_datetime(frame[column], errors="coerce")
-            if kind == DATE
-            else frame[column].astype(kind)
-            for column, kind in types.items()
-        }
-    )
+    """The columns of `types`, each in its type (a column `frame` lacks: all absent); the others are left
+    out, as no check reads them (a million invoices' descriptions would only take memory)."""
+    columns = {}
+    for column, kind in types.items():
+        values = (
+            frame[column] if column in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        )
+        columns[column] = pd.to_datetime(values, errors="coerce") if kind == DATE else values.astype(kind)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 @dataclass
@@ -195,20 +194,24 @@ class _SyncDecisions:
     `failure_reasons` are."""
 
     def __init__(self, verdicts: pd.DataFrame, state: pd.DataFrame) -> None:
+        # Grouped by the kinds' own arrays: as NumPy arrays they would be millions of Python strings.
         synced = state[state["status"] == "synced"]
         qbo_ids = synced.set_index("taxdome_id")["qbo_id"]
         self._no_qbo_ids = qbo_ids.iloc[:0]
-        self._qbo_ids_by_kind = dict(iter(qbo_ids.groupby(synced["taxdome_kind"].to_numpy())))
+        self._qbo_ids_by_kind = dict(iter(qbo_ids.groupby(synced["taxdome_kind"].array)))
         by_id = verdicts.set_index("taxdome_id")[["status", "reason", "caused_by"]].set_axis(
             ["verdict", "verdict_reason", "caused_by"], axis=1
         )
         self._no_verdicts = by_id.iloc[:0]
-        self._verdicts_by_kind = dict(iter(by_id.groupby(verdicts["taxdome_kind"].to_numpy())))
-        # `kind:id` -> why it failed: what a failure-caused absence names.
-        self.failure_reasons = pd.Series(
-            verdicts["reason"].to_numpy(),
-            index=_failure_keys(verdicts["taxdome_kind"], verdicts["taxdome_id"]),
-        )
+        self._verdicts_by_kind = dict(iter(by_id.groupby(verdicts["taxdome_kind"].array)))
+        # `kind:id` -> why it failed, for the failed objects a failure-caused absence names (a few among
+        # millions of verdicts).
+        named = verdicts["caused_by"].dropna().astype(str)
+        failed = verdicts[verdicts["taxdome_id"].isin(set(named.str.split(":", n=1).str[1]))]
+        keys = _failure_keys(failed["taxdome_kind"], failed["taxdome_id"])
+        self.failure_reasons = pd.Series(failed["reason"].to_numpy(), index=keys.to_numpy())[
+            keys.isin(set(named)).to_numpy()
+        ]
 
     def verdicts_of(self, kind: str) -> pd.DataFrame:
         """TaxDome id -> the latest verdict (`verdict`, `verdict_reason`, `caused_by`) of the objects of `kind`."""

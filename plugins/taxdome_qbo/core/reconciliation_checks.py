@@ -546,11 +546,10 @@ def payouts(frames: Frames, settings: ReconciliationSettings) -> Findings:
 def _payout_members(frames: Frames, listed: pd.DataFrame) -> pd.DataFrame:
     """One row per payment a payout lists: its gross and fee in TaxDome, those QBO should hold, and those it
     holds."""
-    members = (
-        listed[["payout_id", "payment_ids"]]
-        .assign(payment_id=listed["payment_ids"].fillna("").str.split(";"))
-        .explode("payment_id")
-    )
+    # Without the lists themselves: each member row would carry its payout's whole list.
+    members = pd.DataFrame(
+        {"payout_id": listed["payout_id"], "payment_id": listed["payment_ids"].fillna("").str.split(";")}
+    ).explode("payment_id")
     members = members[members["payment_id"].fillna("") != ""]
     taxdome_payments = frames["taxdome.payments"]
     taxdome_payments = taxdome_payments.set_index(taxdome_payments["payment_id"].astype(str))

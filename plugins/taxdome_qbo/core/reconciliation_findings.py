@@ -231,7 +231,7 @@ def failed_payments_note(frames: Frames, payment_ids: pd.Series) -> pd.Series:
     ids = payment_ids.astype(str)
     failed = ids.map(verdicts["verdict"].eq("failed") | verdicts["caused_by"].notna()).fillna(False).astype(
         bool
-    ) & ~ids.isin(frames["qbo_ids.payment"].index)
+    ) & ~isin(ids, frames["qbo_ids.payment"].index)
     if not failed.any():
         return pd.Series(dtype=str)
     named = ids[failed].groupby(level=0).agg(lambda group: ", ".join(sorted(set(group))))
@@ -269,7 +269,7 @@ def split_scope(found: Findings, frames: Frames, objects: pd.DataFrame, kind: st
     found.add(
         aligned(
             objects[kept_out],
-            detail="kept out by the sync rules: " + objects["verdict_reason"].astype(str),
+            detail="kept out by the sync rules: " + objects.loc[kept_out, "verdict_reason"].astype(str),
         ),
         OUT_OF_SCOPE,
         explained=True,
@@ -278,7 +278,7 @@ def split_scope(found: Findings, frames: Frames, objects: pd.DataFrame, kind: st
     found.add(
         aligned(
             objects[failed],
-            detail="not in QuickBooks, it failed: " + objects["verdict_reason"].astype(str),
+            detail="not in QuickBooks, it failed: " + objects.loc[failed, "verdict_reason"].astype(str),
         ),
         MISSING_IN_QBO,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pandas as pd
 
 from taxdome_qbo.core.qbo_reference import QboReference
@@ -48,6 +49,11 @@ def demo_company(
     )
 
 
+# QuickBooks hands out one sequence of ids per company: the seeded customers' ids stay clear of those
+# state_after_success hands out (from 1000, one per operation), whatever the firm's size.
+SEEDED_CUSTOMER_IDS = 1_000_000_000
+
+
 def company_seeded_for(staged: StagedFirm) -> QboReference:
     """The demo company as `make demo` seeds it for an export (demo/qbo_seed.py), to plan against without
     QuickBooks: the generator's service item, the items services copy (R8), and the customers accounts are
@@ -60,14 +66,16 @@ def company_seeded_for(staged: StagedFirm) -> QboReference:
     items = named(staged.services, "qbo_item_name")
     return demo_company(
         customers=[
-            (str(5000 + n), name, True) for n, name in enumerate(named(staged.accounts, "qbo_customer_name"))
+            (str(SEEDED_CUSTOMER_IDS + n), name, True)
+            for n, name in enumerate(named(staged.accounts, "qbo_customer_name"))
         ],
         items=[("40", "Bookkeeping", True), *((str(700 + n), name, True) for n, name in enumerate(items))],
     )
 
 
 def state_after_success(plan: Plan, previous: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The sync state a successful load of `plan` leaves: every operation done, QBO ids handed out."""
+    """The sync state a successful load of `plan` leaves: every operation done, QBO ids handed out (a link
+    records the id of the object it links to, as the loader does)."""
     rows = (
         {}
         if previous is None
@@ -79,11 +87,15 @@ def state_after_success(plan: Plan, previous: pd.DataFrame | None = None) -> pd.
             rows.pop(key, None)
             continue
         known = rows.get(key)
+        if op.action == "link":
+            qbo_id = orjson.loads(op.payload)["Id"]
+        else:
+            qbo_id = known["qbo_id"] if known else str(number)
         rows[key] = {
             "taxdome_kind": op.taxdome_kind,
             "taxdome_id": op.taxdome_id,
             "qbo_entity": op.qbo_entity,
-            "qbo_id": known["qbo_id"] if known else str(number),
+            "qbo_id": qbo_id,
             "sync_token": str(int(known["sync_token"]) + 1) if known else "0",
             "payload_hash": op.payload_hash,
             "status": "synced",

@@ -442,23 +442,29 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def query_all(session: QboSession, entity_name: str, where: str | None = None) -> list[dict]:
-    """Every `entity_name` object matching `where` (values inside it written with `quote`), page by page."""
+def query_pages(session: QboSession, entity_name: str, where: str | None = None) -> Iterator[list[dict]]:
+    """The `entity_name` objects matching `where` (values inside it written with `quote`), a page at a time."""
     if not _ENTITY_NAME.fullmatch(entity_name):
         raise ValueError(f"not a QBO entity name: {entity_name!r}")
     condition = f" WHERE {where}" if where else ""
-    rows: list[dict] = []
+    start = 1
     while True:
         # QBO's query API has no bound parameters: the entity name is checked above, values go through quote().
         statement = (
             f"SELECT * FROM {entity_name}{condition} ORDERBY Id "  # noqa: S608
-            f"STARTPOSITION {len(rows) + 1} MAXRESULTS {PAGE_SIZE}"
+            f"STARTPOSITION {start} MAXRESULTS {PAGE_SIZE}"
         )
         response = session.call(lambda client, statement=statement: client.query(statement))
         page = response["QueryResponse"].get(entity_name, [])
-        rows.extend(page)
+        yield page
         if len(page) < PAGE_SIZE:
-            return rows
+            return
+        start += len(page)
+
+
+def query_all(session: QboSession, entity_name: str, where: str | None = None) -> list[dict]:
+    """Every `entity_name` object matching `where` (values inside it written with `quote`), page by page."""
+    return [obj for page in query_pages(session, entity_name, where) for obj in page]
 
 
 def fetch_company_info(session: QboSession) -> dict:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.kinds import ENTITIES, READ_BACK
 from taxdome_qbo.services import warehouse
-from taxdome_qbo.services.qbo_client import ACTIVE_AND_INACTIVE, QboSession, query_all, quote
+from taxdome_qbo.services.qbo_client import ACTIVE_AND_INACTIVE, QboSession, query_all, query_pages, quote
 from taxdome_qbo.services.warehouse import insert_for
 
 log = logging.getLogger(__name__)
@@ -332,13 +332,24 @@ def _record_read(
     )
 
 
-def _replace_all(engine: Engine, copy: _Copy, realm_id: str, objects: list[dict], read_at: datetime) -> None:
-    rows = _rows(copy, realm_id, objects, read_at)  # before the transaction: a refused amount changes nothing
+def _replace_all(
+    engine: Engine, copy: _Copy, realm_id: str, pages: Iterable[list[dict]], read_at: datetime
+) -> int:
+    """The company's rows of the entity replaced by the objects of `pages`; how many there were. Each page
+    becomes rows as it arrives, so a full read holds an entity's rows but not also QBO's objects; all before
+    the transaction, so a refused amount changes nothing."""
+    rows, objects = _Rows(), 0
+    for page in pages:
+        page_rows = _rows(copy, realm_id, page, read_at)
+        rows.parents += page_rows.parents
+        rows.children += page_rows.children
+        objects += len(page)
     with engine.begin() as conn:
         for table in (copy.table, copy.child.table) if copy.child else (copy.table,):
             conn.execute(sa.delete(table).where(table.c.realm_id == realm_id))
         _insert(conn, copy, rows)
-        _record_read(conn, realm_id, copy.entity, read_at, FULL, len(objects))
+        _record_read(conn, realm_id, copy.entity, read_at, FULL, objects)
+    return objects
 
 
 def _apply_changes(
@@ -468,9 +479,8 @@ def read_back(
             since = None
         changes = _changes_since(session, entity, since) if since is not None else None
         if changes is None:
-            objects = query_all(session, entity, copy.where)
-            _replace_all(engine, copy, realm_id, objects, read_at)
-            receipt.modes[entity], receipt.objects[entity], receipt.deleted[entity] = FULL, len(objects), 0
+            objects = _replace_all(engine, copy, realm_id, query_pages(session, entity, copy.where), read_at)
+            receipt.modes[entity], receipt.objects[entity], receipt.deleted[entity] = FULL, objects, 0
         else:
             changed, deleted_ids = changes
             changed += _read_by_ids(

@@ -11,9 +11,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from taxdome_qbo.core.kinds import READ_COLUMNS
 from taxdome_qbo.core.reconciliation import (
     EXCEPTION_COLUMNS,
+    SOURCE_TYPES,
     QboSide,
     Reconciliation,
     ReconciliationSettings,
@@ -24,19 +24,8 @@ from taxdome_qbo.services import sql, warehouse
 
 log = logging.getLogger(__name__)
 
-# The planner's columns (the reconciliation judges by the same ones), and the payouts, which it alone reads.
-_TAXDOME_COLUMNS = {
-    **READ_COLUMNS,
-    "payouts": (
-        "payout_id",
-        "payout_date",
-        "processor",
-        "gross_cents",
-        "fee_cents",
-        "net_cents",
-        "payment_ids",
-    ),
-}
+# The staged table each TaxDome input is read from (the others bear its name).
+_STAGED_TABLE = {"applications": "payment_applications"}
 
 
 class NothingToReconcile(RuntimeError):
@@ -69,18 +58,25 @@ def _frame(conn: Connection, select: sa.Select, columns: list[str]) -> pd.DataFr
     return pd.DataFrame([tuple(row) for row in conn.execute(select)], columns=columns)
 
 
+def _columns(source: str) -> list[str]:
+    """The columns the reconciliation reads of a source (core/reconciliation.py types them): only those are
+    read, a firm's million rows of the others would only take memory."""
+    return list(SOURCE_TYPES[source])
+
+
 def _staged(conn: Connection, name: str) -> pd.DataFrame:
-    """A staged table's rows the latest full export still lists (those it lacks were deleted in TaxDome)."""
-    table = warehouse.STAGING_TABLES[name]
-    columns = list(_TAXDOME_COLUMNS[name])
+    """A staged input's rows the latest full export still lists (those it lacks were deleted in TaxDome)."""
+    table = warehouse.STAGING_TABLES[_STAGED_TABLE.get(name, name)]
+    columns = _columns(f"taxdome.{name}")
     select = sa.select(*(table.c[c] for c in columns))
     if "_absent_since_batch" in table.c:
         select = select.where(table.c._absent_since_batch.is_(None))
     return _frame(conn, select, columns)
 
 
-def _company_rows(conn: Connection, table: sa.Table, realm_id: str) -> pd.DataFrame:
-    columns = [c.name for c in table.columns if c.name != "realm_id"]
+def _company_rows(conn: Connection, name: str, realm_id: str) -> pd.DataFrame:
+    table = warehouse.metadata.tables[f"stg_qbo__{name}"]
+    columns = _columns(f"qbo.{name}")
     return _frame(
         conn, sa.select(*(table.c[c] for c in columns)).where(table.c.realm_id == realm_id), columns
     )
@@ -104,38 +100,18 @@ def read_inputs(
             raise NothingToReconcile(
                 f"QuickBooks company {realm_id} has never been loaded: run taxdome_qbo_sync first"
             )
-        taxdome = TaxDomeSide(
-            accounts=_staged(conn, "accounts"),
-            invoices=_staged(conn, "invoices"),
-            payments=_staged(conn, "payments"),
-            applications=_staged(conn, "payment_applications"),
-            refunds=_staged(conn, "refunds"),
-            payouts=_staged(conn, "payouts"),
-        )
-        qbo = QboSide(
-            customers=_company_rows(conn, warehouse.stg_qbo_customers, realm_id),
-            invoices=_company_rows(conn, warehouse.stg_qbo_invoices, realm_id),
-            invoice_lines=_company_rows(conn, warehouse.stg_qbo_invoice_lines, realm_id),
-            payments=_company_rows(conn, warehouse.stg_qbo_payments, realm_id),
-            payment_links=_company_rows(conn, warehouse.stg_qbo_payment_links, realm_id),
-            credit_memos=_company_rows(conn, warehouse.stg_qbo_credit_memos, realm_id),
-            purchases=_company_rows(conn, warehouse.stg_qbo_purchases, realm_id),
-            refund_receipts=_company_rows(conn, warehouse.stg_qbo_refund_receipts, realm_id),
-        )
-        status = warehouse.sync_object_status
-        verdict_columns = ["taxdome_kind", "taxdome_id", "status", "reason", "caused_by"]
+        taxdome = TaxDomeSide(**{name: _staged(conn, name) for name in TaxDomeSide.__dataclass_fields__})
+        qbo = QboSide(**{name: _company_rows(conn, name, realm_id) for name in QboSide.__dataclass_fields__})
+        status, state = warehouse.sync_object_status, warehouse.qbo_sync_state
         verdicts = _frame(
             conn,
-            sa.select(*(status.c[c] for c in verdict_columns)).where(status.c.run_id == sync_run_id),
-            verdict_columns,
+            sa.select(*(status.c[c] for c in _columns("verdicts"))).where(status.c.run_id == sync_run_id),
+            _columns("verdicts"),
         )
-        state = warehouse.qbo_sync_state
         sync_state = _frame(
             conn,
-            sa.select(
-                state.c.taxdome_kind, state.c.taxdome_id, state.c.qbo_entity, state.c.qbo_id, state.c.status
-            ).where(state.c.realm_id == realm_id),
-            ["taxdome_kind", "taxdome_id", "qbo_entity", "qbo_id", "status"],
+            sa.select(*(state.c[c] for c in _columns("state"))).where(state.c.realm_id == realm_id),
+            _columns("state"),
         )
     return taxdome, qbo, verdicts, sync_state, sync_run_id
 
