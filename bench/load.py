@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,8 +77,13 @@ class Company:
         return session
 
 
-def _rss_mb(usage: int) -> int:
-    return round(usage / 1024)  # Linux reports ru_maxrss in KiB
+def _peak_rss_mb() -> int:
+    """This process's peak RSS. Not getrusage's ru_maxrss: Linux carries that over from the parent, whose
+    peak (the plan) the new process would report as its own."""
+    status = Path("/proc/self/status").read_text()
+    return round(
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+    )
 
 
 def _load_in_own_process(company: Company, run_id: str, results) -> None:
@@ -87,11 +91,11 @@ def _load_in_own_process(company: Company, run_id: str, results) -> None:
     engine = company.engine()
     session = company.session(engine)
     fetch_reference(session)  # the session is open (its token refreshed) before the load is measured
-    before = _rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    before = _peak_rss_mb()
     started = time.perf_counter()
     receipt = loading.load_plan(engine, session, run_id, progress=print)
     elapsed = time.perf_counter() - started
-    peak = _rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    peak = _peak_rss_mb()
     engine.dispose()
     results.put({"receipt": receipt, "seconds": elapsed, "rss_before_mb": before, "peak_rss_mb": peak})
 
