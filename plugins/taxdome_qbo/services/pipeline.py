@@ -171,7 +171,8 @@ def plan(
 
 def write_plan_operations(engine: Engine, run_id: str, folder: ReportFolder) -> ReportFolder:
     """Every planned operation of the run, as CSV compressed while it is written (`plan_operations.csv.gz`
-    in `folder`: a tenth of the CSV's bytes, or less); `gunzip -k` gives the CSV a spreadsheet opens."""
+    in `folder`: under a tenth of the bytes of the plain CSV it replaced); `gunzip -k` gives the CSV a
+    spreadsheet opens."""
     location = folder / PLAN_OPERATIONS
     with (
         local_files.open_private(location, "wb") as raw,
