@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 
@@ -90,11 +91,13 @@ def test_a_dry_run_plans_against_the_company_and_writes_nothing(
     (preview,) = (tmp_path / "reports").glob("*/plan_preview.md")
     assert "dry run: nothing will be written to QuickBooks" in preview.read_text()
     assert "| account | reactivate | 1 |  |" in preview.read_text()
-    with (preview.parent / "plan_operations.csv").open(newline="") as handle:
+    with gzip.open(preview.parent / "plan_operations.csv.gz", "rt", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["seq"]) for row in rows] == sorted(op.seq for op in plan)
     assert cli_main(["plan-summary"]) == 0
-    assert "belongs to a QuickBooks vendor" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert "belongs to a QuickBooks vendor" in summary
+    assert f"every operation: {preview.parent / 'plan_operations.csv.gz'} (gzip; `gunzip -k" in summary
 
     served = [
         r

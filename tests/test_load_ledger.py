@@ -1,5 +1,6 @@
 """The load ledger on its own: what it writes for each answer the loader hands it, without QBO."""
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -101,3 +102,48 @@ def test_progress_is_reported_when_due_or_forced_with_what_was_reached_of_the_pl
     assert progress == [
         "QuickBooks load of run-1: account create 1/2 · requests 3, 429s 0, retries 0, token refreshes 0"
     ]
+
+
+def _synced(engine, realm_id: str, kind: str, ids: list[str]) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "realm_id": realm_id,
+            "taxdome_kind": kind,
+            "taxdome_id": taxdome_id,
+            "qbo_entity": "Customer",
+            "qbo_id": f"q-{taxdome_id}",
+            "payload_hash": f"hash-{taxdome_id}",
+            "status": "synced",
+            "updated_at": now,
+        }
+        for taxdome_id in ids
+    ]
+    with engine.begin() as conn:
+        conn.execute(warehouse.qbo_sync_state.insert(), rows)
+
+
+def test_the_ledger_holds_the_state_it_looked_up_not_the_companys(ledger):
+    _synced(ledger.engine, "realm-1", "account", [f"A{n}" for n in range(1, 1_201)])
+    _synced(ledger.engine, "realm-2", "account", ["A7"])
+
+    wanted = {("account", f"A{n}") for n in range(1, 1_101)} | {("invoice", "I1")}  # 3 statements' worth
+
+    ledger.look_up(wanted)
+
+    assert set(ledger.state) == wanted
+    assert sum(state is not None for state in ledger.state.values()) == 1_100
+    assert ledger.known(ACCOUNT._replace(taxdome_id="A7")).qbo_id == "q-A7"  # this company's, not realm-2's
+    assert ledger.known(INVOICE) is None  # looked up: it has none
+    assert ledger.qbo_id_of("@account:A42") == "q-A42"  # not looked up: read when needed
+    ledger.look_up([("fee", "F1")])
+    assert set(ledger.state) == {("fee", "F1")}
+
+
+def test_a_look_up_records_what_was_decided_before_forgetting_it(ledger):
+    ledger.succeeded(ACCOUNT, "58", "0", "created", "rq-1")
+
+    ledger.look_up([("invoice", "I1")])
+
+    assert _rows(ledger.engine, warehouse.qbo_sync_state, "taxdome_id", "qbo_id") == {("A1", "58")}
+    assert ledger.qbo_id_of("@account:A1") == "58"

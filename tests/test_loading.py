@@ -30,7 +30,7 @@ from load_harness import (
 from quickbooks.objects import Invoice, Vendor
 
 from qbo_emulator.testing import running_emulator
-from taxdome_qbo.services import warehouse
+from taxdome_qbo.services import loading, warehouse
 
 _APP_PAGE = {
     "Customer": "customerdetail?nameId=",
@@ -120,10 +120,11 @@ def _search_path(engine) -> str:
 
 
 def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
-    warehouse_engine, chaotic_emulator, tmp_path
+    warehouse_engine, chaotic_emulator, tmp_path, monkeypatch
 ):
     """10% 5xx, 5% 429, 2% writes committed but their answers lost, short-lived tokens, and the load killed
-    midway and run again: QBO ends with every planned object exactly once."""
+    midway and run again: QBO ends with every planned object exactly once. The second attempt reads the sync
+    state 12 operations at a time: windows span phases, and what it wrote is forgotten and read again."""
     emulator = chaotic_emulator
     engine = warehouse_engine
     firm = generated_firm(tmp_path / "export", accounts=30, seed=3)
@@ -146,6 +147,7 @@ def test_chaos_and_a_killed_load_leave_exactly_one_copy_of_everything(
     child.kill()
     child.join()
     audited_when_killed = _audited(engine)
+    monkeypatch.setattr(loading, "WINDOW_OPERATIONS", 12)
 
     receipt = load(engine, session_for(engine, emulator, company, **FAST_THROTTLE), "run-chaos", batch_size=5)
 

@@ -4,6 +4,7 @@ and plain paths for the landing folder and the reports."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def test_an_export_goes_from_the_landing_folder_to_a_clean_verdict(sqlite_engine
     preview = Path(planned["preview"])
     assert preview.parent == pipeline.run_folder(reports_root, "sync-1")
     assert f"Sync plan for QuickBooks company {realm_id} (plan)" in preview.read_text(encoding="utf-8")
-    operations_csv = (preview.parent / pipeline.PLAN_OPERATIONS).read_text(encoding="utf-8").splitlines()
+    with gzip.open(preview.parent / pipeline.PLAN_OPERATIONS, "rt", encoding="utf-8") as handle:
+        operations_csv = handle.read().splitlines()
     assert len(operations_csv) == planned["operations"] + 1  # a header, then one row per operation
 
     loaded = pipeline.load(engine, lambda: session, "sync-1")

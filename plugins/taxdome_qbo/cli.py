@@ -10,7 +10,7 @@ from taxdome_qbo import connection_cli, dag_tasks, repair_cli, sync_issues_cli
 from taxdome_qbo.core.export_contract import EXPORT_FILES
 from taxdome_qbo.core.qbo_faults import CATEGORIES
 from taxdome_qbo.hooks.warehouse import WarehouseHook
-from taxdome_qbo.services import company_lease, loading, planning, reconciliation, sql, warehouse
+from taxdome_qbo.services import company_lease, loading, pipeline, planning, reconciliation, sql, warehouse
 from taxdome_qbo.text_table import text_table as _table
 
 
@@ -103,7 +103,12 @@ def plan_summary(args: argparse.Namespace) -> int:
     title = f"Sync plan of run {run.run_id} for company {run.realm_id} ({mode})"
     print(planning.preview_markdown(engine, run.run_id, title=title, examples=args.examples))
     if run.preview_location:
-        print(f"preview: {run.preview_location} (every operation: plan_operations.csv beside it)")
+        operations = run.preview_location.removesuffix(pipeline.PLAN_PREVIEW) + pipeline.PLAN_OPERATIONS
+        print(f"preview: {run.preview_location}")
+        print(
+            f"every operation: {operations} (gzip; `gunzip -k {pipeline.PLAN_OPERATIONS}` gives the CSV a "
+            "spreadsheet opens)"
+        )
     return 0
 
 

@@ -4,6 +4,12 @@ the receipt and the progress reports.
 The loader (services/loading.py) decides what to send and sends it; it hands every answer to the ledger,
 which keeps the sync state the loader reads its decisions from. A batch's rows are buffered and written in
 one transaction (`record`), so the state, the statuses and the audit of a write never disagree.
+
+The ledger holds the sync state of the objects the loader is deciding on, not the company's: the loader
+looks up the state of a window of operations (and of the objects they refer to) before deciding them
+(`look_up`), so a load's memory does not grow with the company (millions of objects would take about a
+GB). Every write of the load goes through the ledger, which keeps what it holds current; an object it was
+not asked about is read from the warehouse when needed.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -32,6 +38,7 @@ from taxdome_qbo.services.warehouse import insert_for
 log = logging.getLogger("taxdome_qbo.services.loading")
 
 PENDING, DELETED = "pending", "deleted"
+STATE_LOOKUP_IDS = 500  # TaxDome ids per lookup statement: well within every database's parameter limit
 
 
 @dataclass
@@ -129,7 +136,9 @@ class LoadLedger:
         self.progress = progress
         self.progress_every_seconds = progress_every_seconds
         self.receipt = LoadReceipt(run_id, self.realm_id)
-        self.state = self._read_state()
+        # (kind, TaxDome id) -> its sync state (None: it has none), for the objects looked up since the last
+        # `look_up` and those the load wrote since.
+        self.state: dict[tuple[str, str], SyncState | None] = {}
         # "@kind:id" -> why it has no QBO object, and the failed object behind that (`caused_by`)
         self.causes: dict[str, tuple[str, str]] = {}
         self.outcomes = _Outcomes()
@@ -137,12 +146,34 @@ class LoadLedger:
         self.planned: dict[tuple[str, str], int] = {}
         self.last_progress = time.monotonic()
 
-    def _read_state(self) -> dict[tuple[str, str], SyncState]:
-        table = warehouse.qbo_sync_state
-        columns = [table.c.taxdome_kind, table.c.taxdome_id, *(table.c[name] for name in SyncState._fields)]
+    def look_up(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Read the sync state of these objects (kind, TaxDome id) in place of what the ledger held: the next
+        decisions are about them. What the load decided so far is recorded first, so none of it is lost."""
+        self.record()
+        self.state = {}
+        self._read(keys)
+
+    def _read(self, keys: Iterable[tuple[str, str]]) -> None:
+        ids_by_kind: defaultdict[str, list[str]] = defaultdict(list)
+        for kind, taxdome_id in keys:
+            ids_by_kind[kind].append(taxdome_id)
+        statement = sql.statement("loading/select_sync_states").bindparams(
+            sa.bindparam("taxdome_ids", expanding=True)
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(*columns).where(table.c.realm_id == self.realm_id))
-            return {(row[0], row[1]): SyncState(*row[2:]) for row in rows}
+            for kind, ids in ids_by_kind.items():
+                for start in range(0, len(ids), STATE_LOOKUP_IDS):
+                    part = ids[start : start + STATE_LOOKUP_IDS]
+                    self.state.update(dict.fromkeys(((kind, taxdome_id) for taxdome_id in part), None))
+                    found = conn.execute(
+                        statement, {"realm_id": self.realm_id, "taxdome_kind": kind, "taxdome_ids": part}
+                    )
+                    self.state.update({(kind, row[0]): SyncState(*row[1:]) for row in found})
+
+    def _state_of(self, key: tuple[str, str]) -> SyncState | None:
+        if key not in self.state:
+            self._read([key])  # not looked up: what the warehouse holds is current, the load did not write it
+        return self.state[key]
 
     def read_planned(self) -> None:
         """The plan's operations per kind and action, the totals the progress reports count towards."""
@@ -151,12 +182,11 @@ class LoadLedger:
                 self.planned[(row.taxdome_kind, row.action)] = int(row.operations)
 
     def known(self, operation: Operation) -> SyncState | None:
-        return self.state.get((operation.kind, operation.taxdome_id))
+        return self._state_of((operation.kind, operation.taxdome_id))
 
     def qbo_id_of(self, reference: str) -> str | None:
         """The QBO id of a symbolic reference ("@kind:id") once its object is synced, else None."""
-        kind, taxdome_id = reference[1:].split(":", 1)
-        known = self.state.get((kind, taxdome_id))
+        known = self._state_of(load_rules.referenced(reference))
         return known.qbo_id if known is not None and known.status == SYNCED else None
 
     def reached(self, operation: Operation) -> None:
@@ -184,7 +214,7 @@ class LoadLedger:
         rows = []
         for operation, request_id in writes:
             key = (operation.kind, operation.taxdome_id)
-            known = self.state.get(key)
+            known = self._state_of(key)
             rows.append(
                 {
                     "realm_id": self.realm_id,
@@ -216,7 +246,7 @@ class LoadLedger:
         payload_hash: str | None = None,
     ) -> None:
         key = (operation.kind, operation.taxdome_id)
-        known = self.state.get(key)
+        known = self._state_of(key)
         deleted = operation.action == "delete"
         state = SyncState(
             operation.entity,
@@ -250,7 +280,7 @@ class LoadLedger:
     def failed(self, operation: Operation, fault: Fault) -> None:
         message = finance_message(operation.kind, operation.action, fault)
         key = (operation.kind, operation.taxdome_id)
-        known = self.state.get(key)
+        known = self._state_of(key)
         # An object QBO already holds stays synced (its last good version is there); a refused create failed.
         exists = known is not None and known.qbo_id is not None and known.status in (SYNCED, PENDING)
         state = (known or SyncState(operation.entity, None, None, None, FAILED, None, None))._replace(

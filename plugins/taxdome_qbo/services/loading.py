@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -46,7 +46,13 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5_000
 BATCH_SIZE = 30  # Intuit's recommended maximum per batch request
+# The sync state is looked up for this many operations at a time (a few queries every 33 batches): the load
+# holds the state of a window, never the company's.
+WINDOW_OPERATIONS = 1_000
 _OUTCOME = {"create": "created", "update": "updated", "reactivate": "reactivated", "delete": "deleted"}
+
+
+Planned = tuple[Operation, dict]  # an operation of the plan and its payload, read
 
 
 class LoadRefused(RuntimeError):
@@ -111,21 +117,45 @@ class _Loader:
                 return
             after = page[-1].seq
 
+    def _chunks(self) -> Iterator[list[Planned]]:
+        """The plan in batches: up to `batch_size` operations of one phase, each with its payload read."""
+        chunk: list[Planned] = []
+        for operation in self._operations():
+            if chunk and (
+                load_rules.phase_of(operation.seq) != load_rules.phase_of(chunk[0][0].seq)
+                or len(chunk) == self.options.batch_size
+            ):
+                yield chunk
+                chunk = []
+            chunk.append((operation, json.loads(operation.payload, parse_float=Decimal)))
+        if chunk:
+            yield chunk
+
+    def _windows(self) -> Iterator[list[list[Planned]]]:
+        """The batches, grouped into windows of at least WINDOW_OPERATIONS operations (the last: the rest)."""
+        window: list[list[Planned]] = []
+        size = 0
+        for chunk in self._chunks():
+            window.append(chunk)
+            size += len(chunk)
+            if size >= WINDOW_OPERATIONS:
+                yield window
+                window, size = [], 0
+        if window:
+            yield window
+
     def run(self) -> LoadReceipt:
         started = time.monotonic()
         self.ledger.read_planned()
-        phase, chunk = None, []
-        for operation in self._operations():
-            operation_phase = load_rules.phase_of(operation.seq)
-            if chunk and (operation_phase != phase or len(chunk) == self.options.batch_size):
-                self._load_chunk(chunk)
-                chunk = []
-                if operation_phase != phase:
+        phase = None
+        for window in self._windows():
+            self.ledger.look_up(_state_keys(window))
+            for chunk in window:
+                chunk_phase = load_rules.phase_of(chunk[0][0].seq)
+                if phase is not None and chunk_phase != phase:
                     self.ledger.report(force=True)
-            phase = operation_phase
-            chunk.append(operation)
-        if chunk:
-            self._load_chunk(chunk)
+                phase = chunk_phase
+                self._load_chunk(chunk)
         receipt = self.ledger.finish(started)
         if self.unanswered:
             raise UnansweredWritesError(
@@ -135,13 +165,12 @@ class _Loader:
             )
         return receipt
 
-    def _load_chunk(self, chunk: list[Operation]) -> None:
+    def _load_chunk(self, chunk: list[Planned]) -> None:
         ledger = self.ledger
         to_send: list[tuple[Operation, dict, str]] = []
         selection = self.options.selection
-        for operation in chunk:
+        for operation, payload in chunk:
             ledger.reached(operation)
-            payload = json.loads(operation.payload, parse_float=Decimal)
             if selection is not None and not self._selected(operation, payload):
                 ledger.receipt.count(operation.kind, "deferred")
                 continue
@@ -317,6 +346,16 @@ class _Loader:
         return next(
             (found for found in candidates if load_rules.is_same_object(entity, resolved, found)), None
         )
+
+
+def _state_keys(window: Sequence[Sequence[Planned]]) -> set[tuple[str, str]]:
+    """The objects whose sync state a window's decisions read: its operations' and those they refer to."""
+    keys = set()
+    for chunk in window:
+        for operation, payload in chunk:
+            keys.add((operation.kind, operation.taxdome_id))
+            keys.update(map(load_rules.referenced, load_rules.references_in(payload)))
+    return keys
 
 
 def _batch_operation(action: str) -> str:

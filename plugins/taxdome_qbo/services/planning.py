@@ -210,15 +210,15 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
 
 def write_operations_csv(engine: Engine, run_id: str, handle: TextIO) -> None:
     """Every planned operation of the run in execution order, one line each (payload included), streamed;
-    TaxDome's text made inert for spreadsheets."""
+    TaxDome's text made inert for spreadsheets. The payload's hash stays in `sync_plan`: its 64 random hex
+    digits are the loader's bookkeeping, and half of the compressed file."""
     plan = warehouse.sync_plan
+    columns = [name for name in OPERATION_COLUMNS if name != "payload_hash"]
     with engine.connect() as conn:
         rows = conn.execution_options(stream_results=True, yield_per=READ_CHUNK_ROWS).execute(
-            sa.select(*(plan.c[c] for c in OPERATION_COLUMNS))
-            .where(plan.c.run_id == run_id)
-            .order_by(plan.c.seq)
+            sa.select(*(plan.c[c] for c in columns)).where(plan.c.run_id == run_id).order_by(plan.c.seq)
         )
-        write_csv(handle, OPERATION_COLUMNS, rows, numeric=NUMERIC_OPERATION_COLUMNS)
+        write_csv(handle, columns, rows, numeric=NUMERIC_OPERATION_COLUMNS)
 
 
 def _shorten(payload: str, limit: int = 240) -> str:
