@@ -166,9 +166,9 @@ def plan(
     inputs = plan_inputs.plan_inputs(engine, session.realm_id, settings, options)
     if not (dry_run or even_if_unchanged):
         decision = plan_inputs.decide(engine, session, inputs)
+        log.info("%s: %s", "planning" if decision.plan else "not planning", decision.reason)
         if not decision.plan:
             raise Skipped(decision.reason)
-        log.info("planning: %s", decision.reason)
     plan_inputs.adopt_checks(
         engine, run_id, export_mode=options.export_mode, home_currency=settings.home_currency
     )
