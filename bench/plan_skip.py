@@ -176,7 +176,8 @@ def run_one(backend: str, export: Path) -> dict:
     engine, connection = _warehouse(backend)
     landing = _landing(export)
     result: dict = {"backend": backend, "invoices": manifest["counts"]["invoices.csv"]}
-    with running_emulator() as emulator:
+    # Unthrottled: seeding the company of a large firm (its hand-matched customers) is not what this measures.
+    with running_emulator(requests_per_minute=10**9, batch_requests_per_minute=10**9) as emulator:
         company = emulator.admin("POST", "companies").json()
         seed_company(emulator.quickbooks(company), export)
         os.environ["AIRFLOW_CONN_WAREHOUSE_DEFAULT"] = json.dumps(connection)
@@ -233,13 +234,16 @@ def run_one(backend: str, export: Path) -> dict:
         assert checked["same_as_run"] == SETUP_RUN, checked
         result["plan_task_seconds"], result["skip_reason"] = _best(plan)
 
+        # The first run in a process pays what a task process pays once (its first ObjectStoragePath loads
+        # Airflow's plugins, the project's UI among them); the second shows the run without it.
         sync_dag = DagBag(dag_folder=str(REPO / "dags")).dags["taxdome_qbo_sync"]
-        started = time.perf_counter()
-        run = sync_dag.test(run_conf={"landing_dir": str(landing)})
-        result["dag_run_seconds"] = round(time.perf_counter() - started, 1)
-        instances = run.get_task_instances()
-        result["task_states"] = {ti.task_id: ti.state for ti in instances}
-        result["task_seconds"] = {ti.task_id: round(ti.duration or 0, 2) for ti in instances}
+        for name in ("dag_run", "dag_rerun"):
+            started = time.perf_counter()
+            run = sync_dag.test(run_conf={"landing_dir": str(landing)})
+            result[f"{name}_seconds"] = round(time.perf_counter() - started, 1)
+            instances = run.get_task_instances()
+            result[f"{name}_task_states"] = {ti.task_id: ti.state for ti in instances}
+            result[f"{name}_task_seconds"] = {ti.task_id: round(ti.duration or 0, 2) for ti in instances}
         result["warehouse_unchanged"] = _contents(engine) == before
     engine.dispose()
     if backend == "postgres":
@@ -278,8 +282,9 @@ def main() -> int:
                 f"stage {run['stage_seconds']} s, check {run['check_seconds']} s, plan {run['plan_seconds']} s "
                 f"({run['operations']:,} operations). Nothing changed: check task {run['check_task_seconds']} s, "
                 f"plan task {run['plan_task_seconds']} s (skipped); dag.test {run['dag_run_seconds']} s "
-                f"[{verdict}], tasks {run['task_seconds']}, states {run['task_states']}, warehouse unchanged: "
-                f"{run['warehouse_unchanged']}",
+                f"[{verdict}] (tasks {run['dag_run_task_seconds']}), again {run['dag_rerun_seconds']} s "
+                f"(tasks {run['dag_rerun_task_seconds']}); states {run['dag_rerun_task_states']}, warehouse "
+                f"unchanged: {run['warehouse_unchanged']}",
                 flush=True,
             )
     return 0

@@ -40,6 +40,7 @@ DONE_OUTCOMES = frozenset(
     {"created", "updated", "reactivated", "deleted", "linked", "adopted", "already_done"}
 )
 
+SHOWN_TEXT = 24  # longer texts (digests) are cut in the words that say what changed
 SECTION_TITLES = {
     "realm_id": "QuickBooks company",
     "staged": "staged exports",
@@ -66,7 +67,9 @@ def frame_digest(frame: pd.DataFrame, columns: Iterable[str]) -> str:
 
 
 def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else "empty" if value is None else str(value).lower()
+    if isinstance(value, str):
+        return repr(value if len(value) <= SHOWN_TEXT else value[: SHOWN_TEXT - 1] + "…")
+    return "empty" if value is None else str(value).lower()
 
 
 def differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
