@@ -34,12 +34,11 @@ from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.services import qbo_client, quality, sql, warehouse
 from taxdome_qbo.services.qbo_client import QboSession
-from taxdome_qbo.services.qbo_readback import CDC_LOOKBACK, DEFAULT_OVERLAP
+from taxdome_qbo.services.qbo_readback import CDC_LOOKBACK, DEFAULT_OVERLAP, IDS_PER_STATEMENT
 
 log = logging.getLogger(__name__)
 
 CHECK, PLAN = "check", "plan"
-IDS_PER_STATEMENT = 500
 FOREIGN_CHANGES_SHOWN = 3
 
 
@@ -206,7 +205,7 @@ def record_plan(
 
 
 def _last_plan(conn: Connection, realm_id: str) -> sa.Row | None:
-    found = conn.execute(
+    return conn.execute(
         sql.statement("planning/select_last_plan_inputs").columns(
             planned_at=warehouse.UTC_TIMESTAMP,
             loaded_at=warehouse.UTC_TIMESTAMP,
@@ -214,7 +213,6 @@ def _last_plan(conn: Connection, realm_id: str) -> sa.Row | None:
         ),
         {"realm_id": realm_id, "step": PLAN},
     ).first()
-    return found
 
 
 def _unsettled(last: sa.Row) -> str | None:
@@ -242,7 +240,10 @@ def _state_moved(conn: Connection, realm_id: str, settled_at: datetime) -> str |
     if pending:
         return f"{pending} write(s) to QuickBooks have an unknown outcome (pending): a retry is due"
     if last_written is not None and _as_utc(last_written) > settled_at:
-        return f"the sync state was written at {_as_utc(last_written):%Y-%m-%d %H:%M:%S} UTC, after that plan was settled"
+        return (
+            f"the sync state was written at {_as_utc(last_written):%Y-%m-%d %H:%M:%S} UTC, after the last "
+            "plan's load (another load, or repair-duplicates)"
+        )
     return None
 
 
