@@ -122,6 +122,7 @@ screenshots: install browser
 bench: install
 	$(BIN)/python bench/stage.py
 	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/plan_skip.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/reconcile.py

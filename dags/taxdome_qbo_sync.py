@@ -16,6 +16,12 @@ governor per company, shared by every task). Its XCom is a receipt of outcomes p
 link) in `sync_object_status`. Its success emits the Asset `taxdome_qbo_reconcile` is scheduled on; a plan
 without operation skips `load`, so a run that changed nothing in QuickBooks starts no reconciliation.
 
+**Nothing changed, nothing done.** A run with no new export, no change in QuickBooks since the last plan
+read it (QBO's change data capture) other than the sync's own writes, the same settings, options, overrides
+and code, and nothing left to retry from that plan's load, does not check again and skips `plan` and `load`:
+it writes nothing, and the `plan` log says since which run (docs/sync-run.md#when-nothing-changed-no-check-no-plan).
+A dry run always plans; `python -m taxdome_qbo retry --all` plans and loads now.
+
 **Which exports.** A manual run with `export_dir` loads that export (a local path or any object-store URL).
 Otherwise (every scheduled run) it loads each sub-folder of `landing_dir` that was never loaded, oldest
 (by folder name) first. `make demo` puts the generated demo export in the default landing folder.
@@ -51,9 +57,9 @@ its marker before it is sent again. Clearing `load` resumes where it stopped.
 - *would delete N of M synced objects*: the export lacks more than 5% of what was synced. If TaxDome really
   deleted them, trigger with `allow_mass_delete: true`; if the export is partial, use `export_mode:
   incremental`.
-- `plan` / `load` skipped: QuickBooks is not connected (no `quickbooks_default`) or was disconnected
-  (`python -m taxdome_qbo reconnect --realm <id>`), or the run is a dry run; `load` alone: the plan has no
-  operation: nothing to write to QuickBooks.
+- `plan` / `load` skipped: nothing changed since the last plan (above), QuickBooks is not connected (no
+  `quickbooks_default`) or was disconnected (`python -m taxdome_qbo reconnect --realm <id>`), or the run is a
+  dry run; `load` alone: the plan has no operation: nothing to write to QuickBooks.
 - objects *failed* in QuickBooks (a duplicate name, a closed period, ...): the load goes on without them;
   `python -m taxdome_qbo issues` lists them by category with what to do, `retry` re-runs them.
 - `load` failed after retries: QuickBooks kept answering 5xx/429 or was unreachable; clear the task later

@@ -26,6 +26,7 @@ from taxdome_qbo.services import (
     company_lease,
     loading,
     local_files,
+    plan_inputs,
     planning,
     qbo_client,
     qbo_readback,
@@ -122,6 +123,18 @@ def check(engine: Engine, run_id: str, *, export_mode: str, home_currency: str) 
     The checks judge as the planner will: in `full` export mode what the latest export no longer lists is
     left out, and amounts are in the firm's home currency.
     """
+    checked = plan_inputs.check_inputs(engine, export_mode=export_mode, home_currency=home_currency)
+    if (earlier := plan_inputs.checked_before(engine, checked)) is not None:
+        log.info("data quality: not checked again, run %s passed the checks on the same staged firm", earlier)
+        return {
+            "run_id": run_id,
+            "checks": 0,
+            "passed": 0,
+            "critical_failures": [],
+            "warnings": [],
+            "seconds": 0.0,
+            "same_as_run": earlier,
+        }
     report = quality.run_quality_checks(engine, run_id, export_mode=export_mode, home_currency=home_currency)
     log.info("%s", report.summary())
     for result in report.warnings:
@@ -131,6 +144,7 @@ def check(engine: Engine, run_id: str, *, export_mode: str, home_currency: str) 
             "critical data-quality checks failed, nothing is planned or written to QuickBooks (every check of "
             "the run is in dq_results):\n" + "\n".join(r.describe() for r in report.critical_failures)
         )
+    plan_inputs.record_check(engine, run_id, checked)
     return report.as_xcom()
 
 
@@ -143,16 +157,33 @@ def plan(
     *,
     dry_run: bool,
     reports_root: ReportFolder,
+    even_if_unchanged: bool = False,
 ) -> dict[str, Any]:
-    """Plan the run against the session's company, record it, and publish its preview (`plan_preview.md`
-    and `plan_operations.csv.gz` in the run's folder under `reports_root`)."""
+    """Plan the run against the session's company, record it with what it was made from, and publish its
+    preview (`plan_preview.md` and `plan_operations.csv.gz` in the run's folder under `reports_root`).
+
+    Skipped, writing nothing, when nothing the plan reads changed since the company's last plan and that
+    plan's load left nothing to do (services/plan_inputs.py), unless `dry_run` (a preview asked for) or
+    `even_if_unchanged`.
+    """
+    inputs = plan_inputs.plan_inputs(engine, session.realm_id, settings, options)
+    if not (dry_run or even_if_unchanged):
+        decision = plan_inputs.decide(engine, session, inputs)
+        log.info("%s: %s", "planning" if decision.plan else "not planning", decision.reason)
+        if not decision.plan:
+            raise Skipped(decision.reason)
+    plan_inputs.adopt_checks(
+        engine, run_id, export_mode=options.export_mode, home_currency=settings.home_currency
+    )
     # The company's names are read under its lease too: a load running meanwhile changes them.
     with company_lease.company_lease(engine, session.realm_id, f"plan task of run {run_id}"):
+        read_at = plan_inputs.company_clock(session)
         reference = qbo_client.fetch_reference(session)
         try:
             receipt = planning.plan_sync(engine, reference, settings, options, run_id, dry_run=dry_run)
         except PlanRefused as exc:
             raise Refused(str(exc)) from exc
+    plan_inputs.record_plan(engine, run_id, inputs, reference, read_at)
     mode = "dry run: nothing will be written to QuickBooks" if dry_run else "plan"
     if options.period is not None:
         mode += f", only what is dated {options.period}"
@@ -249,6 +280,7 @@ def retry(
             run_id,
             dry_run=False,
             reports_root=reports_root,
+            even_if_unchanged=True,
         )
         if not planned["operations"]:
             log.info("retry %s: nothing to write, the plan has no operation", run_id)

@@ -13,7 +13,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +43,7 @@ logging.getLogger("requests_oauthlib").setLevel(logging.INFO)
 
 MINOR_VERSION = 75
 PAGE_SIZE = 1000  # QBO's MAXRESULTS cap
+CDC_MAX_OBJECTS = 1000  # QBO's cap per CDC answer
 REFRESH_TIMEOUT_SECONDS = 30.0  # well within qbo_tokens.REFRESH_CLAIM_LEASE
 INTUIT_ENVIRONMENTS = ("sandbox", "production")
 UNAUTHORIZED = 401
@@ -473,10 +474,21 @@ def fetch_company_info(session: QboSession) -> dict:
     ]
 
 
-def fetch_preferences(session: QboSession) -> dict:
-    return session.call(
+def read_preferences(session: QboSession) -> tuple[dict, datetime | None]:
+    """The company's preferences, and QBO's clock when it answered (the `time` of its every answer; None
+    when the answer lacks it)."""
+    answer = session.call(
         lambda client: client.get(f"{client.api_url}/company/{client.company_id}/preferences", {})
-    )["Preferences"]
+    )
+    try:
+        answered_at = datetime.fromisoformat(answer["time"])
+    except (KeyError, TypeError, ValueError):
+        answered_at = None
+    return answer["Preferences"], answered_at
+
+
+def fetch_preferences(session: QboSession) -> dict:
+    return read_preferences(session)[0]
 
 
 def automated_sales_tax(preferences: dict) -> bool:
@@ -501,6 +513,34 @@ def _frame(rows: list[dict], columns: tuple[str, ...], paths: dict[str, str]) ->
     return frame
 
 
+def fetch_customer_types(session: QboSession) -> pd.DataFrame:
+    """The active customer types: only an active type can be given to a new customer."""
+    return _frame(
+        query_all(session, "CustomerType"),
+        qbo_reference.CUSTOMER_TYPE_COLUMNS,
+        {"id": "Id", "name": "Name"},
+    )
+
+
+def changed_since(session: QboSession, entities: Sequence[str], since: datetime) -> dict[str, list[dict]]:
+    """What QBO's change data capture (CDC) answers for `entities` changed since `since`: per entity, the
+    objects changed and the deleted ones (`status` "Deleted"), at most CDC_MAX_OBJECTS in all; an answer
+    that reaches the cap may have left objects out. QBO refuses a `since` more than 30 days ago."""
+    changed_since = since.astimezone(UTC).replace(microsecond=0).isoformat()
+
+    def cdc(client):
+        url = f"{client.api_url}/company/{client.company_id}/cdc"
+        return client.get(url, params={"entities": ",".join(entities), "changedSince": changed_since})
+
+    answer = session.call(cdc)
+    changed: dict[str, list[dict]] = {entity: [] for entity in entities}
+    for response in answer.get("CDCResponse", []):
+        for group in response.get("QueryResponse", []):
+            for entity in entities:
+                changed[entity].extend(group.get(entity, []))
+    return changed
+
+
 def fetch_reference(session: QboSession) -> QboReference:
     """The company's name lists (inactive rows included, except customer types) and its sales tax mode."""
     name_list = {"id": "Id", "name": "Name", "active": "Active"}
@@ -517,10 +557,7 @@ def fetch_reference(session: QboSession) -> QboReference:
                 "notes": "Notes",
             },
         ),
-        # Only an active type can be given to a new customer.
-        customer_types=_frame(
-            query_all(session, "CustomerType"), qbo_reference.CUSTOMER_TYPE_COLUMNS, name_list
-        ),
+        customer_types=fetch_customer_types(session),
         items=_frame(
             query_all(session, "Item", ACTIVE_AND_INACTIVE),
             qbo_reference.ITEM_COLUMNS,

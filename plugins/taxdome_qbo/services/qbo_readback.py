@@ -32,13 +32,20 @@ from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.kinds import ENTITIES, READ_BACK
 from taxdome_qbo.services import warehouse
-from taxdome_qbo.services.qbo_client import ACTIVE_AND_INACTIVE, QboSession, query_all, query_pages, quote
+from taxdome_qbo.services.qbo_client import (
+    ACTIVE_AND_INACTIVE,
+    CDC_MAX_OBJECTS,
+    QboSession,
+    changed_since,
+    query_all,
+    query_pages,
+    quote,
+)
 from taxdome_qbo.services.warehouse import insert_for
 
 log = logging.getLogger(__name__)
 
 FULL, CDC = "full", "cdc"
-CDC_MAX_OBJECTS = 1000  # QBO's cap per CDC answer: an answer that reaches it may have left objects out
 # QBO refuses a changedSince older than 30 days by its own clock; an hour less leaves room for clock skew.
 CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
 # How far before the last read the next one starts: covers clock skew between this host and QBO, and QBO's
@@ -388,19 +395,7 @@ def _apply_changes(
 def _changes_since(session: QboSession, entity: str, since: datetime) -> tuple[list[dict], set[str]] | None:
     """`entity`'s objects changed since `since` and the Ids of those deleted; None when the answer reached
     CDC's cap and may be incomplete."""
-    changed_since = since.astimezone(UTC).replace(microsecond=0).isoformat()
-
-    def cdc(client):
-        url = f"{client.api_url}/company/{client.company_id}/cdc"
-        return client.get(url, params={"entities": entity, "changedSince": changed_since})
-
-    answer = session.call(cdc)
-    objects = [
-        obj
-        for response in answer.get("CDCResponse", [])
-        for group in response.get("QueryResponse", [])
-        for obj in group.get(entity, [])
-    ]
+    objects = changed_since(session, [entity], since)[entity]
     if len(objects) >= CDC_MAX_OBJECTS:
         log.info(
             "QuickBooks CDC answered %d %s objects, its cap: reading them all instead", len(objects), entity

@@ -391,3 +391,20 @@ def _record(engine: Engine, report: QualityReport) -> None:
                 for r in report.results
             ],
         )
+
+
+def adopt_results(engine: Engine, checked_run_id: str, run_id: str) -> bool:
+    """Give `run_id`, which has no results of its own, the results of `checked_run_id` (the run whose checks
+    passed on the same staged firm), as they were checked then. False when `run_id` has results."""
+    table = warehouse.dq_results
+    columns = [c for c in table.columns if c.name != "run_id"]
+    with engine.begin() as conn:
+        if conn.execute(sa.select(table.c.run_id).where(table.c.run_id == run_id).limit(1)).first():
+            return False
+        conn.execute(
+            table.insert().from_select(
+                ["run_id", *(c.name for c in columns)],
+                sa.select(sa.literal(run_id, sa.Text), *columns).where(table.c.run_id == checked_run_id),
+            )
+        )
+    return True

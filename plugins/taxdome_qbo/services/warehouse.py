@@ -285,6 +285,32 @@ sync_status_counts = sa.Table(
     "plan and the load",
 )
 
+sync_run_inputs = sa.Table(
+    "sync_run_inputs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("step", sa.String(8), primary_key=True, comment="check | plan"),
+    sa.Column("realm_id", sa.String(32), comment="the company planned for (plan only)"),
+    sa.Column("fingerprint", sa.String(64), nullable=False, comment="SHA-256 of the inputs"),
+    sa.Column(
+        "inputs",
+        sa.Text,
+        nullable=False,
+        comment="JSON: versions and digests of what the step read (exports staged, settings, plan options, "
+        "overrides, code, QuickBooks' customer types and tax mode)",
+    ),
+    sa.Column(
+        "qbo_read_at",
+        UTC_TIMESTAMP,
+        comment="When the plan began reading the QuickBooks company: a later run asks QBO's change data "
+        "capture what changed since",
+    ),
+    sa.Column("recorded_at", UTC_TIMESTAMP, nullable=False),
+    comment="What a run's passed data-quality check judged and what its plan was made from: a later run whose "
+    "inputs are the same, with nothing changed in QuickBooks and nothing left to load, checks and plans "
+    "nothing",
+)
+
 AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite numbers rows only in INTEGER keys
 
 qbo_requests = sa.Table(
