@@ -3,6 +3,7 @@ and no token or secret shows up in anything the run produces."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -28,6 +29,11 @@ from taxdome_qbo.hooks.quickbooks import deployment_token_cipher
 from taxdome_qbo.services import warehouse
 
 pytestmark = pytest.mark.airflow
+
+
+def _report_text(path) -> str:
+    """A report file's text; the operations file is read decompressed, as a user opens it."""
+    return gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
 
 
 def xcom_values(run_id: str) -> dict[str, object]:
@@ -99,7 +105,7 @@ def test_the_sync_loads_quickbooks_and_never_shows_a_secret(
         "task output": "".join(capfd.readouterr()),
         "log records": caplog.text,
         "xcom": json.dumps([xcom_values(run.run_id), xcom_values(second.run_id)], default=str),
-        "reports": "".join(path.read_text() for path in reports.rglob("*") if path.is_file()),
+        "reports": "".join(_report_text(path) for path in reports.rglob("*") if path.is_file()),
     }
     assert produced["task output"] and produced["reports"]
     leaks = [
