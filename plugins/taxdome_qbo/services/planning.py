@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,7 +65,23 @@ def _read_columns(conn: Connection, name: str) -> pd.DataFrame:
     table = warehouse.STAGING_TABLES[name]
     columns = [*READ_COLUMNS[name], "_absent_since_batch"]
     rows = warehouse.fetch_raw(conn, sa.select(*(table.c[c] for c in columns)))
-    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+    del rows
+    if conn.dialect.name == "postgresql":
+        for column in columns:
+            if isinstance(table.c[column].type, sa.Date):
+                frame[column] = _iso_dates(frame[column])
+    return frame
+
+
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _iso_dates(days: pd.Series) -> pd.Series:
+    """PostgreSQL's dates (Python date objects) as the YYYY-MM-DD text SQLite hands back: the rules read dates
+    as text, and a million date objects cost the planner time and memory to turn into it one by one."""
+    text = pc.strftime(pa.array(days.to_numpy(), pa.date32()), "%Y-%m-%d")
+    return pd.Series(text.to_pandas(types_mapper={pa.string(): _TEXT}.get), index=days.index, name=days.name)
 
 
 def read_staged_firm(engine: Engine) -> StagedFirm:
