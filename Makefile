@@ -34,7 +34,7 @@ help:
 	@echo "make demo   - set up everything and run taxdome_qbo_sync end to end on a generated export"
 	@echo "make up     - run Airflow (UI on 127.0.0.1:$(API_PORT)) with the emulator and the demo export; make down stops it"
 	@echo "make test   - set up everything, lint, and run the whole test suite"
-	@echo "make bench  - staging, planning, reconciliation, read-back and the UI pages (1M invoices), emulator throughput, QuickBooks load"
+	@echo "make bench  - staging, planning, the sync's dry run task by task and with nothing changed, reconciliation, read-back and the UI pages (1M invoices), emulator throughput, QuickBooks load"
 	@echo "make screenshots - the README's picture of each page of the TaxDome ↔ QuickBooks view (docs/screenshots/)"
 	@echo "make install | airflow-home | lint | format | clean"
 
@@ -122,6 +122,7 @@ screenshots: install browser
 bench: install
 	$(BIN)/python bench/stage.py
 	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/task_path.py
 	$(BIN)/python bench/plan_skip.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/load.py

@@ -83,7 +83,9 @@ def test_a_run_with_nothing_changed_plans_nothing_and_each_change_plans_again(
     keyed.delete(qb=qb)  # invoices are no input of the plan: only the failure makes this run plan
     caplog.clear()
     retried = sync_dag.test(run_conf=conf)
-    assert task_states(retried) == dict.fromkeys(["wait_for_turn", "extract", "stage", "check", "plan", "load"], "success")
+    assert task_states(retried) == dict.fromkeys(
+        ["wait_for_turn", "extract", "stage", "check", "plan", "load"], "success"
+    )
     assert xcom_values(retried.run_id)["check"]["same_as_run"] == first.run_id
     assert f"the load of run {first.run_id} left work to retry: 1 failed" in caplog.text
     assert xcom_values(retried.run_id)["load"]["outcomes"]["invoice"] == {"created": 1}
@@ -138,7 +140,9 @@ def test_a_run_with_nothing_changed_plans_nothing_and_each_change_plans_again(
         invoice_lines_csv=with_rows("invoice_lines.csv", "I3,1,S2,Bookkeeping,,95.00,1,95.00,false"),
     )
     grown = sync_dag.test(run_conf=conf)
-    assert task_states(grown) == dict.fromkeys(["wait_for_turn", "extract", "stage", "check", "plan", "load"], "success")
+    assert task_states(grown) == dict.fromkeys(
+        ["wait_for_turn", "extract", "stage", "check", "plan", "load"], "success"
+    )
     assert "same_as_run" not in xcom_values(grown.run_id)["check"]
     outcomes = xcom_values(grown.run_id)["load"]["outcomes"]
     assert (outcomes["account"], outcomes["invoice"]) == ({"created": 1}, {"created": 1})

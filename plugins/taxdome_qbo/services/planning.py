@@ -7,26 +7,33 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.escaping import markdown_code, write_csv
+from taxdome_qbo.core.kinds import READ_COLUMNS
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.core.sync_period import PeriodSelection
-from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS, STATE_COLUMNS, StagedFirm
+from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS, STATE_COLUMNS, STATUS_COLUMNS, StagedFirm
 from taxdome_qbo.services import company_lease, run_counts, sql, sync_issues, warehouse
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK_ROWS = 50_000
+WRITE_CHUNK_ROWS = 50_000  # operations or statuses turned into Arrow (and the driver's values) at a time
 PREVIEW_EXAMPLES = 3
 NUMERIC_OPERATION_COLUMNS = frozenset({"seq", "amount_cents"})  # written from numbers, never escaped
 
@@ -51,21 +58,36 @@ class PlanReceipt:
         }
 
 
-def _whole_table(conn: Connection, table: sa.Table) -> pd.DataFrame:
-    """A whole table as a frame, read through the raw cursor: millions of rows without per-row ORM cost."""
-    rows = warehouse.fetch_raw(conn, sa.select(table))
-    return pd.DataFrame.from_records(rows, columns=[c.name for c in table.columns], coerce_float=False)
+def _read_columns(conn: Connection, name: str) -> pd.DataFrame:
+    """The columns of a staged table the plan reads (the rules', and whether the export still lists the row),
+    read through the raw cursor: millions of rows without per-row ORM cost, and without the lineage columns,
+    which would cost as much to read and hold as the rules' own."""
+    table = warehouse.STAGING_TABLES[name]
+    columns = [*READ_COLUMNS[name], "_absent_since_batch"]
+    rows = warehouse.fetch_raw(conn, sa.select(*(table.c[c] for c in columns)))
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+    del rows
+    if conn.dialect.name == "postgresql":
+        for column in columns:
+            if isinstance(table.c[column].type, sa.Date):
+                frame[column] = _iso_dates(frame[column])
+    return frame
+
+
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _iso_dates(days: pd.Series) -> pd.Series:
+    """PostgreSQL's dates (Python date objects) as the YYYY-MM-DD text SQLite hands back: the rules read dates
+    as text, and a million date objects cost the planner time and memory to turn into it one by one."""
+    text = pc.strftime(pa.array(days.to_numpy(), pa.date32()), "%Y-%m-%d")
+    return pd.Series(text.to_pandas(types_mapper={pa.string(): _TEXT}.get), index=days.index, name=days.name)
 
 
 def read_staged_firm(engine: Engine) -> StagedFirm:
     warehouse.create_schema(engine)
     with engine.connect() as conn:
-        return StagedFirm(
-            **{
-                name: _whole_table(conn, warehouse.STAGING_TABLES[name])
-                for name in StagedFirm.__dataclass_fields__
-            }
-        )
+        return StagedFirm(**{name: _read_columns(conn, name) for name in StagedFirm.__dataclass_fields__})
 
 
 def read_sync_state(engine: Engine, realm_id: str) -> pd.DataFrame:
@@ -87,9 +109,9 @@ def plan_sync(
     dry_run: bool,
     lease_wait_seconds: float = company_lease.TASK_WAIT_SECONDS,
 ) -> PlanReceipt:
-    """Plan the run against the company in `reference`, recording operations as the planner decides them.
-
-    The run's earlier plan is replaced in the same transaction; a refused plan (PlanRefused) records nothing.
+    """Plan the run against the company in `reference`, then record it: its operations (held in a temporary
+    file while the planner decides them) and its statuses, in one transaction that replaces the run's earlier
+    plan; a refused plan (PlanRefused) records nothing.
     Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
     With `options.period` (a backfill run), the whole firm is planned and only the operations of that period
     are recorded (core/sync_period.py); every object still gets its verdict.
@@ -104,13 +126,11 @@ def plan_sync(
         state = read_sync_state(engine, reference.realm_id)
         run = {"run_id": run_id, "realm_id": reference.realm_id}
         counted = run_counts.PlanCounter()
-        with engine.begin() as conn:
-            for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
-                conn.execute(table.delete().where(table.c.run_id == run_id))
+        with _OperationSpool() as spool:
 
             def record(operations: pd.DataFrame) -> None:
                 counted.add(operations)
-                warehouse.insert_frame(conn, warehouse.sync_plan, operations.assign(**run))
+                spool.add(operations)
 
             selection = None if options.period is None else PeriodSelection(staged, options.period)
             sink = record if selection is None else (lambda ops: record(selection.operations(ops)))
@@ -121,16 +141,23 @@ def plan_sync(
                     record(names)
                 statuses = selection.statuses(plan.statuses)
                 log.info("run %s syncs the period %s only", run_id, options.period)
-            lease.verify()  # a plan made on a state another writer has changed since is not recorded
             statuses = sync_issues.explain_overrides(statuses, overrides)
-            warehouse.insert_frame(conn, warehouse.sync_object_status, statuses.assign(**run))
-            run_counts.record_plan(conn, run_id, counted, statuses)
-            recorded = counted.operations.total()
-            conn.execute(
-                warehouse.sync_plan_runs.insert().values(
-                    **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+            # Written once the plan is made, in one short transaction: SQLite has a single write lock, and a
+            # transaction open while a million-invoice firm is planned would hold it for minutes (the lease's
+            # heartbeat could not renew it, nor any other writer of the warehouse write).
+            with engine.begin() as conn:
+                for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
+                    conn.execute(table.delete().where(table.c.run_id == run_id))
+                lease.verify()  # a plan made on a state another writer has changed since is not recorded
+                warehouse.append_arrow(conn, warehouse.sync_plan, spool.in_execution_order(), **run)
+                warehouse.append_arrow(conn, warehouse.sync_object_status, _in_key_order(statuses), **run)
+                run_counts.record_plan(conn, run_id, counted, statuses)
+                recorded = counted.operations.total()
+                conn.execute(
+                    warehouse.sync_plan_runs.insert().values(
+                        **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+                    )
                 )
-            )
         # A plan adds millions of rows at once; the Sync issues page's queries of the run must not be planned
         # on statistics that have not seen them (a scan of the run, seconds, until autovacuum gets to it).
         warehouse.refresh_statistics(engine, (warehouse.sync_plan, warehouse.sync_object_status))
@@ -143,6 +170,57 @@ def plan_sync(
             },
             statuses={k: int(v) for k, v in statuses["status"].value_counts().sort_index().items()},
         )
+
+
+_OPERATIONS = pa.schema(
+    [(c, pa.int64() if c in NUMERIC_OPERATION_COLUMNS else pa.string()) for c in OPERATION_COLUMNS]
+)
+_STATUSES = pa.schema([(c, pa.string()) for c in STATUS_COLUMNS])
+
+
+class _OperationSpool:
+    """The operations the planner sends, held until the plan is made in a temporary Arrow file (LZ4, the
+    owner's only, gone when closed): a firm's payloads are more than a gigabyte, which memory has no room for
+    beside the planner's. Read back a batch at a time, in seq order."""
+
+    def __enter__(self) -> _OperationSpool:
+        self._file = tempfile.TemporaryFile()
+        self._writer = pa.ipc.new_file(
+            pa.PythonFile(self._file, mode="w"),
+            _OPERATIONS,
+            options=pa.ipc.IpcWriteOptions(compression="lz4"),
+        )
+        self._first_seqs: list[int] = []
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._file.close()
+
+    def add(self, operations: pd.DataFrame) -> None:
+        for start in range(0, len(operations), WRITE_CHUNK_ROWS):
+            chunk = operations.iloc[start : start + WRITE_CHUNK_ROWS][list(OPERATION_COLUMNS)]
+            table = pa.Table.from_pandas(chunk, schema=_OPERATIONS, preserve_index=False)
+            for batch in table.combine_chunks().to_batches():
+                self._writer.write_batch(batch)
+                self._first_seqs.append(batch.column(0)[0].as_py())
+
+    def in_execution_order(self) -> Iterator[pa.Table]:
+        """The batches by their first seq: each holds increasing seqs of one phase, so the primary key's
+        index of sync_plan is written in order."""
+        self._writer.close()
+        self._file.seek(0)
+        reader = pa.ipc.open_file(pa.PythonFile(self._file, mode="r"))
+        for index in sorted(range(len(self._first_seqs)), key=self._first_seqs.__getitem__):
+            yield pa.Table.from_batches([reader.get_batch(index)])
+
+
+def _in_key_order(statuses: pd.DataFrame) -> Iterator[pa.Table]:
+    """The verdicts by kind, then id (the primary key's order, so its index is written in order), as Arrow
+    tables of WRITE_CHUNK_ROWS rows."""
+    table = pa.Table.from_pandas(statuses[list(STATUS_COLUMNS)], schema=_STATUSES, preserve_index=False)
+    order = pc.sort_indices(table, [("taxdome_kind", "ascending"), ("taxdome_id", "ascending")])
+    for start in range(0, len(order), WRITE_CHUNK_ROWS):
+        yield table.take(order[start : start + WRITE_CHUNK_ROWS])
 
 
 def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int = PREVIEW_EXAMPLES) -> str:

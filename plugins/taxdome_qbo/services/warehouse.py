@@ -8,6 +8,8 @@ decimal text on SQLite, whose NUMERIC affinity would otherwise store 1.1 as a bi
 from __future__ import annotations
 
 import decimal
+import io
+import itertools
 import re
 import sqlite3
 import time
@@ -18,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from psycopg import sql as psycopg_sql
 from sqlalchemy.dialects import postgresql, sqlite
@@ -650,6 +654,49 @@ def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None
     for start in range(0, len(frame), FRAME_CHUNK_ROWS):
         chunk = frame.iloc[start : start + FRAME_CHUNK_ROWS].astype(object)
         conn.execute(table.insert(), chunk.where(chunk.notna(), None).to_dict("records"))
+
+
+# Columns whose values a driver writes as they are, without SQLAlchemy's type processing.
+_LITERAL_TYPES = (sa.String, sa.Integer)
+
+
+def append_arrow(conn: Connection, table: sa.Table, batches: Iterable[pa.Table], **constants: str) -> None:
+    """Append rows to `table` through the driver's bulk path, in `conn`'s transaction: PostgreSQL's COPY,
+    SQLite's executemany of one prepared INSERT; millions of rows without SQLAlchemy's work per row. Every
+    batch has the same columns, named as the table's; `constants` are text columns with one value for every
+    row (a run id). Text and integer columns only: their values need no type processing."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return
+    columns = [*first.column_names, *constants]
+    untyped = [c for c in columns if not isinstance(table.c[c].type, _LITERAL_TYPES)]
+    if untyped:
+        raise TypeError(f"{table.name}: {untyped} are neither text nor integer columns")
+    with raw_cursor(conn) as cursor:
+        if conn.dialect.name == "postgresql":
+            preparer = conn.dialect.identifier_preparer
+            target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in columns)})"
+            _copy_csv(cursor, target, itertools.chain([first], batches), constants)
+            return
+        insert = table.insert().compile(dialect=conn.dialect, column_keys=columns)
+        positions = [columns.index(name) for name in insert.positiontup]
+        for batch in itertools.chain([first], batches):
+            values = [column.to_pylist() for column in batch.columns]
+            values += [itertools.repeat(value, batch.num_rows) for value in constants.values()]
+            cursor.executemany(str(insert), zip(*(values[p] for p in positions), strict=True))
+
+
+def _copy_csv(cursor, target: str, batches: Iterable[pa.Table], constants: dict[str, str]) -> None:
+    """One COPY of every batch, each sent as CSV (pyarrow's writer: a null is an empty field, an empty text
+    a quoted one, as COPY reads them)."""
+    with cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+        for batch in batches:
+            for name, value in constants.items():
+                batch = batch.append_column(name, pa.repeat(pa.scalar(value, pa.string()), batch.num_rows))
+            buffer = io.BytesIO()
+            pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
+            copy.write(buffer.getvalue())
 
 
 def fetch_raw(conn: Connection, select: sa.Select) -> list[tuple]:
