@@ -57,11 +57,6 @@ def company_clock(session: QboSession) -> datetime:
     return answered_at.astimezone(UTC) if answered_at else datetime.now(UTC) - DEFAULT_OVERLAP
 
 
-def _as_utc(moment: datetime) -> datetime:
-    """In UTC: SQLite hands timestamps back naive (they were written in UTC), PostgreSQL in its time zone."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 @functools.cache
 def code_version() -> dict[str, str]:
     """The package's version and a digest of its Python sources (a change to the rules without a new
@@ -239,9 +234,9 @@ def _state_moved(conn: Connection, realm_id: str, settled_at: datetime) -> str |
     ).one()
     if pending:
         return f"{pending} write(s) to QuickBooks have an unknown outcome (pending): a retry is due"
-    if last_written is not None and _as_utc(last_written) > settled_at:
+    if last_written is not None and warehouse.as_utc(last_written) > settled_at:
         return (
-            f"the sync state was written at {_as_utc(last_written):%Y-%m-%d %H:%M:%S} UTC, after the last "
+            f"the sync state was written at {warehouse.as_utc(last_written):%Y-%m-%d %H:%M:%S} UTC, after the last "
             "plan's load (another load, or repair-duplicates)"
         )
     return None
@@ -272,7 +267,7 @@ def _quickbooks_moved(
     """Why the company may not be what the last plan read, or None; and the moment CDC was asked from."""
     # QBO stamps a change in whole seconds, and CDC is asked from the second the plan's read began: a change
     # made after it is never missed (one made in that second before it is reported too).
-    since = _as_utc(last.qbo_read_at).replace(microsecond=0)
+    since = warehouse.as_utc(last.qbo_read_at).replace(microsecond=0)
     if now - since > CDC_LOOKBACK:
         return (
             f"the last plan read QuickBooks at {since:%Y-%m-%d %H:%M} UTC, longer ago than QBO's change data "
@@ -328,7 +323,7 @@ def decide(
             return Decision(True, f"changed since run {last.run_id}: " + "; ".join(changed))
         if (unsettled := _unsettled(last)) is not None:
             return Decision(True, unsettled)
-        settled_at = _as_utc(last.loaded_at if last.operations else last.planned_at)
+        settled_at = warehouse.as_utc(last.loaded_at if last.operations else last.planned_at)
         if (moved := _state_moved(conn, realm_id, settled_at)) is not None:
             return Decision(True, moved)
     moved, since = _quickbooks_moved(engine, session, last, recorded, now)
@@ -338,7 +333,7 @@ def decide(
     settled = f"all {last.operations} operation(s) loaded" if last.operations else "nothing to write"
     return Decision(
         False,
-        f"nothing changed since run {last.run_id} (planned {_as_utc(last.planned_at):%Y-%m-%d %H:%M} UTC, "
+        f"nothing changed since run {last.run_id} (planned {warehouse.as_utc(last.planned_at):%Y-%m-%d %H:%M} UTC, "
         f"{settled}): no new export (latest {staged['latest_export'] or 'none'}, {staged['exports']} staged), "
         f"no change in QuickBooks since {since:%Y-%m-%d %H:%M:%S} UTC other than the sync's own writes, same "
         "settings, plan options, overrides and code: the plan would be the same",

@@ -633,10 +633,11 @@ FRAME_CHUNK_ROWS = 50_000
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
-    """A timestamp read back, made aware: SQLite hands timestamps back naive, and they were written in UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    """A timestamp read back, in UTC: SQLite hands timestamps back naive (they were written in UTC),
+    PostgreSQL in its session's time zone."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def refresh_statistics(engine: Engine, tables: Iterable[sa.Table]) -> None:
