@@ -126,6 +126,7 @@ bench: install
 	$(BIN)/python bench/plan_skip.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/operations_file.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/readback.py
 	$(BIN)/python bench/ui_pages.py
