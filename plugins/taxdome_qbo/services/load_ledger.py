@@ -38,7 +38,6 @@ from taxdome_qbo.services.warehouse import insert_for
 log = logging.getLogger("taxdome_qbo.services.loading")
 
 PENDING, DELETED = "pending", "deleted"
-STATE_LOOKUP_IDS = 500  # TaxDome ids per lookup statement: well within every database's parameter limit
 
 
 @dataclass
@@ -162,8 +161,7 @@ class LoadLedger:
         )
         with self.engine.connect() as conn:
             for kind, ids in ids_by_kind.items():
-                for start in range(0, len(ids), STATE_LOOKUP_IDS):
-                    part = ids[start : start + STATE_LOOKUP_IDS]
+                for part in warehouse.id_chunks(ids):
                     self.state.update(dict.fromkeys(((kind, taxdome_id) for taxdome_id in part), None))
                     found = conn.execute(
                         statement, {"realm_id": self.realm_id, "taxdome_kind": kind, "taxdome_ids": part}

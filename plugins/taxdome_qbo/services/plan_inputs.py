@@ -34,7 +34,7 @@ from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.services import qbo_client, quality, sql, warehouse
 from taxdome_qbo.services.qbo_client import QboSession
-from taxdome_qbo.services.qbo_readback import CDC_LOOKBACK, DEFAULT_OVERLAP, IDS_PER_STATEMENT
+from taxdome_qbo.services.qbo_readback import CDC_LOOKBACK, DEFAULT_OVERLAP
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +247,14 @@ def _written_by_sync(
 ) -> set[tuple[str, str, str]]:
     """(entity, Id, SyncToken) of the changed objects the sync state records as the sync left them."""
     state = warehouse.qbo_sync_state
-    ids = sorted({str(obj.get("Id")) for objects in changed.values() for obj in objects})
+    ids = {str(obj.get("Id")) for objects in changed.values() for obj in objects}
     written = set()
-    for start in range(0, len(ids), IDS_PER_STATEMENT):
+    for chunk in warehouse.id_chunks(ids):
         rows = conn.execute(
             sa.select(state.c.qbo_entity, state.c.qbo_id, state.c.sync_token).where(
                 state.c.realm_id == realm_id,
                 state.c.qbo_entity.in_(list(changed)),
-                state.c.qbo_id.in_(ids[start : start + IDS_PER_STATEMENT]),
+                state.c.qbo_id.in_(chunk),
             )
         )
         written.update((entity, qbo_id, str(token)) for entity, qbo_id, token in rows)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -51,7 +51,6 @@ CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
 # How far before the last read the next one starts: covers clock skew between this host and QBO, and QBO's
 # whole-second LastUpdatedTime. Re-reading an object is harmless (upserts), missing one is not.
 DEFAULT_OVERLAP = timedelta(minutes=5)
-IDS_PER_STATEMENT = 500  # keeps IN lists short, in QBO queries and warehouse statements alike
 BALANCE_TARGETS = ("Invoice", "CreditMemo")  # what a payment line applies to, and so whose balance it moves
 CUSTOMER_BALANCE_SOURCES = ENTITIES["Customer"].balance_sources
 
@@ -281,18 +280,12 @@ def _balance_references(copy: _Copy, rows: _Rows) -> set[tuple[str, str]]:
     return references
 
 
-def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), IDS_PER_STATEMENT):
-        yield ordered[start : start + IDS_PER_STATEMENT]
-
-
 def _stored_balance_references(
     conn: Connection, copy: _Copy, realm_id: str, ids: set[str]
 ) -> set[tuple[str, str]]:
     """What the warehouse copies of these objects (before the change) say `_balance_references` of."""
     stored = _Rows()
-    for chunk in _chunks(ids):
+    for chunk in warehouse.id_chunks(ids):
         if copy.entity in CUSTOMER_BALANCE_SOURCES:
             table = copy.table
             stored.parents.extend(
@@ -376,7 +369,7 @@ def _apply_changes(
         references = _stored_balance_references(conn, copy, realm_id, affected) | _balance_references(
             copy, rows
         )
-        for chunk in _chunks(affected):
+        for chunk in warehouse.id_chunks(affected):
             conn.execute(
                 sa.delete(copy.table).where(copy.table.c.realm_id == realm_id, copy.table.c.qbo_id.in_(chunk))
             )
@@ -408,7 +401,7 @@ def _changes_since(session: QboSession, entity: str, since: datetime) -> tuple[l
 
 def _read_by_ids(session: QboSession, copy: _Copy, ids: set[str]) -> list[dict]:
     objects: list[dict] = []
-    for chunk in _chunks(ids):
+    for chunk in warehouse.id_chunks(ids):
         condition = f"Id IN ({', '.join(quote(qbo_id) for qbo_id in chunk)})"
         where = f"{copy.where} AND {condition}" if copy.where else condition
         objects.extend(query_all(session, copy.entity, where))

@@ -632,6 +632,16 @@ def fetch_locked(
 FRAME_CHUNK_ROWS = 50_000
 
 
+IDS_PER_STATEMENT = 500  # keeps IN lists short, in QBO queries and warehouse statements alike
+
+
+def id_chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    """`ids` sorted, in lists short enough for one `IN (...)` each."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), IDS_PER_STATEMENT):
+        yield ordered[start : start + IDS_PER_STATEMENT]
+
+
 def as_utc(moment: datetime | None) -> datetime | None:
     """A timestamp read back, in UTC: SQLite hands timestamps back naive (they were written in UTC),
     PostgreSQL in its session's time zone."""
