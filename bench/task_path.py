@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 
@@ -96,6 +97,11 @@ def time_plan_steps() -> dict[str, float]:
     return spent
 
 
+def manual_run_context(params: dict) -> dict:
+    """What the plan task's body reads of its Airflow context, for a manual run of the DAG."""
+    return {"params": params, "run_id": RUN_ID, "dag_run": SimpleNamespace(run_type="manual")}
+
+
 def run_one(task: str, export: Path) -> dict:
     """One task body, in this process; the connections and the Variable are in the environment."""
     from taxdome_qbo import dag_tasks
@@ -110,7 +116,7 @@ def run_one(task: str, export: Path) -> dict:
     elif task == "check":
         receipt = dag_tasks.check_quality(params, RUN_ID)
     else:
-        receipt = dag_tasks.plan_sync(params, RUN_ID)
+        receipt = dag_tasks.plan_sync(manual_run_context(params))
     seconds = time.perf_counter() - started
     return {
         "task": task,
