@@ -8,7 +8,7 @@ what QuickBooks Online must receive: `extract` finds the exports to load and che
 `dq_results`; a critical failure stops the run before anything is planned or written); `plan` reads the QuickBooks company (connection `quickbooks_default`)
 and applies TaxDome's sync rules: every QBO write needed goes to `sync_plan`, and every staged TaxDome object
 gets a status with a reason in `sync_object_status`. A preview (counts, amounts, examples) is in the task log
-and in `<reports>/<run id>/plan_preview.md` with `plan_operations.csv.gz`. With `dry_run` nothing is written to
+and in `<reports>/<run id>/plan_preview.md` (every operation: `python -m taxdome_qbo plan-operations`). With `dry_run` nothing is written to
 QuickBooks. `load` (pool `qbo_api`) then executes the plan against QuickBooks: customers and items, invoices,
 payments, credit memos and their applications, fees, refunds, in batches within Intuit's limits (one rate
 governor per company, shared by every task). Its XCom is a receipt of outcomes per kind; every write is in

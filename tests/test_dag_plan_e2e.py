@@ -91,13 +91,20 @@ def test_a_dry_run_plans_against_the_company_and_writes_nothing(
     (preview,) = (tmp_path / "reports").glob("*/plan_preview.md")
     assert "dry run: nothing will be written to QuickBooks" in preview.read_text()
     assert "| account | reactivate | 1 |  |" in preview.read_text()
-    with gzip.open(preview.parent / "plan_operations.csv.gz", "rt", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [int(row["seq"]) for row in rows] == sorted(op.seq for op in plan)
+    assert not (preview.parent / "plan_operations.csv.gz").exists(), "written on demand only"
     assert cli_main(["plan-summary"]) == 0
     summary = capsys.readouterr().out
     assert "belongs to a QuickBooks vendor" in summary
-    assert f"every operation: {preview.parent / 'plan_operations.csv.gz'} (gzip; `gunzip -k" in summary
+    assert "every operation: `python -m taxdome_qbo plan-operations` writes them" in summary
+    assert cli_main(["plan-operations"]) == 0
+    assert (
+        f"{len(plan)} operations of run {planned_run.run_id}: {preview.parent / 'plan_operations.csv.gz'}"
+        in (capsys.readouterr().out)
+    )
+    with gzip.open(preview.parent / "plan_operations.csv.gz", "rt", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["seq"]) for row in rows] == sorted(op.seq for op in plan)
+    assert cli_main(["plan-operations", "--run-id", "no-such-run"]) == 1
 
     served = [
         r

@@ -71,7 +71,12 @@ def test_an_export_goes_from_the_landing_folder_to_a_clean_verdict(sqlite_engine
     preview = Path(planned["preview"])
     assert preview.parent == pipeline.run_folder(reports_root, "sync-1")
     assert f"Sync plan for QuickBooks company {realm_id} (plan)" in preview.read_text(encoding="utf-8")
-    with gzip.open(preview.parent / pipeline.PLAN_OPERATIONS, "rt", encoding="utf-8") as handle:
+    assert "`python -m taxdome_qbo plan-operations --run-id sync-1` writes" in preview.read_text(
+        encoding="utf-8"
+    )
+    assert not (preview.parent / pipeline.PLAN_OPERATIONS).exists(), "written on demand, not by the plan"
+    location = pipeline.write_plan_operations(engine, "sync-1", preview.parent)
+    with gzip.open(location, "rt", encoding="utf-8") as handle:
         operations_csv = handle.read().splitlines()
     assert len(operations_csv) == planned["operations"] + 1  # a header, then one row per operation
 

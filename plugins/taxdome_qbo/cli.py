@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -103,12 +104,38 @@ def plan_summary(args: argparse.Namespace) -> int:
     title = f"Sync plan of run {run.run_id} for company {run.realm_id} ({mode})"
     print(planning.preview_markdown(engine, run.run_id, title=title, examples=args.examples))
     if run.preview_location:
-        operations = run.preview_location.removesuffix(pipeline.PLAN_PREVIEW) + pipeline.PLAN_OPERATIONS
         print(f"preview: {run.preview_location}")
+    print(
+        "every operation: `python -m taxdome_qbo plan-operations` writes them "
+        f"(`--run-id {shlex.quote(run.run_id)}` for this run's)"
+    )
+    return 0
+
+
+def plan_operations(args: argparse.Namespace) -> int:
+    """Write every operation of a run's plan (the most recent plan by default) to `plan_operations.csv.gz`:
+    in the run's report folder beside its preview, or in `--folder`."""
+    engine = WarehouseHook().get_engine()
+    warehouse.create_schema(engine)
+    run = planning.latest_plan_run(engine) if args.run_id is None else loading.plan_run(engine, args.run_id)
+    if run is None:
         print(
-            f"every operation: {operations} (gzip; `gunzip -k {pipeline.PLAN_OPERATIONS}` gives the CSV a "
-            "spreadsheet opens)"
+            "no sync has been planned yet (is QuickBooks connected?)"
+            if args.run_id is None
+            else f"run {args.run_id} has no plan in the warehouse"
         )
+        return 1
+    if args.folder is not None:
+        folder = dag_tasks.folder_at(args.folder)
+    elif run.preview_location:
+        folder = dag_tasks.folder_at(run.preview_location).parent
+    else:
+        folder = pipeline.run_folder(dag_tasks.reports_root(), run.run_id)
+    location = pipeline.write_plan_operations(engine, run.run_id, folder)
+    print(
+        f"{run.operations:,} operations of run {run.run_id}: {location} "
+        f"(gzip; `gunzip -k {pipeline.PLAN_OPERATIONS}` gives the CSV a spreadsheet opens)"
+    )
     return 0
 
 
@@ -235,6 +262,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = commands.add_parser("plan-summary", help="the preview of the most recent sync plan")
     plan.add_argument("--examples", type=int, default=2, help="examples per kind and action")
     plan.set_defaults(handler=plan_summary)
+    operations = commands.add_parser(
+        "plan-operations", help="write every operation of a plan to plan_operations.csv.gz"
+    )
+    operations.add_argument("--run-id", help="the run whose plan (default: the most recent plan)")
+    operations.add_argument(
+        "--folder", help="where to write the file (default: the run's report folder, beside its preview)"
+    )
+    operations.set_defaults(handler=plan_operations)
     loaded = commands.add_parser("load-summary", help="what the most recent QuickBooks load did")
     loaded.set_defaults(handler=load_summary)
     reconciled = commands.add_parser(

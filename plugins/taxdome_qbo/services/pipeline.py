@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
+import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 PLAN_PREVIEW = "plan_preview.md"
 PLAN_OPERATIONS = "plan_operations.csv.gz"
+OPERATIONS_ON_DEMAND = (
+    "\nEvery operation of the run, as CSV: `python -m taxdome_qbo plan-operations --run-id {run_id}` writes "
+    f"`{PLAN_OPERATIONS}` beside this preview.\n"
+)
 # The gzip tool's default level: measured, a third of level 9's time for 5 % more bytes.
 OPERATIONS_COMPRESSION_LEVEL = 6
 
@@ -160,7 +165,9 @@ def plan(
     even_if_unchanged: bool = False,
 ) -> dict[str, Any]:
     """Plan the run against the session's company, record it with what it was made from, and publish its
-    preview (`plan_preview.md` and `plan_operations.csv.gz` in the run's folder under `reports_root`).
+    preview (`plan_preview.md` in the run's folder under `reports_root`). The file of every operation is
+    written on demand (`write_plan_operations`, the `plan-operations` command): at a million invoices it
+    costs as long to write as the plan takes to make, and most runs' are never opened.
 
     Skipped, writing nothing, when nothing the plan reads changed since the company's last plan and that
     plan's load left nothing to do (services/plan_inputs.py), unless `dry_run` (a preview asked for) or
@@ -188,13 +195,14 @@ def plan(
     if options.period is not None:
         mode += f", only what is dated {options.period}"
     title = f"Sync plan for QuickBooks company {reference.realm_id} ({mode})"
-    preview = planning.preview_markdown(engine, run_id, title=title)
+    preview = planning.preview_markdown(engine, run_id, title=title) + OPERATIONS_ON_DEMAND.format(
+        run_id=shlex.quote(run_id)
+    )
     log.info("%s", preview)
     folder = run_folder(reports_root, run_id)
     local_files.private_folder(folder)
     with local_files.open_private(folder / PLAN_PREVIEW, "w", encoding="utf-8") as handle:
         handle.write(preview)
-    write_plan_operations(engine, run_id, folder)
     planning.record_preview_location(engine, run_id, str(folder / PLAN_PREVIEW))
     period = None if options.period is None else str(options.period)
     return receipt.as_xcom() | {"dry_run": dry_run, "preview": str(folder / PLAN_PREVIEW), "period": period}
