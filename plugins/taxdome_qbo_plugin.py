@@ -4,13 +4,14 @@ imported as `taxdome_qbo`."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from airflow.plugins_manager import AirflowPlugin
 
 import taxdome_qbo.listeners
 from taxdome_qbo.alerts import SyncRunQueuedAt
+from taxdome_qbo.links import VIEW_PATH
 from taxdome_qbo.timetables import SyncTimetable
-from taxdome_qbo.ui.app import create_app
-from taxdome_qbo.ui.web import URL_PREFIX
 
 
 class TaxDomeQboPlugin(AirflowPlugin):
@@ -20,13 +21,21 @@ class TaxDomeQboPlugin(AirflowPlugin):
     deadline_references = [SyncRunQueuedAt]  # noqa: RUF012
     # The sync's schedule (on the hour, backfills by period): the scheduler deserializes it from here.
     timetables = [SyncTimetable]  # noqa: RUF012
-    # The view's pages, served by the api-server, and their entry in the UI's navigation (shown in an iframe).
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "TaxDome ↔ QuickBooks"}]  # noqa: RUF012
+    # The view's entry in the UI's navigation (its pages are shown in an iframe).
     external_views = [  # noqa: RUF012
         {
             "name": "TaxDome ↔ QuickBooks",
-            "href": f"{URL_PREFIX}/",
+            "href": f"{VIEW_PATH}/",
             "destination": "nav",
             "url_route": "taxdome-qbo",
         }
     ]
+
+    @cached_property
+    def fastapi_apps(self) -> list[dict]:
+        """The view's pages, served by the api-server. Built when Airflow asks for them (the api-server, `airflow
+        plugins`), not on import: every task process loads the plugins, and the web stack's imports (FastAPI,
+        Jinja, the pages) cost it seconds for nothing."""
+        from taxdome_qbo.ui.app import create_app
+
+        return [{"app": create_app(), "url_prefix": VIEW_PATH, "name": "TaxDome ↔ QuickBooks"}]
