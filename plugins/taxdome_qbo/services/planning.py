@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from taxdome_qbo.core.escaping import markdown_code, write_csv
 from taxdome_qbo.core.kinds import READ_COLUMNS
@@ -58,36 +58,24 @@ class PlanReceipt:
         }
 
 
-def _read_columns(conn: Connection, name: str) -> pd.DataFrame:
-    """The columns of a staged table the plan reads (the rules', and whether the export still lists the row),
-    read through the raw cursor: millions of rows without per-row ORM cost, and without the lineage columns,
-    which would cost as much to read and hold as the rules' own."""
-    table = warehouse.STAGING_TABLES[name]
-    columns = [*READ_COLUMNS[name], "_absent_since_batch"]
-    rows = warehouse.fetch_raw(conn, sa.select(*(table.c[c] for c in columns)))
-    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
-    del rows
-    if conn.dialect.name == "postgresql":
-        for column in columns:
-            if isinstance(table.c[column].type, sa.Date):
-                frame[column] = _iso_dates(frame[column])
-    return frame
-
-
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
-
-
-def _iso_dates(days: pd.Series) -> pd.Series:
-    """PostgreSQL's dates (Python date objects) as the YYYY-MM-DD text SQLite hands back: the rules read dates
-    as text, and a million date objects cost the planner time and memory to turn into it one by one."""
-    text = pc.strftime(pa.array(days.to_numpy(), pa.date32()), "%Y-%m-%d")
-    return pd.Series(text.to_pandas(types_mapper={pa.string(): _TEXT}.get), index=days.index, name=days.name)
+# Text as pandas' Arrow strings, integers and flags nullable (a missing one stays missing, not a float).
+_PANDAS_TYPES = {pa.string(): _TEXT, pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def read_staged_firm(engine: Engine) -> StagedFirm:
+    """The columns of each staged table the plan reads (the rules', and whether the export still lists the
+    row), in one snapshot, read as Arrow: millions of rows without a Python object per value, and without the
+    lineage columns, which would cost as much to read and hold as the rules' own."""
     warehouse.create_schema(engine)
-    with engine.connect() as conn:
-        return StagedFirm(**{name: _read_columns(conn, name) for name in StagedFirm.__dataclass_fields__})
+    selects = {}
+    for name in StagedFirm.__dataclass_fields__:
+        table = warehouse.STAGING_TABLES[name]
+        selects[name] = sa.select(*(table.c[c] for c in (*READ_COLUMNS[name], "_absent_since_batch")))
+    tables = warehouse.read_arrow(engine, selects)
+    return StagedFirm(
+        **{name: table.to_pandas(types_mapper=_PANDAS_TYPES.get) for name, table in tables.items()}
+    )
 
 
 def read_sync_state(engine: Engine, realm_id: str) -> pd.DataFrame:
