@@ -389,8 +389,17 @@ class Emulator:
                 f"QueryParserError: Invalid context declaration : {parsed.entity}",
             )
         parsed.entity = entity
-        rows = [entities.render(company, entity, obj) for obj in company.all(entity)]
-        return query.run(parsed, rows, hides_inactive=entity in NAME_FIELDS)
+        selected = company.cached_selection(
+            entity,
+            query.selection_key(parsed),
+            rendered_from_ledger=entity in entities.RENDERED_FROM_LEDGER,
+            select=lambda: query.select(
+                parsed,
+                [entities.render(company, entity, obj) for obj in company.all(entity)],
+                hides_inactive=entity in NAME_FIELDS,
+            ),
+        )
+        return query.respond(parsed, selected)
 
     def _batch(self, company: Company, data: dict, params) -> dict:
         items = data.get("BatchItemRequest")
