@@ -11,7 +11,7 @@ from qbo_emulator.storage import Storage
 META_KIND = "_meta"
 REQUEST_ID_KIND = "_requestid"
 TOMBSTONE_PREFIX = "_deleted:"
-# A reader pages through one query at a time; a few more cover the tests' and the UI's interleaved queries.
+# A reader pages through one query at a time; a few more cover callers that interleave queries.
 CACHED_SELECTIONS = 16
 
 # Name-list entities: a name is unique within its entity, active or not; rows are deactivated, not deleted.
