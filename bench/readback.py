@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +35,9 @@ from qbo_emulator import entities
 from qbo_emulator.company import Company
 from qbo_emulator.config import EmulatorConfig
 from qbo_emulator.errors import QboFault
+from qbo_emulator.jsonutil import SharingDecoder
 from qbo_emulator.service import Emulator
+from qbo_emulator.storage import DECODED_TOGETHER
 from qbo_emulator.testing import (
     EmulatorHandle,
     emulator_command,
@@ -147,9 +148,17 @@ def _save_writes(company: Company, operations: pd.DataFrame) -> Counter[str]:
     sales_forms["CustomTxnNumbers"] = False
     qbo_ids: dict[str, str] = {}
     outcomes: Counter[str] = Counter()
-    for number, operation in enumerate(operations.itertuples(index=False), start=1):
+    # Decoded as the emulator decodes its stored state: the objects saved share their equal values.
+    decoder = SharingDecoder()
+    payloads = (
+        payload
+        for start in range(0, len(operations), DECODED_TOGETHER)
+        for payload in decoder.loads(operations["payload"].iloc[start : start + DECODED_TOGETHER].tolist())
+    )
+    for number, (operation, payload) in enumerate(
+        zip(operations.itertuples(index=False), payloads, strict=True), start=1
+    ):
         reference_name = f"@{operation.taxdome_kind}:{operation.taxdome_id}"
-        payload = json.loads(operation.payload, parse_float=Decimal)
         if operation.action == "link":
             qbo_ids[reference_name] = payload["Id"]
             outcomes["linked"] += 1

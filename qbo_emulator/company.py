@@ -1,7 +1,7 @@
 """One QBO company (realm): its objects, deletion tombstones, name indexes and stored requestid responses."""
 
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from qbo_emulator import clock
@@ -11,6 +11,8 @@ from qbo_emulator.storage import Storage
 META_KIND = "_meta"
 REQUEST_ID_KIND = "_requestid"
 TOMBSTONE_PREFIX = "_deleted:"
+# A reader pages through one query at a time; a few more cover callers that interleave queries.
+CACHED_SELECTIONS = 16
 
 # Name-list entities: a name is unique within its entity, active or not; rows are deactivated, not deleted.
 NAME_FIELDS = {
@@ -43,6 +45,10 @@ class Company:
         self.request_ids: dict[str, StoredResponse] = {}
         # Bumped on every transaction change; keys the cached account and customer balances.
         self.ledger_version = 0
+        # Writes per entity, and the rows each recent query selected (before paging) stamped with them: a query
+        # paged through an entity sorts and filters it once, not once per page.
+        self._changes: Counter[str] = Counter()
+        self._selections: OrderedDict[tuple, tuple[tuple, list[dict]]] = OrderedDict()
         self._storage = storage
         self._names: dict[str, dict[str, str]] = defaultdict(dict)
         self._upserts: list = []
@@ -93,6 +99,21 @@ class Company:
     def special_account(self, role: str) -> dict:
         return self.objects["Account"][self.meta["special_accounts"][role]]
 
+    def cached_selection(
+        self, entity: str, key: tuple, *, rendered_from_ledger: bool, select: Callable[[], list[dict]]
+    ) -> list[dict]:
+        """What ``select()`` returns for the query ``key`` on ``entity``, computed again only after a write to
+        the entity (or, for rows whose rendering adds balances from the ledger, to any transaction)."""
+        stamp = (self._changes[entity], self.ledger_version if rendered_from_ledger else None)
+        cached = self._selections.get(key)
+        if cached is None or cached[0] != stamp:
+            cached = stamp, select()
+            self._selections[key] = cached
+            if len(self._selections) > CACHED_SELECTIONS:
+                self._selections.popitem(last=False)
+        self._selections.move_to_end(key)
+        return cached[1]
+
     # --- writes --------------------------------------------------------------------------------------------
 
     def next_id(self) -> str:
@@ -120,6 +141,7 @@ class Company:
         self._index_name(entity, obj)
         self._index_applications(entity, obj)
         self._upserts.append((self.realm_id, entity, obj["Id"], obj))
+        self._changes[entity] += 1
         if entity not in NAME_FIELDS:
             self.ledger_version += 1
         return obj
@@ -136,6 +158,7 @@ class Company:
         }
         self.tombstones[entity][obj["Id"]] = tombstone
         self._deletions.append((self.realm_id, entity, obj["Id"]))
+        self._changes[entity] += 1
         self._upserts.append((self.realm_id, TOMBSTONE_PREFIX + entity, obj["Id"], tombstone))
         self.ledger_version += 1
         return tombstone

@@ -27,6 +27,8 @@ SALES_FORMS = ("Invoice", "CreditMemo", "RefundReceipt")
 SINGLETONS = ("Preferences", "CompanyInfo")
 READ_ONLY = ("CustomerType", "CompanyInfo")
 VOIDABLE = ("Invoice", "Payment")
+# Their balances are derived from the transactions each time they are rendered.
+RENDERED_FROM_LEDGER = ("Account", "Customer")
 ENTITIES = (*NAME_FIELDS, *TRANSACTIONS, *SINGLETONS)
 ENTITY_BY_LOWER_NAME = {entity.lower(): entity for entity in ENTITIES}
 
@@ -214,7 +216,7 @@ def compute_balances(company: Company) -> Balances:
 
 def render(company: Company, entity: str, obj: dict) -> dict:
     """The object as QBO returns it, with balances derived from the ledger."""
-    if entity not in ("Account", "Customer"):
+    if entity not in RENDERED_FROM_LEDGER:
         return obj
     balances: Balances = company.cached_balances(compute_balances)
     rendered = dict(obj)

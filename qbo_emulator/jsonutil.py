@@ -24,3 +24,36 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
+
+
+class SharingDecoder:
+    """Decodes many documents so that equal strings and equal numbers among them are one object each.
+
+    A company's stored objects repeat most of their text (keys, references' names, currencies, dates,
+    statuses) and amounts: decoded one by one, a million of them take twice the memory.
+    """
+
+    def __init__(self):
+        self._strings: dict[str, str] = {}
+        self._decimals: dict[str, Decimal] = {}
+
+    def loads(self, texts: list[str]) -> list:
+        # One decode for all the documents shares their keys (json's scanner keeps one copy of each key).
+        documents = json.loads("[" + ",".join(texts) + "]", parse_float=self._decimal)
+        for document in documents:
+            self._share_strings(document)
+        return documents
+
+    def _decimal(self, text: str) -> Decimal:
+        number = self._decimals.get(text)
+        if number is None:
+            number = self._decimals[text] = Decimal(text)
+        return number
+
+    def _share_strings(self, value: dict | list) -> None:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if type(item) is str:
+                value[key] = self._strings.setdefault(item, item)
+            elif isinstance(item, dict | list):
+                self._share_strings(item)

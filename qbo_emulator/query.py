@@ -198,6 +198,9 @@ def lookup(obj: dict, path: str) -> object:
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
+        if part in value:  # spelled as stored, the usual case: no scan of the keys
+            value = value[part]
+            continue
         lowered = part.lower()
         value = next((item for key, item in value.items() if key.lower() == lowered), None)
     if isinstance(value, dict) and "value" in value:
@@ -278,8 +281,19 @@ def sort_key(value: object) -> tuple:
     return (3, str(value).casefold())
 
 
-def run(query: Query, rows: list[dict], *, hides_inactive: bool) -> dict:
-    """The ``QueryResponse`` body for ``rows`` (already limited to the query's entity)."""
+def selection_key(query: Query) -> tuple:
+    """What decides the rows a query selects and their order: equal keys select the same rows in the same
+    order from the same objects, whatever their paging or COUNT(*)."""
+    # A literal's type and text, not its value: True == 1 == Decimal("1.0") yet they compare differently.
+    conditions = tuple(
+        (condition.path, condition.operator, tuple((type(value), str(value)) for value in condition.values))
+        for condition in query.conditions
+    )
+    return query.entity, conditions, tuple(query.order)
+
+
+def select(query: Query, rows: list[dict], *, hides_inactive: bool) -> list[dict]:
+    """The ``rows`` (already limited to the query's entity) that the query selects, in its order."""
     filters_active = any(condition.path.lower() == "active" for condition in query.conditions)
     selected = [
         row
@@ -287,10 +301,15 @@ def run(query: Query, rows: list[dict], *, hides_inactive: bool) -> dict:
         if all(matches(row, condition) for condition in query.conditions)
         and not (hides_inactive and not filters_active and row.get("Active") is False)
     ]
-    if query.count:
-        return {"totalCount": len(selected)}
     for path, descending in reversed(query.order or [("Id", False)]):
         selected.sort(key=lambda row, path=path: sort_key(lookup(row, path)), reverse=descending)
+    return selected
+
+
+def respond(query: Query, selected: list[dict]) -> dict:
+    """The ``QueryResponse`` body: the count of the ``selected`` rows, or the page of them asked for."""
+    if query.count:
+        return {"totalCount": len(selected)}
     if query.max_results <= 0:
         raise query_validation_error("MAXRESULTS must be at least 1")
     page = selected[query.start_position - 1 : query.start_position - 1 + query.max_results]

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from qbo_emulator import jsonutil
 
 Record = tuple[str, str, str, dict]
+DECODED_TOGETHER = 5000
 
 
 class Storage:
@@ -23,8 +24,13 @@ class Storage:
         )
 
     def load(self) -> Iterator[Record]:
-        for scope, kind, key, data in self._connection.execute("SELECT scope, kind, key, data FROM records"):
-            yield scope, kind, key, jsonutil.loads(data)
+        decoder = jsonutil.SharingDecoder()
+        cursor = self._connection.execute("SELECT scope, kind, key, data FROM records")
+        while rows := cursor.fetchmany(DECODED_TOGETHER):
+            for (scope, kind, key, _), data in zip(
+                rows, decoder.loads([row[3] for row in rows]), strict=True
+            ):
+                yield scope, kind, key, data
 
     def write(self, upserts: Iterable[Record], deletions: Iterable[tuple[str, str, str]] = ()) -> None:
         cursor = self._connection.cursor()

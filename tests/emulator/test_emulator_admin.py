@@ -7,6 +7,7 @@ import pytest
 from quickbooks.exceptions import ObjectNotFoundException
 from quickbooks.objects import Customer
 
+from qbo_emulator import storage
 from qbo_emulator.seed import SEED_ACCOUNTS, SEED_PAYMENT_METHODS
 from qbo_emulator.testing import running_emulator
 from tests.emulator.builders import customer, invoice
@@ -91,6 +92,34 @@ def test_reset_starts_over_with_one_new_company(tuned_emulator):
     assert after[0]["realm_id"] not in {entry["realm_id"] for entry in before}
     assert tuned_emulator.admin("GET", "requests").json()["total"] == 0
     assert Customer.count(qb=tuned_emulator.quickbooks(after[0])) == 0
+
+
+def test_stored_records_load_back_equal_with_equal_values_one_object(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "DECODED_TOGETHER", 3)  # several decodes, as a large company takes
+    records = [
+        (
+            "9130",
+            "Invoice",
+            str(number),
+            {
+                "Id": str(number),
+                "TotalAmt": Decimal("800.00"),
+                "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+                "Line": [{"Amount": Decimal("800.00"), "Description": f"Line {number}"}],
+            },
+        )
+        for number in range(10)
+    ]
+    path = str(tmp_path / "state.sqlite")
+    saved = storage.Storage(path)
+    saved.write(records)
+    saved.close()
+
+    loaded = sorted(storage.Storage(path).load(), key=lambda record: int(record[2]))
+
+    assert loaded == records
+    assert len({id(data["CurrencyRef"]["name"]) for *_, data in loaded}) == 1
+    assert len({id(line["Amount"]) for *_, data in loaded for line in data["Line"]}) == 1
 
 
 def test_state_tokens_and_requestids_survive_a_restart(tmp_path):

@@ -5,6 +5,9 @@ from quickbooks.batch import batch_create
 from quickbooks.exceptions import ValidationException
 from quickbooks.objects import Customer, Invoice, Item
 
+from qbo_emulator import entities, query
+from qbo_emulator.config import EmulatorConfig
+from qbo_emulator.service import Emulator
 from tests.emulator.builders import customer, invoice
 
 
@@ -106,6 +109,88 @@ def test_maxresults_is_capped_at_1000(qb):
 
     assert len(first_page) == 1000
     assert [match.DisplayName for match in last_page] == ["Bulk 1000"]
+
+
+def _paged(qb, order: str, *, start: int = 1, page_size: int = 20) -> list[Customer]:
+    """Every customer from `start` on, in `order`, read a page at a time as a full read-back reads."""
+    found = []
+    while page := Customer.query(
+        f"SELECT * FROM Customer ORDERBY {order} STARTPOSITION {start} MAXRESULTS {page_size}", qb=qb
+    ):
+        found += page
+        start += len(page)
+    return found
+
+
+def test_paging_returns_every_object_once_in_order(qb):
+    names = [f"Paged {number:03}" for number in range(250)]
+    batch_create([_named(name) for name in names], qb=qb)
+
+    by_id = [int(match.Id) for match in _paged(qb, "Id")]
+    by_name_descending = [match.DisplayName for match in _paged(qb, "DisplayName DESC")]
+
+    assert len(by_id) == len(set(by_id)) == len(names)
+    assert by_id == sorted(by_id)
+    assert by_name_descending == names[::-1]
+
+
+def test_writes_between_pages_are_seen_by_the_next_page(qb):
+    batch_create([_named(f"Between {number:02}") for number in range(30)], qb=qb)
+    first_page = _paged(qb, "Id", page_size=10)[:10]
+    later = {match.DisplayName: match for match in _paged(qb, "Id", start=11)}
+
+    renamed = later["Between 25"]
+    renamed.DisplayName = "Renamed 25"
+    renamed.save(qb=qb)
+    retired = later["Between 20"]
+    retired.Active = False
+    retired.save(qb=qb)
+    customer(qb, "Added")
+    rest = _paged(qb, "Id", start=11, page_size=10)
+
+    assert [match.DisplayName for match in first_page] == [f"Between {number:02}" for number in range(10)]
+    assert [match.DisplayName for match in rest] == [
+        *(f"Between {number:02}" for number in range(10, 20)),
+        *(f"Between {number:02}" for number in range(21, 25)),
+        "Renamed 25",
+        *(f"Between {number:02}" for number in range(26, 30)),
+        "Added",
+    ]
+
+
+def test_a_transaction_changes_which_customers_a_balance_selects(qb, customers):
+    assert Customer.where("Balance > '0'", qb=qb) == []
+
+    invoice(qb, customers["Alpha LLC"], "10.00")
+
+    assert [match.DisplayName for match in Customer.where("Balance > '0'", qb=qb)] == ["Alpha LLC"]
+
+
+def test_paging_selects_and_sorts_the_entity_once_until_it_changes(monkeypatch):
+    emulator = Emulator(None, EmulatorConfig())
+    company = next(iter(emulator.companies.values()))
+    for number in range(2500):
+        entities.save(company, "Customer", {"DisplayName": f"Customer {number:04}"}, {})
+    selections = []
+    original_select = query.select
+    monkeypatch.setattr(
+        query, "select", lambda *args, **kwargs: selections.append(1) or original_select(*args, **kwargs)
+    )
+
+    def page(start: int) -> list[dict]:
+        answer = emulator._query(
+            company, f"SELECT * FROM Customer ORDERBY Id STARTPOSITION {start} MAXRESULTS 1000"
+        )
+        return answer.get("Customer", [])
+
+    pages = [page(start) for start in (1, 1001, 2001)]
+    entities.save(company, "Customer", {"DisplayName": "Customer 2500"}, {})
+    last_page = page(2001)
+
+    assert [len(rows) for rows in pages] == [1000, 1000, 500]
+    assert last_page[-1]["DisplayName"] == "Customer 2500"
+    assert len(selections) == 2, "once for the three pages, once more after the write"
+    emulator.storage.close()
 
 
 def _named(name: str) -> Customer:
