@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import json
 import shutil
 import sys
 import time
@@ -26,14 +25,13 @@ from airflow.sdk import ObjectStoragePath
 
 from taxdome_qbo.core.escaping import write_csv
 from taxdome_qbo.core.planner import PlanOptions
-from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS
 from taxdome_qbo.demo.planning import company_seeded_for
 from taxdome_qbo.services import pipeline, planning, warehouse
 from taxdome_qbo.services.staging import stage_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import OUT, ensure_export  # the staging benchmark's export
+from stage import OUT, ensure_export, firm_settings_of  # the staging benchmark's export
 
 TARGET_SHARE = 0.10
 RUN_ID = "bench-operations-file"
@@ -69,9 +67,7 @@ def run(accounts: int) -> dict:
     try:
         engine = warehouse.sqlite_engine(str(scratch / "warehouse.db"))
         stage_export(engine, ObjectStoragePath(str(export)))
-        settings = resolve_settings(
-            json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
-        )
+        settings = firm_settings_of(export)
         company = company_seeded_for(planning.read_staged_firm(engine))
         planned = planning.plan_sync(engine, company, settings, PlanOptions(), RUN_ID, dry_run=False)
 

@@ -94,7 +94,6 @@ def main() -> int:
     if args is None:
         return 0
 
-    OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)
     for scenario in ("first", "steady"):
         run = run_in_own_process(__file__, scenario, export)

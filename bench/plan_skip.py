@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import OUT, ensure_export  # the staging benchmark's exports
+from stage import OUT, ensure_export, manifest_of  # the staging benchmark's exports
 
 AIRFLOW_HOME = OUT / "plan-skip-airflow"
 REPO = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def run_one(backend: str, export: Path) -> dict:
 
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     db.initdb()
-    manifest = json.loads((export / "_generator_manifest.json").read_text())
+    manifest = manifest_of(export)
     engine, connection = _warehouse(backend)
     landing = _landing(export)
     result: dict = {"backend": backend, "invoices": manifest["counts"]["invoices.csv"]}
@@ -265,7 +265,6 @@ def main() -> int:
     if args.run_one:
         print(json.dumps(run_one(args.run_one[0], Path(args.run_one[1]))))
         return 0
-    OUT.mkdir(exist_ok=True)
     for accounts in args.sizes:
         export, _ = ensure_export(accounts, args.seed)
         for backend in args.backends:

@@ -18,7 +18,6 @@ process; the emulator's own is reported apart).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
@@ -49,7 +48,6 @@ from taxdome_qbo.core import load_rules
 from taxdome_qbo.core.load_rules import UnresolvedReference
 from taxdome_qbo.core.planner import build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
-from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.validation import validate_export
 from taxdome_qbo.core.vocabulary import STATE_COLUMNS, StagedFirm
 from taxdome_qbo.demo.qbo_seed import seed_company
@@ -63,7 +61,13 @@ from taxdome_qbo.services.token_cipher import TokenCipher
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plan import OperationsFile  # the planning benchmark's operations file
 from reconcile import print_figures  # the reconciliation benchmark's figures beside their targets
-from stage import OUT, ensure_export, firm_command_line, run_in_own_process  # the staging benchmark's export
+from stage import (  # the staging benchmark's export
+    OUT,
+    ensure_export,
+    firm_command_line,
+    firm_settings_of,
+    run_in_own_process,
+)
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 # Loading a million objects' state takes the emulator minutes before it answers.
@@ -127,9 +131,7 @@ def _first_plan(export: Path, reference: QboReference) -> tuple[OperationsFile, 
     """The firm's first plan against `reference`: its operations file and how many objects it fails."""
     validated = {v.export_file.name: v.staged for v in validate_export(ExportReader(export).read)}
     staged = StagedFirm(**{name: validated[name] for name in StagedFirm.__dataclass_fields__})
-    settings = resolve_settings(
-        json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
-    )
+    settings = firm_settings_of(export)
     operations_file = OperationsFile(OUT / f"{export.name}-readback-operations.parquet")
     plan = build_plan(
         staged, settings, reference, pd.DataFrame(columns=list(STATE_COLUMNS)), sink=operations_file
@@ -291,7 +293,6 @@ def main() -> int:
     )
     if args is None:
         return 0
-    OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)
     seeded = run_in_own_process(__file__, "seed", export)
     print(

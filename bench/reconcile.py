@@ -43,7 +43,6 @@ from taxdome_qbo.core.reconciliation import (
     TaxDomeSide,
     reconcile,
 )
-from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.validation import validate_export
 from taxdome_qbo.core.vocabulary import STATE_COLUMNS, Plan, StagedFirm
 from taxdome_qbo.demo.planning import company_seeded_for, state_after_success
@@ -55,6 +54,7 @@ from stage import (  # the staging benchmark's export
     OUT,
     ensure_export,
     firm_command_line,
+    firm_settings_of,
     run_in_own_process,
 )
 
@@ -189,9 +189,7 @@ def prepare(export: Path) -> dict:
     """Plan the firm, build its QBO side, and keep both sides, the verdicts and the state as parquet."""
     validated = {v.export_file.name: v.staged for v in validate_export(ExportReader(export).read)}
     staged = StagedFirm(**{name: validated[name] for name in StagedFirm.__dataclass_fields__})
-    settings = resolve_settings(
-        json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
-    )
+    settings = firm_settings_of(export)
     company = company_seeded_for(staged)
     operations_file = OperationsFile(OUT / f"{export.name}-reconcile-operations.parquet")
     empty_state = pd.DataFrame(columns=list(STATE_COLUMNS))
@@ -367,7 +365,6 @@ def main() -> int:
     )
     if args is None:
         return 0
-    OUT.mkdir(exist_ok=True)
     export, _ = ensure_export(args.accounts, args.seed)
     prepared = run_in_own_process(__file__, "prepare", export)
     run = run_in_own_process(__file__, "compare", export)

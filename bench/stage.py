@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from taxdome_qbo.core.settings import FirmSettings, resolve_settings
 from taxdome_qbo.demo import generate_export
 from taxdome_qbo.services import warehouse
 from taxdome_qbo.services.staging import stage_export
@@ -77,15 +79,28 @@ def within_targets(run: dict, *, seconds: float, peak_rss_mb: int = 3072) -> str
     return "OK" if run["seconds"] <= seconds and run["peak_rss_mb"] <= peak_rss_mb else "OVER TARGET"
 
 
-def ensure_export(accounts: int, seed: int) -> tuple[Path, float | None]:
-    export = OUT / f"export-{accounts}-accounts-seed-{seed}"
+def ensure_export(accounts: int, seed: int, *, bad_rows: float = 0.0) -> tuple[Path, float | None]:
+    """The benchmarks' generated firm (with a share of bad rows, if asked), generated once in bench/out; the
+    seconds its generation took, None when it was there already."""
+    OUT.mkdir(exist_ok=True)
+    export = OUT / f"export-{accounts}-accounts-seed-{seed}{'-bad-rows' if bad_rows else ''}"
     if (export / "_generator_manifest.json").exists():
         return export, None
     partial = export.with_suffix(".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted generation's
     started = time.perf_counter()
-    generate_export(partial, accounts=accounts, seed=seed)
+    generate_export(partial, accounts=accounts, seed=seed, bad_rows=bad_rows)
     partial.rename(export)
     return export, time.perf_counter() - started
+
+
+def manifest_of(export: Path) -> dict:
+    """What the generator says of the export: its rows per file and the firm's settings."""
+    return json.loads((export / "_generator_manifest.json").read_text())
+
+
+def firm_settings_of(export: Path) -> FirmSettings:
+    return resolve_settings(manifest_of(export)["firm_settings"], None)
 
 
 def firm_command_line(
@@ -114,9 +129,8 @@ def main() -> int:
     if args is None:
         return 0
 
-    OUT.mkdir(exist_ok=True)
     export, generate_seconds = ensure_export(args.accounts, args.seed)
-    manifest = json.loads((export / "_generator_manifest.json").read_text())
+    manifest = manifest_of(export)
     size_mb = sum(p.stat().st_size for p in export.glob("*.csv")) / 2**20
     generated = f"generated in {generate_seconds:.0f} s" if generate_seconds else "reused"
     print(f"export {export.name}: {size_mb:.0f} MB, {generated}; rows per file: {manifest['counts']}")

@@ -40,7 +40,7 @@ from taxdome_qbo.demo.qbo_seed import seed_company
 from taxdome_qbo.services import warehouse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import OUT, POSTGRES, ensure_export, firm_command_line, run_in_own_process
+from stage import OUT, POSTGRES, ensure_export, firm_command_line, manifest_of, run_in_own_process
 
 TASKS = ("extract", "stage", "check", "plan")
 # Run after the tasks, not part of the path: what a person asking for the plan's operations file waits for.
@@ -279,9 +279,8 @@ def main() -> int:
     args = firm_command_line(__doc__, run_one, case="TASK", backends=True)
     if args is None:
         return 0
-    OUT.mkdir(exist_ok=True)
     export, generated = ensure_export(args.accounts, args.seed)
-    manifest = json.loads((export / "_generator_manifest.json").read_text())
+    manifest = manifest_of(export)
     print(
         f"export {export.name}: {manifest['counts']['invoices.csv']:,} invoices "
         f"({f'generated in {generated:.0f} s' if generated else 'reused'})"

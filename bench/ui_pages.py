@@ -17,7 +17,6 @@ they are timed and printed apart.
 
 from __future__ import annotations
 
-import json
 import resource
 import shutil
 import sys
@@ -30,9 +29,7 @@ import sqlalchemy as sa
 
 from taxdome_qbo.core.qbo_faults import Fault
 from taxdome_qbo.core.reconciliation import reconcile
-from taxdome_qbo.core.settings import resolve_settings
 from taxdome_qbo.core.vocabulary import PlanOptions
-from taxdome_qbo.demo import generate_export
 from taxdome_qbo.demo.planning import demo_company
 from taxdome_qbo.services import planning, quality, reconciliation, reports, ui_pages, ui_reports, warehouse
 from taxdome_qbo.services.load_ledger import LoadLedger, Operation
@@ -42,7 +39,14 @@ from taxdome_qbo.services.ui_reports import QuarantineFilter, ReportFormat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reconcile import prepared_sides  # the reconciliation benchmark's prepared sides
-from stage import OUT, engine_for, firm_command_line, run_in_own_process  # the staging benchmark's warehouses
+from stage import (  # the staging benchmark's warehouses
+    OUT,
+    engine_for,
+    ensure_export,
+    firm_command_line,
+    firm_settings_of,
+    run_in_own_process,
+)
 
 SYNC_RUN, RECON_RUN, REALM = "bench-sync", "bench-recon", "9130000000000000"
 LOADING_RUN = "bench-sync-loading"
@@ -63,17 +67,6 @@ OPERATION_FIELDS = (
     "reason",
 )
 REFUSAL = Fault("6240", "Duplicate Name Exists Error", "The name supplied already exists.")
-
-
-def ensure_export(accounts: int, seed: int) -> Path:
-    """The benchmark firm with bad rows (the staging benchmark's export has none), generated once."""
-    export = OUT / f"export-{accounts}-accounts-seed-{seed}-bad-rows"
-    if not (export / "_generator_manifest.json").exists():
-        partial = export.with_suffix(".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        generate_export(partial, accounts=accounts, seed=seed, bad_rows=BAD_ROWS)
-        partial.rename(export)
-    return export
 
 
 def record_reconciliation(engine, export: Path, reports_folder: Path) -> int:
@@ -100,9 +93,7 @@ def best_of_three(call: Callable[[], object]) -> float:
 def plan(engine, export: Path, run_id: str, *, dry_run: bool) -> float:
     """The firm planned as the plan task plans it, with the firm's settings (a first sync: everything is
     created); the seconds taken."""
-    settings = resolve_settings(
-        json.loads((export / "_generator_manifest.json").read_text())["firm_settings"], None
-    )
+    settings = firm_settings_of(export)
     started = time.perf_counter()
     planning.plan_sync(
         engine,
@@ -255,8 +246,8 @@ def main() -> int:
     args = firm_command_line(__doc__, run_one, case="BACKEND", backends=True)
     if args is None:
         return 0
-    OUT.mkdir(exist_ok=True)
-    export = ensure_export(args.accounts, args.seed)
+    # The staging benchmark's export has no bad rows; the Quarantine page needs some.
+    export, _ = ensure_export(args.accounts, args.seed, bad_rows=BAD_ROWS)
     # The QBO side a perfect load leaves, as parquet, shared by both databases (in a process of its own).
     run_in_own_process(str(Path(__file__).resolve().parent / "reconcile.py"), "prepare", export)
     slow = []
