@@ -5,6 +5,7 @@ The plan of a run replaces any earlier plan of the same run, so retrying the pla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -18,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.escaping import markdown_code, write_csv
 from taxdome_qbo.core.kinds import READ_COLUMNS
@@ -97,9 +98,10 @@ def plan_sync(
     dry_run: bool,
     lease_wait_seconds: float = company_lease.TASK_WAIT_SECONDS,
 ) -> PlanReceipt:
-    """Plan the run against the company in `reference`, then record it: its operations (held in a temporary
-    file while the planner decides them) and its statuses, in one transaction that replaces the run's earlier
-    plan; a refused plan (PlanRefused) records nothing.
+    """Plan the run against the company in `reference` and record it: its operations and statuses, in one
+    transaction that replaces the run's earlier plan; a refused plan (PlanRefused) records nothing. On
+    PostgreSQL the operations are copied in as the planner decides them; on SQLite they wait in a temporary
+    file until the plan is made (the transaction is then short: SQLite has one write lock).
     Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
     With `options.period` (a backfill run), the whole firm is planned and only the operations of that period
     are recorded (core/sync_period.py); every object still gets its verdict.
@@ -114,38 +116,46 @@ def plan_sync(
         state = read_sync_state(engine, reference.realm_id)
         run = {"run_id": run_id, "realm_id": reference.realm_id}
         counted = run_counts.PlanCounter()
-        with _OperationSpool() as spool:
+        # PostgreSQL takes other writers while a transaction is open: its plan's transaction begins now, and
+        # the operations are copied in as the planner decides them, the server writing them while the
+        # planner goes on. SQLite has one write lock, which a transaction open while a million-invoice firm
+        # is planned would hold for minutes (the lease's heartbeat could not renew it, nor any other writer
+        # of the warehouse write): its operations wait in a temporary file, and are written after the plan
+        # in one short transaction.
+        streamed = engine.dialect.name == "postgresql"
+        with contextlib.ExitStack() as recording:
+            if streamed:
+                conn = recording.enter_context(engine.begin())
+                _forget_plan(conn, run_id)
+            with _CopiedOperations(conn, run) if streamed else _OperationSpool() as operations:
 
-            def record(operations: pd.DataFrame) -> None:
-                counted.add(operations)
-                spool.add(operations)
+                def record(ops: pd.DataFrame) -> None:
+                    counted.add(ops)
+                    operations.add(ops)
 
-            selection = None if options.period is None else PeriodSelection(staged, options.period)
-            sink = record if selection is None else (lambda ops: record(selection.operations(ops)))
-            plan = build_plan(staged, settings, reference, state, options, sink=sink)
-            statuses = plan.statuses
-            if selection is not None:
-                if (names := selection.needed_names()) is not None:
-                    record(names)
-                statuses = selection.statuses(plan.statuses)
-                log.info("run %s syncs the period %s only", run_id, options.period)
-            statuses = sync_issues.explain_overrides(statuses, overrides)
-            # Written once the plan is made, in one short transaction: SQLite has a single write lock, and a
-            # transaction open while a million-invoice firm is planned would hold it for minutes (the lease's
-            # heartbeat could not renew it, nor any other writer of the warehouse write).
-            with engine.begin() as conn:
-                for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
-                    conn.execute(table.delete().where(table.c.run_id == run_id))
-                lease.verify()  # a plan made on a state another writer has changed since is not recorded
-                warehouse.append_arrow(conn, warehouse.sync_plan, spool.in_execution_order(), **run)
-                warehouse.append_arrow(conn, warehouse.sync_object_status, _in_key_order(statuses), **run)
-                run_counts.record_plan(conn, run_id, counted, statuses)
-                recorded = counted.operations.total()
-                conn.execute(
-                    warehouse.sync_plan_runs.insert().values(
-                        **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
-                    )
+                selection = None if options.period is None else PeriodSelection(staged, options.period)
+                sink = record if selection is None else (lambda ops: record(selection.operations(ops)))
+                plan = build_plan(staged, settings, reference, state, options, sink=sink)
+                statuses = plan.statuses
+                if selection is not None:
+                    if (names := selection.needed_names()) is not None:
+                        record(names)
+                    statuses = selection.statuses(plan.statuses)
+                    log.info("run %s syncs the period %s only", run_id, options.period)
+                statuses = sync_issues.explain_overrides(statuses, overrides)
+                if not streamed:
+                    conn = recording.enter_context(engine.begin())
+                    _forget_plan(conn, run_id)
+                    warehouse.append_arrow(conn, warehouse.sync_plan, operations.in_execution_order(), **run)
+            lease.verify()  # a plan made on a state another writer has changed since is not recorded
+            warehouse.append_arrow(conn, warehouse.sync_object_status, _in_key_order(statuses), **run)
+            run_counts.record_plan(conn, run_id, counted, statuses)
+            recorded = counted.operations.total()
+            conn.execute(
+                warehouse.sync_plan_runs.insert().values(
+                    **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
                 )
+            )
         # A plan adds millions of rows at once; the Sync issues page's queries of the run must not be planned
         # on statistics that have not seen them (a scan of the run, seconds, until autovacuum gets to it).
         warehouse.refresh_statistics(engine, (warehouse.sync_plan, warehouse.sync_object_status))
@@ -158,6 +168,12 @@ def plan_sync(
             },
             statuses={k: int(v) for k, v in statuses["status"].value_counts().sort_index().items()},
         )
+
+
+def _forget_plan(conn: Connection, run_id: str) -> None:
+    """The run's earlier plan, if any, goes in the transaction that records its new one."""
+    for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
+        conn.execute(table.delete().where(table.c.run_id == run_id))
 
 
 _OPERATIONS = pa.schema(
@@ -185,10 +201,8 @@ class _OperationSpool:
         self._file.close()
 
     def add(self, operations: pd.DataFrame) -> None:
-        for start in range(0, len(operations), WRITE_CHUNK_ROWS):
-            chunk = operations.iloc[start : start + WRITE_CHUNK_ROWS][list(OPERATION_COLUMNS)]
-            table = pa.Table.from_pandas(chunk, schema=_OPERATIONS, preserve_index=False)
-            for batch in table.combine_chunks().to_batches():
+        for table in _as_arrow(operations):
+            for batch in table.to_batches():
                 self._writer.write_batch(batch)
                 self._first_seqs.append(batch.column(0)[0].as_py())
 
@@ -200,6 +214,32 @@ class _OperationSpool:
         reader = pa.ipc.open_file(pa.PythonFile(self._file, mode="r"))
         for index in sorted(range(len(self._first_seqs)), key=self._first_seqs.__getitem__):
             yield pa.Table.from_batches([reader.get_batch(index)])
+
+
+class _CopiedOperations:
+    """The operations the planner sends, copied into sync_plan at once (PostgreSQL's COPY, open in the plan's
+    transaction until the plan is made)."""
+
+    def __init__(self, conn: Connection, run: dict[str, str]) -> None:
+        self._copy = warehouse.copying_arrow(conn, warehouse.sync_plan, list(OPERATION_COLUMNS), **run)
+
+    def __enter__(self) -> _CopiedOperations:
+        self._write = self._copy.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._copy.__exit__(*exc)
+
+    def add(self, operations: pd.DataFrame) -> None:
+        for table in _as_arrow(operations):
+            self._write(table)
+
+
+def _as_arrow(operations: pd.DataFrame) -> Iterator[pa.Table]:
+    """Operations as Arrow tables of WRITE_CHUNK_ROWS rows at most, one chunk each."""
+    for start in range(0, len(operations), WRITE_CHUNK_ROWS):
+        chunk = operations.iloc[start : start + WRITE_CHUNK_ROWS][list(OPERATION_COLUMNS)]
+        yield pa.Table.from_pandas(chunk, schema=_OPERATIONS, preserve_index=False).combine_chunks()
 
 
 def _in_key_order(statuses: pd.DataFrame) -> Iterator[pa.Table]:

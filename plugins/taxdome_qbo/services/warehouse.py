@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -684,34 +684,49 @@ def append_arrow(conn: Connection, table: sa.Table, batches: Iterable[pa.Table],
     first = next(batches, None)
     if first is None:
         return
-    columns = [*first.column_names, *constants]
-    untyped = [c for c in columns if not isinstance(table.c[c].type, _LITERAL_TYPES)]
-    if untyped:
-        raise TypeError(f"{table.name}: {untyped} are neither text nor integer columns")
+    if conn.dialect.name == "postgresql":
+        with copying_arrow(conn, table, first.column_names, **constants) as write:
+            for batch in itertools.chain([first], batches):
+                write(batch)
+        return
+    columns = _literal_columns(table, [*first.column_names, *constants])
+    insert = table.insert().compile(dialect=conn.dialect, column_keys=columns)
+    positions = [columns.index(name) for name in insert.positiontup]
     with raw_cursor(conn) as cursor:
-        if conn.dialect.name == "postgresql":
-            preparer = conn.dialect.identifier_preparer
-            target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in columns)})"
-            _copy_csv(cursor, target, itertools.chain([first], batches), constants)
-            return
-        insert = table.insert().compile(dialect=conn.dialect, column_keys=columns)
-        positions = [columns.index(name) for name in insert.positiontup]
         for batch in itertools.chain([first], batches):
             values = [column.to_pylist() for column in batch.columns]
             values += [itertools.repeat(value, batch.num_rows) for value in constants.values()]
             cursor.executemany(str(insert), zip(*(values[p] for p in positions), strict=True))
 
 
-def _copy_csv(cursor, target: str, batches: Iterable[pa.Table], constants: dict[str, str]) -> None:
-    """One COPY of every batch, each sent as CSV (pyarrow's writer: a null is an empty field, an empty text
-    a quoted one, as COPY reads them)."""
-    with cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
-        for batch in batches:
+def _literal_columns(table: sa.Table, columns: list[str]) -> list[str]:
+    untyped = [c for c in columns if not isinstance(table.c[c].type, _LITERAL_TYPES)]
+    if untyped:
+        raise TypeError(f"{table.name}: {untyped} are neither text nor integer columns")
+    return columns
+
+
+@contextmanager
+def copying_arrow(
+    conn: Connection, table: sa.Table, columns: list[str], **constants: str
+) -> Iterator[Callable[[pa.Table], None]]:
+    """PostgreSQL's COPY into `table`, open in `conn`'s transaction until the block ends: each call of what it
+    yields sends a batch (columns `columns`, text and integer only, as append_arrow) as CSV, which the server
+    writes while the caller goes on. Arrow's CSV writer writes a null as an empty field and an empty text as
+    a quoted one, as COPY reads them."""
+    preparer = conn.dialect.identifier_preparer
+    named = _literal_columns(table, [*columns, *constants])
+    target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in named)})"
+    with raw_cursor(conn) as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+
+        def write(batch: pa.Table) -> None:
             for name, value in constants.items():
                 batch = batch.append_column(name, pa.repeat(pa.scalar(value, pa.string()), batch.num_rows))
             buffer = io.BytesIO()
             pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
             copy.write(buffer.getvalue())
+
+        yield write
 
 
 def read_arrow(engine: Engine, selects: dict[str, sa.Select]) -> dict[str, pa.Table]:
