@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -160,7 +161,7 @@ def run_quality_checks(
         }
         results = _run_gx(schema_checks, column_frames)
         if all(r.success for r in results):
-            staged = _read_staged(conn, columns_to_read(checks))
+            staged = _read_staged(engine, columns_to_read(checks))
             sql_results = _run_sql_checks(conn)
             present = plannable(staged, export_mode)
             results += _run_gx(
@@ -172,24 +173,33 @@ def run_quality_checks(
     return report
 
 
-def _read_staged(conn: Connection, columns: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
-    """Each staged table's needed columns as a frame; dates as datetimes whichever database stored them."""
+def _read_staged(engine: Engine, columns: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
+    """Each staged table's needed columns as a frame, read as Arrow in one snapshot (warehouse.read_arrow);
+    dates as datetimes whichever database stored them."""
+    tables = warehouse.read_arrow(
+        engine,
+        {
+            export_file.name: sa.select(
+                *(warehouse.STAGING_TABLES[export_file.name].c[name] for name in columns[export_file.name])
+            )
+            for export_file in EXPORT_FILES
+        },
+    )
     frames = {}
     for export_file in EXPORT_FILES:
-        table = warehouse.STAGING_TABLES[export_file.name]
-        names = columns[export_file.name]
-        rows = warehouse.fetch_raw(conn, sa.select(*(table.c[name] for name in names)))
-        frame = pd.DataFrame.from_records(rows, columns=list(names), coerce_float=False)
-        del rows
+        frame = tables.pop(export_file.name).to_pandas(types_mapper={pa.string(): _TEXT}.get)
         for column in export_file.columns:
             if column.kind is Kind.DATE and column.name in frame:
-                # SQLite hands dates back as ISO text; a value that is no date becomes missing. In
-                # nanoseconds, as GX compares only those as arrays (other units value by value: 10x slower).
+                # A value that is no date becomes missing. In nanoseconds, as GX compares only those as
+                # arrays (other units value by value: 10x slower).
                 frame[column.name] = pd.to_datetime(frame[column.name], errors="coerce").astype(
                     "datetime64[ns]"
                 )
         frames[export_file.name] = frame
     return frames
+
+
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas 3's text
 
 
 def _run_gx(checks: tuple[GxCheck, ...], frames: dict[str, pd.DataFrame]) -> list[CheckResult]:
