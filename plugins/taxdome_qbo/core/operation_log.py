@@ -132,7 +132,7 @@ class OperationLog:
 
 
 def _logged_batch(rows: list[tuple]) -> pa.RecordBatch:
-    columns = zip(*rows, strict=True)
+    columns = [[row[column] for row in rows] for column in range(len(_LOGGED))]  # faster than zip(*rows)
     return pa.record_batch(
         [pa.array(values, f.type) for values, f in zip(columns, _LOGGED, strict=True)], schema=_LOGGED
     )
