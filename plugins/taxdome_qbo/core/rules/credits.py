@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.plan_memory import rows
 from taxdome_qbo.core.rules.base import RuleBook, linked_line, ref
 from taxdome_qbo.core.vocabulary import (
     FAILED,
@@ -34,7 +35,7 @@ class CreditRules(RuleBook):
         self.credit_failures: dict[str, str] = {}
         with_credit_use = set(payments.loc[payments["method"] == "credit_balance", "account_id"])
         by_account: dict[str, list] = defaultdict(list)
-        for payment in payments[payments["account_id"].isin(with_credit_use)].itertuples(index=False):
+        for payment in rows(payments[payments["account_id"].isin(with_credit_use)]):
             by_account[payment.account_id].append(payment)
         for account_payments in by_account.values():
             available: list[list] = []  # [source id, kind, cents left], oldest first

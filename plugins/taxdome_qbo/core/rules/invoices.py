@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from taxdome_qbo.core.money import format_cents
-from taxdome_qbo.core.plan_memory import invoice_chunks
+from taxdome_qbo.core.plan_memory import invoice_chunks, rows
 from taxdome_qbo.core.rules.base import RuleBook, ref
 from taxdome_qbo.core.vocabulary import (
     FAILED,
@@ -66,7 +66,7 @@ class InvoiceRules(RuleBook):
         self, invoices: pd.DataFrame, lines: list[tuple], bounds: list[int], services: dict
     ) -> None:
         """`lines` are the chunk's, as `invoice_chunks` gives them: the i-th invoice's are lines[bounds[i]:bounds[i + 1]]."""
-        for position, invoice in enumerate(invoices.itertuples(index=False)):
+        for position, invoice in enumerate(rows(invoices)):
             invoice_id = invoice.invoice_id
             if not self._account_gate(
                 "invoice", invoice_id, invoice.account_id, invoice.posted_date, "posted"

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.plan_memory import rows
 from taxdome_qbo.core.rules.base import RuleBook, linked_line, ref
 from taxdome_qbo.core.vocabulary import (
     FAILED,
@@ -70,7 +71,7 @@ class PaymentRules(RuleBook):
         )
 
     def _plan_payments(self, credit_use: dict[str, list[tuple[str, str, int, str]]]) -> None:
-        for payment in self.payments_by_date.itertuples(index=False):
+        for payment in rows(self.payments_by_date):
             payment_id = payment.payment_id
             if not self._payment_gate(payment):
                 continue
