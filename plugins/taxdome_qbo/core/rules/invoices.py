@@ -41,6 +41,7 @@ def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str
     return text, format_cents(int(rate_cents))
 
 
+_TAXABLE, _NOT_TAXABLE = ref("TAX"), ref("NON")  # shared by every line's payload, never changed
 # What a line's payload reads, in the order of the tuples `invoice_chunks` gives.
 _LINE_COLUMNS = (
     "service_id",
@@ -58,6 +59,10 @@ class InvoiceRules(RuleBook):
 
     def _plan_invoices(self) -> None:
         services = {s.service_id: s for s in self.staged.services.itertuples(index=False)}
+        # One ItemRef per synced service, shared by its lines' payloads (read-only, serialized as often).
+        self.service_refs = {
+            service_id: ref(symbolic("service", service_id)) for service_id in self.synced_services
+        }
         chunks = invoice_chunks(self.staged.invoices, self.staged.invoice_lines, _LINE_COLUMNS)
         for chunk, lines, bounds in chunks:
             self._plan_invoice_chunk(chunk, lines, bounds, services)
@@ -89,9 +94,11 @@ class InvoiceRules(RuleBook):
             if problem:
                 self.status("invoice", invoice_id, FAILED, problem)
                 continue
+            day = date_text(invoice.posted_date)
+            total = int(invoice.total_cents)
             payload: dict[str, Any] = {
                 "DocNumber": invoice.invoice_number,
-                "TxnDate": date_text(invoice.posted_date),
+                "TxnDate": day,
                 "CustomerRef": ref(symbolic("account", invoice.account_id)),
                 "Line": payload_lines,
                 "PrivateNote": marker("invoice", invoice_id),
@@ -105,9 +112,9 @@ class InvoiceRules(RuleBook):
                 invoice_id,
                 "Invoice",
                 payload,
-                int(invoice.total_cents),
-                f"invoice {invoice.invoice_number} of {format_cents(int(invoice.total_cents))}",
-                sort_key=f"{date_text(invoice.posted_date)}|{invoice_id}",
+                total,
+                f"invoice {invoice.invoice_number} of {format_cents(total)}",
+                sort_key=f"{day}|{invoice_id}",
             )
             self.synced_invoices.add(invoice_id)
             self.status("invoice", invoice_id, SYNCED, reason, "Invoice")
@@ -120,9 +127,8 @@ class InvoiceRules(RuleBook):
         for service_id, service_name, description, rate_cents, quantity, amount_cents, taxable in lines:
             service_id = service_id if isinstance(service_id, str) else None
             description_parts = []
-            if service_id in self.synced_services:
-                item = ref(symbolic("service", service_id))
-            else:
+            item = self.service_refs.get(service_id)
+            if item is None:
                 if "default_sales_item" in self.refs.missing:
                     return [], self.refs.missing["default_sales_item"]
                 item = ref(self.refs.ids["default_sales_item"])
@@ -139,7 +145,7 @@ class InvoiceRules(RuleBook):
             if exact is not None:
                 detail["Qty"], detail["UnitPrice"] = exact
             if self.automated_tax:
-                detail["TaxCodeRef"] = ref("TAX" if bool(taxable) else "NON")
+                detail["TaxCodeRef"] = _TAXABLE if bool(taxable) else _NOT_TAXABLE
             entry: dict[str, Any] = {
                 "DetailType": "SalesItemLineDetail",
                 "Amount": format_cents(amount),
