@@ -40,12 +40,12 @@ class CreditRules(RuleBook):
         for account_payments in by_account.values():
             available: list[list] = []  # [source id, kind, cents left], oldest first
             for payment in account_payments:
-                applied_to_synced = sum(
-                    int(a.amount_cents)
-                    for a in applications[payment.payment_id]
-                    if a.invoice_id in self.synced_invoices
-                )
                 if payment.method in REAL_MONEY_METHODS or payment.method == "promotional_credit":
+                    applied_to_synced = sum(
+                        int(a.amount_cents)
+                        for a in applications[payment.payment_id]
+                        if a.invoice_id in self.synced_invoices
+                    )
                     left = int(payment.amount_cents) - applied_to_synced
                     kind = "payment" if payment.method in REAL_MONEY_METHODS else "credit_memo"
                     if left > 0 and self._would_sync(payment):

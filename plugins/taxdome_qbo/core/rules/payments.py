@@ -49,13 +49,12 @@ class PaymentRules(RuleBook):
     def _applications(self) -> dict[str, list[_Application]]:
         by_payment: dict[str, list[_Application]] = defaultdict(list)
         applications = self.staged.payment_applications.sort_values(["payment_id", "invoice_id"])
-        for payment_id, invoice_id, cents in zip(
-            applications["payment_id"].tolist(),
-            applications["invoice_id"].tolist(),
-            applications["amount_cents"].tolist(),
-            strict=True,
-        ):
-            by_payment[payment_id].append(_Application(invoice_id, cents))
+        made = map(  # each by a C call, not the namedtuple's Python __new__
+            functools.partial(tuple.__new__, _Application),
+            zip(applications["invoice_id"].tolist(), applications["amount_cents"].tolist(), strict=True),
+        )
+        for payment_id, application in zip(applications["payment_id"].tolist(), made, strict=True):
+            by_payment[payment_id].append(application)
         return by_payment
 
     @functools.cached_property
