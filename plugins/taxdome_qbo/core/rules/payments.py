@@ -112,9 +112,10 @@ class PaymentRules(RuleBook):
         lines, notes, applied = self._linked_lines(applications, credit_use)
         gross = int(payment.amount_cents)
         reference = payment.processor_txn_id if isinstance(payment.processor_txn_id, str) else payment_id
+        day = date_text(payment.payment_date)
         payload: dict[str, Any] = {
             "TotalAmt": format_cents(gross),
-            "TxnDate": date_text(payment.payment_date),
+            "TxnDate": day,
             "CustomerRef": ref(symbolic("account", payment.account_id)),
             "DepositToAccountRef": ref(self.refs.ids["deposit_to_account"]),
             "PaymentRefNum": reference[:MAX_PAYMENT_REF],
@@ -133,7 +134,7 @@ class PaymentRules(RuleBook):
             payload,
             gross,
             summary,
-            sort_key=f"{date_text(payment.payment_date)}|{payment_id}",
+            sort_key=f"{day}|{payment_id}",
         )
         self.synced_payments.add(payment_id)
         self.status("payment", payment_id, SYNCED, reason, "Payment")
