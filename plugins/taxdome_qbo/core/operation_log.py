@@ -64,7 +64,7 @@ class OperationLog:
         self._sent_ids: dict[str, set[str]] = defaultdict(set)  # of the asked kinds
 
     def add(self, kind: str, row: tuple) -> None:
-        """`row` holds the `_LOGGED` columns of one operation, the payload as UTF-8 bytes or text."""
+        """`row` holds the `_LOGGED` columns of one operation."""
         phase = (kind, row[2] == "delete")
         pending = self._pending[phase]
         pending.append(row)

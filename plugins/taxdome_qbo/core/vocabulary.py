@@ -111,7 +111,7 @@ def canonical_json(payload: dict[str, Any]) -> str:
 
 
 def canonical_bytes(payload: dict[str, Any]) -> bytes:
-    """The canonical JSON text encoded as UTF-8, what is hashed (and what Arrow stores, without a decode)."""
+    """The canonical JSON text encoded as UTF-8: what is hashed."""
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 

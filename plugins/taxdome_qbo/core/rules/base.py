@@ -171,7 +171,7 @@ class RuleBook:
             )
             reason = f"changed since the last sync: {reason}"
         self.operations.add(
-            kind, (taxdome_id, entity, action, amount_cents, text, digest.hex(), reason, sort_key)
+            kind, (taxdome_id, entity, action, amount_cents, text.decode(), digest.hex(), reason, sort_key)
         )
         return reason
 
@@ -181,7 +181,7 @@ class RuleBook:
         """An operation whose body is not TaxDome data (link, reactivate, delete): hashed as sent."""
         text = canonical_bytes(body)
         digest = hashlib.sha256(text).hexdigest()
-        self.operations.add(kind, (taxdome_id, entity, action, None, text, digest, reason, sort_key))
+        self.operations.add(kind, (taxdome_id, entity, action, None, text.decode(), digest, reason, sort_key))
 
     def _before_sync_date(self, day) -> bool:
         if self._sync_day is None:
