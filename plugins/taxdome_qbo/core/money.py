@@ -6,9 +6,10 @@ from __future__ import annotations
 
 def format_cents(cents: int) -> str:
     """Cents as a plain decimal with exactly two places ("1234.50", "-25.00"); exact, never via a float."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{part:02d}"
+    # %-formatting a divmod is the fastest exact form: the planner formats millions of amounts.
+    if cents < 0:
+        return "-%d.%02d" % divmod(-cents, 100)  # noqa: UP031
+    return "%d.%02d" % divmod(cents, 100)  # noqa: UP031
 
 
 def format_money(cents: int | None) -> str:

@@ -32,6 +32,7 @@ _LOGGED = pa.schema(
     ]
 )
 
+_LOGGED_ROW = pa.struct(list(_LOGGED))
 
 _OPERATIONS_SCHEMA = pa.schema(
     [("seq", pa.int64()), ("taxdome_kind", pa.string()), *(f for f in _LOGGED if f.name != "sort_key")]
@@ -132,10 +133,8 @@ class OperationLog:
 
 
 def _logged_batch(rows: list[tuple]) -> pa.RecordBatch:
-    columns = zip(*rows, strict=True)
-    return pa.record_batch(
-        [pa.array(values, f.type) for values, f in zip(columns, _LOGGED, strict=True)], schema=_LOGGED
-    )
+    # Arrow reads the tuples as structs, column by column in C: faster than a Python list per column.
+    return pa.RecordBatch.from_struct_array(pa.array(rows, _LOGGED_ROW))
 
 
 def _operations_frame(table: pa.Table) -> pd.DataFrame:

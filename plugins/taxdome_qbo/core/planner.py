@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from taxdome_qbo.core.kinds import KINDS, READ_COLUMNS, STAGED_TABLES
-from taxdome_qbo.core.plan_memory import isin, plain, quiet_collector
+from taxdome_qbo.core.plan_memory import distinct, isin, plain, quiet_collector
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.rules.base import resolve_setting_ids
 from taxdome_qbo.core.rules.credits import CreditRules
@@ -85,7 +85,8 @@ class _Planner(
             ]
         self.statuses.clear()
         self.state.clear()
-        verdict_columns = zip(*verdicts, strict=True) if verdicts else [[]] * 4
+        # A list per column rather than zip(*verdicts): zip over millions of tuples is many times slower.
+        verdict_columns = [[verdict[column] for verdict in verdicts] for column in range(4)]
         statuses = pd.DataFrame(
             dict(zip(STATUS_COLUMNS, (kinds, ids, *verdict_columns, qbo_ids), strict=True)), dtype=object
         )
@@ -111,7 +112,7 @@ def _split_absent(staged: StagedFirm) -> tuple[StagedFirm, list[tuple[str, str]]
         keep = present(frame)
         absent += [(kind.name, taxdome_id) for taxdome_id in frame.loc[~keep, kind.id_column]]
         kept[name] = frame[keep]
-    invoices, payments = set(kept["invoices"]["invoice_id"]), set(kept["payments"]["payment_id"])
+    invoices, payments = distinct(kept["invoices"]["invoice_id"]), set(kept["payments"]["payment_id"])
     lines = staged.invoice_lines
     kept["invoice_lines"] = lines[isin(lines["invoice_id"], invoices)]
     applications = staged.payment_applications
@@ -137,18 +138,18 @@ def build_plan(
     plan returned holds none: a firm's operations need not all be in memory at once. A plan refused still
     sent some operations: record them in a transaction that the refusal rolls back.
     """
-    options = options or PlanOptions()
-    read = {}
-    for name in StagedFirm.__dataclass_fields__:
-        frame = getattr(staged, name)
-        frame = frame[[c for c in (*READ_COLUMNS[name], "_absent_since_batch") if c in frame.columns]]
-        read[name] = frame if STAGED_TABLES[name].chunked else plain(frame)
-    staged = StagedFirm(**read)
-    absent: list[tuple[str, str]] = []
-    if options.export_mode == "full":
-        staged, absent = _split_absent(staged)
-    planner = _Planner(staged, settings, reference, state, options, sink)
-    for kind, taxdome_id in absent:
-        planner.status(kind, taxdome_id, NOT_SYNCED, "no longer in TaxDome's export: deleted in TaxDome")
     with quiet_collector():
+        options = options or PlanOptions()
+        read = {}
+        for name in StagedFirm.__dataclass_fields__:
+            frame = getattr(staged, name)
+            frame = frame[[c for c in (*READ_COLUMNS[name], "_absent_since_batch") if c in frame.columns]]
+            read[name] = frame if STAGED_TABLES[name].chunked else plain(frame)
+        staged = StagedFirm(**read)
+        absent: list[tuple[str, str]] = []
+        if options.export_mode == "full":
+            staged, absent = _split_absent(staged)
+        planner = _Planner(staged, settings, reference, state, options, sink)
+        for kind, taxdome_id in absent:
+            planner.status(kind, taxdome_id, NOT_SYNCED, "no longer in TaxDome's export: deleted in TaxDome")
         return planner.plan()

@@ -107,11 +107,16 @@ def qbo_name(name: str, limit: int) -> str:
 
 def canonical_json(payload: dict[str, Any]) -> str:
     """Sorted keys, no spaces, UTF-8: the same payload always gives the same text (and hash)."""
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+    return canonical_bytes(payload).decode()
+
+
+def canonical_bytes(payload: dict[str, Any]) -> bytes:
+    """The canonical JSON text encoded as UTF-8: what is hashed."""
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(payload)).hexdigest()
 
 
 def date_text(value) -> str | None:

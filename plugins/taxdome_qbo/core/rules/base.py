@@ -18,7 +18,7 @@ import pandas as pd
 from taxdome_qbo.core.kinds import DELETE_ORDER
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.operation_log import OperationLog
-from taxdome_qbo.core.plan_memory import index_state
+from taxdome_qbo.core.plan_memory import Known, index_state
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.core.vocabulary import (
@@ -29,7 +29,7 @@ from taxdome_qbo.core.vocabulary import (
     SYNCED,
     PlanOptions,
     StagedFirm,
-    canonical_json,
+    canonical_bytes,
     date_text,
     failure_key,
 )
@@ -77,6 +77,13 @@ def resolve_setting_ids(settings: FirmSettings, reference: QboReference) -> Sett
     return resolved
 
 
+def _synced_qbo_id(known: Known | None) -> str | None:
+    """The QBO id of an object the last sync left synced, else None."""
+    if known is None or known.qbo_id is None or known.status != SYNCED:
+        return None
+    return str(known.qbo_id)
+
+
 @functools.lru_cache(maxsize=1024)
 def _verdict(
     status: str, reason: str, entity: str | None, caused_by: str | None
@@ -102,6 +109,7 @@ class RuleBook:
         self.reference = reference
         self.options = options
         self.sync_date = settings.sync_start_date
+        self._sync_day = None if self.sync_date is None else self.sync_date.isoformat()
         self.automated_tax = settings.automated_sales_tax or reference.automated_sales_tax
         self.state = index_state(state)
         # Deletions ask which synced objects have an operation: only of the kinds the sync state holds.
@@ -135,10 +143,7 @@ class RuleBook:
         return failure_key(kind, taxdome_id) if verdict[0] == FAILED else verdict[3]
 
     def known_qbo_id(self, kind: str, taxdome_id: str) -> str | None:
-        known = self.state[kind].get(taxdome_id)
-        if known is None or known.qbo_id is None or known.status != SYNCED:
-            return None
-        return str(known.qbo_id)
+        return _synced_qbo_id(self.state[kind].get(taxdome_id))
 
     def write(
         self,
@@ -152,40 +157,37 @@ class RuleBook:
         sort_key: str = "",
     ) -> str:
         """Plan a create, or an update when the TaxDome data changed since the last sync; returns a reason."""
-        text = canonical_json(payload)
-        digest = hashlib.sha256(text.encode()).digest()
+        text = canonical_bytes(payload)
+        digest = hashlib.sha256(text).digest()
         known = self.state[kind].get(taxdome_id)
-        qbo_id = self.known_qbo_id(kind, taxdome_id)
+        qbo_id = _synced_qbo_id(known)
         if qbo_id is not None and known.payload_hash == digest:
             return "unchanged since the last sync"
         action = "create"
         if qbo_id is not None:
             action = "update"
-            text = canonical_json(
+            text = canonical_bytes(
                 {**payload, "Id": qbo_id, "SyncToken": str(known.sync_token), "sparse": False}
             )
             reason = f"changed since the last sync: {reason}"
-        self._append(kind, taxdome_id, entity, action, amount_cents, text, digest.hex(), reason, sort_key)
+        self.operations.add(
+            kind, (taxdome_id, entity, action, amount_cents, text.decode(), digest.hex(), reason, sort_key)
+        )
         return reason
 
     def _append_body(
         self, kind, taxdome_id, entity, action, body: dict[str, Any], reason: str, sort_key: str
     ) -> None:
         """An operation whose body is not TaxDome data (link, reactivate, delete): hashed as sent."""
-        text = canonical_json(body)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        self._append(kind, taxdome_id, entity, action, None, text, digest, reason, sort_key)
-
-    def _append(
-        self, kind, taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key
-    ) -> None:
-        self.operations.add(
-            kind, (taxdome_id, entity, action, amount_cents, payload_text, digest, reason, sort_key)
-        )
+        text = canonical_bytes(body)
+        digest = hashlib.sha256(text).hexdigest()
+        self.operations.add(kind, (taxdome_id, entity, action, None, text.decode(), digest, reason, sort_key))
 
     def _before_sync_date(self, day) -> bool:
+        if self._sync_day is None:
+            return False
         text = date_text(day)
-        return self.sync_date is not None and text is not None and text < self.sync_date.isoformat()
+        return text is not None and text < self._sync_day
 
     def _account_gate(self, kind: str, taxdome_id: str, account_id: str, day, what: str) -> bool:
         """Shared scope rules of an account's transaction; False (with the status set) when it cannot sync."""

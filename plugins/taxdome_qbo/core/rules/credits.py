@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.plan_memory import rows
 from taxdome_qbo.core.rules.base import RuleBook, linked_line, ref
 from taxdome_qbo.core.vocabulary import (
     FAILED,
@@ -34,17 +35,17 @@ class CreditRules(RuleBook):
         self.credit_failures: dict[str, str] = {}
         with_credit_use = set(payments.loc[payments["method"] == "credit_balance", "account_id"])
         by_account: dict[str, list] = defaultdict(list)
-        for payment in payments[payments["account_id"].isin(with_credit_use)].itertuples(index=False):
+        for payment in rows(payments[payments["account_id"].isin(with_credit_use)]):
             by_account[payment.account_id].append(payment)
         for account_payments in by_account.values():
             available: list[list] = []  # [source id, kind, cents left], oldest first
             for payment in account_payments:
-                applied_to_synced = sum(
-                    int(a.amount_cents)
-                    for a in applications[payment.payment_id]
-                    if a.invoice_id in self.synced_invoices
-                )
                 if payment.method in REAL_MONEY_METHODS or payment.method == "promotional_credit":
+                    applied_to_synced = sum(
+                        int(a.amount_cents)
+                        for a in applications[payment.payment_id]
+                        if a.invoice_id in self.synced_invoices
+                    )
                     left = int(payment.amount_cents) - applied_to_synced
                     kind = "payment" if payment.method in REAL_MONEY_METHODS else "credit_memo"
                     if left > 0 and self._would_sync(payment):

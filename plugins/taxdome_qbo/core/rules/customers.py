@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from taxdome_qbo.core.plan_memory import distinct
+from taxdome_qbo.core.plan_memory import distinct, rows
 from taxdome_qbo.core.rules.base import RuleBook, ref
 from taxdome_qbo.core.vocabulary import (
     DO_NOT_SYNC,
@@ -41,7 +41,7 @@ class CustomerRules(RuleBook):
         active = distinct(dated_invoices["account_id"]) | distinct(dated_payments["account_id"])
 
         in_scope = {}
-        for account in staged.accounts.itertuples(index=False):
+        for account in rows(staged.accounts):
             account_id = account.account_id
             if account_id in opted_out:
                 self.status("account", account_id, DO_NOT_SYNC, "set to Do not sync in TaxDome")

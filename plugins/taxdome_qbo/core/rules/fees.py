@@ -24,9 +24,10 @@ class FeeRules(RuleBook):
                     f"its processing fee cannot be recorded: {self.refs.missing[setting]}",
                 )
                 return
+        day = date_text(payment.payment_date)
         payload = {
             "PaymentType": "Cash",
-            "TxnDate": date_text(payment.payment_date),
+            "TxnDate": day,
             "AccountRef": ref(self.refs.ids["fee_paid_from_account"]),
             "TotalAmt": format_cents(fee),
             "Line": [
@@ -48,5 +49,5 @@ class FeeRules(RuleBook):
             payload,
             fee,
             f"{payment.processor} processing fee of {format_cents(fee)}",
-            sort_key=f"{date_text(payment.payment_date)}|{payment.payment_id}",
+            sort_key=f"{day}|{payment.payment_id}",
         )

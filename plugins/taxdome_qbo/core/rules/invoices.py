@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from taxdome_qbo.core.money import format_cents
-from taxdome_qbo.core.plan_memory import invoice_chunks
+from taxdome_qbo.core.plan_memory import invoice_chunks, rows
 from taxdome_qbo.core.rules.base import RuleBook, ref
 from taxdome_qbo.core.vocabulary import (
     FAILED,
@@ -41,18 +41,37 @@ def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str
     return text, format_cents(int(rate_cents))
 
 
+_TAXABLE, _NOT_TAXABLE = ref("TAX"), ref("NON")  # shared by every line's payload, never changed
+# What a line's payload reads, in the order of the tuples `invoice_chunks` gives.
+_LINE_COLUMNS = (
+    "service_id",
+    "service_name",
+    "description",
+    "rate_cents",
+    "quantity",
+    "amount_cents",
+    "taxable",
+)
+
+
 class InvoiceRules(RuleBook):
     """R6, R14: the `invoice` kind."""
 
     def _plan_invoices(self) -> None:
         services = {s.service_id: s for s in self.staged.services.itertuples(index=False)}
-        for chunk, lines_by_invoice in invoice_chunks(self.staged.invoices, self.staged.invoice_lines):
-            self._plan_invoice_chunk(chunk, lines_by_invoice, services)
+        # One ItemRef per synced service, shared by its lines' payloads (read-only, serialized as often).
+        self.service_refs = {
+            service_id: ref(symbolic("service", service_id)) for service_id in self.synced_services
+        }
+        chunks = invoice_chunks(self.staged.invoices, self.staged.invoice_lines, _LINE_COLUMNS)
+        for chunk, lines, bounds in chunks:
+            self._plan_invoice_chunk(chunk, lines, bounds, services)
 
     def _plan_invoice_chunk(
-        self, invoices: pd.DataFrame, lines_by_invoice: dict[str, list], services: dict
+        self, invoices: pd.DataFrame, lines: list[tuple], bounds: list[int], services: dict
     ) -> None:
-        for invoice in invoices.itertuples(index=False):
+        """`lines` are the chunk's, as `invoice_chunks` gives them: the i-th invoice's are lines[bounds[i]:bounds[i + 1]]."""
+        for position, invoice in enumerate(rows(invoices)):
             invoice_id = invoice.invoice_id
             if not self._account_gate(
                 "invoice", invoice_id, invoice.account_id, invoice.posted_date, "posted"
@@ -70,14 +89,16 @@ class InvoiceRules(RuleBook):
                 )
                 continue
             payload_lines, problem = self._invoice_lines(
-                lines_by_invoice[invoice_id], services, int(invoice.tax_amount_cents)
+                lines[bounds[position] : bounds[position + 1]], services, int(invoice.tax_amount_cents)
             )
             if problem:
                 self.status("invoice", invoice_id, FAILED, problem)
                 continue
+            day = date_text(invoice.posted_date)
+            total = int(invoice.total_cents)
             payload: dict[str, Any] = {
                 "DocNumber": invoice.invoice_number,
-                "TxnDate": date_text(invoice.posted_date),
+                "TxnDate": day,
                 "CustomerRef": ref(symbolic("account", invoice.account_id)),
                 "Line": payload_lines,
                 "PrivateNote": marker("invoice", invoice_id),
@@ -91,39 +112,40 @@ class InvoiceRules(RuleBook):
                 invoice_id,
                 "Invoice",
                 payload,
-                int(invoice.total_cents),
-                f"invoice {invoice.invoice_number} of {format_cents(int(invoice.total_cents))}",
-                sort_key=f"{date_text(invoice.posted_date)}|{invoice_id}",
+                total,
+                f"invoice {invoice.invoice_number} of {format_cents(total)}",
+                sort_key=f"{day}|{invoice_id}",
             )
             self.synced_invoices.add(invoice_id)
             self.status("invoice", invoice_id, SYNCED, reason, "Invoice")
 
-    def _invoice_lines(self, lines: list, services: dict, tax_cents: int) -> tuple[list[dict], str | None]:
+    def _invoice_lines(
+        self, lines: list[tuple], services: dict, tax_cents: int
+    ) -> tuple[list[dict], str | None]:
         """One SalesItemLine per TaxDome line with the same amount; the tax as its own line unless QBO computes it."""
         built = []
-        for line in lines:
-            service_id = line.service_id if isinstance(line.service_id, str) else None
+        for service_id, service_name, description, rate_cents, quantity, amount_cents, taxable in lines:
+            service_id = service_id if isinstance(service_id, str) else None
             description_parts = []
-            if service_id in self.synced_services:
-                item = ref(symbolic("service", service_id))
-            else:
+            item = self.service_refs.get(service_id)
+            if item is None:
                 if "default_sales_item" in self.refs.missing:
                     return [], self.refs.missing["default_sales_item"]
                 item = ref(self.refs.ids["default_sales_item"])
-                name = line.service_name if isinstance(line.service_name, str) else None
+                name = service_name if isinstance(service_name, str) else None
                 if name is None and service_id in services:
                     name = services[service_id].name
                 if name:
                     description_parts.append(name)
-            if isinstance(line.description, str):
-                description_parts.append(line.description)
+            if isinstance(description, str):
+                description_parts.append(description)
             detail: dict[str, Any] = {"ItemRef": item}
-            amount = int(line.amount_cents)
-            exact = _exact_unit_price(line.rate_cents, line.quantity, amount)
+            amount = int(amount_cents)
+            exact = _exact_unit_price(rate_cents, quantity, amount)
             if exact is not None:
                 detail["Qty"], detail["UnitPrice"] = exact
             if self.automated_tax:
-                detail["TaxCodeRef"] = ref("TAX" if bool(line.taxable) else "NON")
+                detail["TaxCodeRef"] = _TAXABLE if bool(taxable) else _NOT_TAXABLE
             entry: dict[str, Any] = {
                 "DetailType": "SalesItemLineDetail",
                 "Amount": format_cents(amount),

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.plan_memory import rows
 from taxdome_qbo.core.rules.base import RuleBook, linked_line, ref
 from taxdome_qbo.core.vocabulary import (
     FAILED,
@@ -48,13 +49,12 @@ class PaymentRules(RuleBook):
     def _applications(self) -> dict[str, list[_Application]]:
         by_payment: dict[str, list[_Application]] = defaultdict(list)
         applications = self.staged.payment_applications.sort_values(["payment_id", "invoice_id"])
-        for payment_id, invoice_id, cents in zip(
-            applications["payment_id"].tolist(),
-            applications["invoice_id"].tolist(),
-            applications["amount_cents"].tolist(),
-            strict=True,
-        ):
-            by_payment[payment_id].append(_Application(invoice_id, cents))
+        made = map(  # each by a C call, not the namedtuple's Python __new__
+            functools.partial(tuple.__new__, _Application),
+            zip(applications["invoice_id"].tolist(), applications["amount_cents"].tolist(), strict=True),
+        )
+        for payment_id, application in zip(applications["payment_id"].tolist(), made, strict=True):
+            by_payment[payment_id].append(application)
         return by_payment
 
     @functools.cached_property
@@ -70,7 +70,7 @@ class PaymentRules(RuleBook):
         )
 
     def _plan_payments(self, credit_use: dict[str, list[tuple[str, str, int, str]]]) -> None:
-        for payment in self.payments_by_date.itertuples(index=False):
+        for payment in rows(self.payments_by_date):
             payment_id = payment.payment_id
             if not self._payment_gate(payment):
                 continue
@@ -112,9 +112,10 @@ class PaymentRules(RuleBook):
         lines, notes, applied = self._linked_lines(applications, credit_use)
         gross = int(payment.amount_cents)
         reference = payment.processor_txn_id if isinstance(payment.processor_txn_id, str) else payment_id
+        day = date_text(payment.payment_date)
         payload: dict[str, Any] = {
             "TotalAmt": format_cents(gross),
-            "TxnDate": date_text(payment.payment_date),
+            "TxnDate": day,
             "CustomerRef": ref(symbolic("account", payment.account_id)),
             "DepositToAccountRef": ref(self.refs.ids["deposit_to_account"]),
             "PaymentRefNum": reference[:MAX_PAYMENT_REF],
@@ -133,7 +134,7 @@ class PaymentRules(RuleBook):
             payload,
             gross,
             summary,
-            sort_key=f"{date_text(payment.payment_date)}|{payment_id}",
+            sort_key=f"{day}|{payment_id}",
         )
         self.synced_payments.add(payment_id)
         self.status("payment", payment_id, SYNCED, reason, "Payment")

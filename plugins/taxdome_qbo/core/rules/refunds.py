@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.plan_memory import rows
 from taxdome_qbo.core.rules.base import RuleBook, ref
 from taxdome_qbo.core.vocabulary import (
     MAX_PAYMENT_REF,
@@ -18,7 +19,7 @@ class RefundRules(RuleBook):
     """R13: the `refund` kind."""
 
     def _plan_refunds(self) -> None:
-        for refund in self.staged.refunds.sort_values(["refund_date", "refund_id"]).itertuples(index=False):
+        for refund in rows(self.staged.refunds.sort_values(["refund_date", "refund_id"])):
             refund_id = refund.refund_id
             if not self._account_gate(
                 "refund", refund_id, refund.account_id, refund.refund_date, "refunded on"
