@@ -39,9 +39,7 @@ def _rows() -> list[dict]:
             "text": TEXTS[n % len(TEXTS)] if n % 7 else None,
             "day": dt.date(2026, 1, 1) + dt.timedelta(days=n % 365) if n % 5 else None,
             # Written in UTC, as the warehouse writes timestamps; PostgreSQL's must come back in UTC too.
-            "moment": dt.datetime(2026, 3, 2, 4, 30, 15, 250, tzinfo=dt.UTC)
-            if n % 3
-            else None,
+            "moment": dt.datetime(2026, 3, 2, 4, 30, 15, 250, tzinfo=dt.UTC) if n % 3 else None,
             "cents": None if n % 4 == 0 else n * 1_000_000_007,
             "flag": None if n % 6 == 0 else bool(n % 2),
             "quantity": None if n % 8 == 0 else "1.2500",
