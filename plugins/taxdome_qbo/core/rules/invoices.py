@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from taxdome_qbo.core.kinds import READ_COLUMNS
 from taxdome_qbo.core.money import format_cents
 from taxdome_qbo.core.plan_memory import invoice_chunks, rows
 from taxdome_qbo.core.rules.base import RuleBook, ref
@@ -42,16 +43,9 @@ def _exact_unit_price(rate_cents, quantity, amount_cents: int) -> tuple[str, str
 
 
 _TAXABLE, _NOT_TAXABLE = ref("TAX"), ref("NON")  # shared by every line's payload, never changed
-# What a line's payload reads, in the order of the tuples `invoice_chunks` gives.
-_LINE_COLUMNS = (
-    "service_id",
-    "service_name",
-    "description",
-    "rate_cents",
-    "quantity",
-    "amount_cents",
-    "taxable",
-)
+# What a line's payload reads, in the order of the tuples `invoice_chunks` gives: every column the plan reads
+# of a line but its key.
+_LINE_COLUMNS = tuple(c for c in READ_COLUMNS["invoice_lines"] if c not in ("invoice_id", "line_no"))
 
 
 class InvoiceRules(RuleBook):
