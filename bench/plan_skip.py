@@ -106,10 +106,14 @@ def _loaded_as_planned(engine, run_id: str) -> int:
 
     plan, runs = warehouse.sync_plan, warehouse.sync_plan_runs
     columns = ["seq", "taxdome_kind", "taxdome_id", "qbo_entity", "action", "payload_hash"]
+    # A link's payload names the QuickBooks object it links to; the others' (a gigabyte at 1M) are not read.
+    link_payload = sa.case((plan.c.action == "link", plan.c.payload), else_=sa.null()).label("payload")
     with engine.connect() as conn:
         realm_id = conn.execute(sa.select(runs.c.realm_id).where(runs.c.run_id == run_id)).scalar_one()
-        rows = conn.execute(sa.select(*(plan.c[c] for c in columns)).where(plan.c.run_id == run_id)).all()
-    operations = pd.DataFrame.from_records(rows, columns=columns).sort_values("seq")
+        rows = conn.execute(
+            sa.select(*(plan.c[c] for c in columns), link_payload).where(plan.c.run_id == run_id)
+        ).all()
+    operations = pd.DataFrame.from_records(rows, columns=[*columns, "payload"]).sort_values("seq")
     del rows
     state = state_after_success(Plan(operations, pd.DataFrame()))
     outcomes: dict[str, dict[str, int]] = {}
