@@ -1,6 +1,6 @@
 """Read SQLite queries into Arrow files, in a process of its own: `python -m taxdome_qbo.services.sqlite_arrow`
-with a JSON request on stdin ({"database": path, "queries": {name: sql}, "folder": path}) writes
-`<folder>/<name>.arrow` for each query, every query in one read transaction (one snapshot of the database).
+with a JSON request on stdin ({"database": path, "queries": {name: sql}, "folder": path, "busy_timeout_ms":
+n}) writes `<folder>/<name>.arrow` for each query, every query in one read transaction (one snapshot).
 
 It reads through the ADBC SQLite driver, which turns rows into Arrow columns in C: several times faster than
 a Python object per value. It runs apart because that driver brings a SQLite library of its own: two SQLite
@@ -24,13 +24,17 @@ import pyarrow as pa
 TYPING_ROWS = 2**30
 
 
-def write_arrow_files(database: str, queries: dict[str, str], folder: Path) -> None:
-    """Through the driver manager's own objects, not its DB-API module, which imports pandas (1.5 s)."""
+def write_arrow_files(database: str, queries: dict[str, str], folder: Path, *, busy_timeout_ms: int) -> None:
+    """Through the driver manager's own objects, not its DB-API module, which imports pandas (1.5 s). Waits
+    up to `busy_timeout_ms` where SQLite makes even a reader wait (a checkpoint resetting the WAL), as the
+    warehouse's own connections do."""
     with (
         adbc_driver_sqlite.connect(database) as adbc_database,
         adbc_driver_manager.AdbcConnection(adbc_database) as conn,
         adbc_driver_manager.AdbcStatement(conn) as statement,
     ):
+        statement.set_sql_query(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")  # a PRAGMA binds nothing
+        statement.execute_query()
         conn.set_autocommit(False)  # every query in one read transaction
         statement.set_options(**{"adbc.sqlite.query.batch_rows": str(TYPING_ROWS)})
         for name, query in queries.items():
@@ -47,7 +51,12 @@ def write_arrow_files(database: str, queries: dict[str, str], folder: Path) -> N
 
 def main() -> int:
     request = json.load(sys.stdin)
-    write_arrow_files(request["database"], request["queries"], Path(request["folder"]))
+    write_arrow_files(
+        request["database"],
+        request["queries"],
+        Path(request["folder"]),
+        busy_timeout_ms=request["busy_timeout_ms"],
+    )
     return 0
 
 

@@ -749,6 +749,7 @@ def read_arrow(engine: Engine, selects: dict[str, sa.Select]) -> dict[str, pa.Ta
                 name: str(select.compile(dialect=engine.dialect)) for name, select in selects.items()
             },
             "folder": folder,
+            "busy_timeout_ms": SQLITE_BUSY_TIMEOUT_SECONDS * 1000,
         }
         reader = subprocess.run(
             [sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow"],
