@@ -257,7 +257,9 @@ class AirflowApi:
 
     def __init__(self, base_url: str, username: str, password: str):
         self.base_url = base_url.rstrip("/")
-        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        # Longer than the SQLite metadata database's busy timeout (60 s, above): an api-server waiting for the
+        # scheduler's write lock answers late, not never (a PATCH gave up at 30 s in a clean-clone run).
+        self.client = httpx.Client(base_url=self.base_url, timeout=90)
         self.credentials = {"username": username, "password": password}
 
     def answering(self) -> bool:
