@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,9 +58,12 @@ class PlanReceipt:
         }
 
 
-_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 # Text as pandas' Arrow strings, integers and flags nullable (a missing one stays missing, not a float).
-_PANDAS_TYPES = {pa.string(): _TEXT, pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+_PANDAS_TYPES = {
+    pa.string(): warehouse.PANDAS_TEXT,
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
 
 
 def read_staged_firm(engine: Engine) -> StagedFirm:

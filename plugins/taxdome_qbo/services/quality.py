@@ -187,7 +187,7 @@ def _read_staged(engine: Engine, columns: dict[str, tuple[str, ...]]) -> dict[st
     )
     frames = {}
     for export_file in EXPORT_FILES:
-        frame = tables.pop(export_file.name).to_pandas(types_mapper={pa.string(): _TEXT}.get)
+        frame = tables.pop(export_file.name).to_pandas(types_mapper={pa.string(): warehouse.PANDAS_TEXT}.get)
         for column in export_file.columns:
             if column.kind is Kind.DATE and column.name in frame:
                 # A value that is no date becomes missing. In nanoseconds, as GX compares only those as
@@ -197,9 +197,6 @@ def _read_staged(engine: Engine, columns: dict[str, tuple[str, ...]]) -> dict[st
                 )
         frames[export_file.name] = frame
     return frames
-
-
-_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas 3's text
 
 
 def _run_gx(checks: tuple[GxCheck, ...], frames: dict[str, pd.DataFrame]) -> list[CheckResult]:

@@ -729,6 +729,11 @@ def copying_arrow(
         yield write
 
 
+# pandas 3's own text dtype, for read_arrow's text columns once in pandas: what pandas infers from Python
+# strings, without the Python strings.
+PANDAS_TEXT = pd.StringDtype("pyarrow", na_value=float("nan"))
+
+
 def read_arrow(engine: Engine, selects: dict[str, sa.Select]) -> dict[str, pa.Table]:
     """The rows of parameterless SELECTs of text, date, timestamp, decimal, integer and boolean columns as
     Arrow tables, read in one snapshot of the database without a Python object per value (millions of rows in
