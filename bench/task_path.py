@@ -70,8 +70,7 @@ def dry_run_params(export: Path) -> dict:
 # Where the plan task's time goes: these functions of planning.py (or of what it imports) are timed.
 PLAN_STEPS = {
     "read staged": ("planning", "read_staged_firm"),
-    "plan (core)": ("planning", "build_plan"),
-    "record": ("warehouse", "append_arrow"),
+    "plan (core)": ("planning", "build_plan"),  # the operations are written meanwhile, by another process
     "preview": ("planning", "preview_markdown"),
 }
 
@@ -124,7 +123,7 @@ def run_one(task: str, export: Path) -> dict:
         receipt = dag_tasks.plan_sync(manual_run_context(params))
     seconds = time.perf_counter() - started
     if steps:
-        # The rest of the task: its lease, QuickBooks' names, the plan's inputs, the recording's commit.
+        # The rest of the task: its lease, QuickBooks' names, the plan's inputs, the statuses' writing.
         steps["other"] = seconds - sum(steps.values())
     return {
         "task": task,

@@ -249,6 +249,11 @@ def test_the_mass_delete_guard_refuses_deletions_whatever_their_cause(
     stage(engine, export)
     with pytest.raises(PlanRefused, match=r"more than 5%"):
         plan(engine, session_for(engine, emulator, company), Firm(export, BASE_FIRM_SETTINGS), "r2")
+    # The refused plan leaves nothing, though its operations were written as they were planned.
+    for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
+        with engine.connect() as conn:
+            runs = conn.execute(sa.select(table.c.run_id).distinct()).scalars().all()
+        assert runs == ["r1"], table.name
 
 
 # ---- case 7: bad bytes ---------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""How a plan reaches the warehouse: its rows through the drivers' bulk paths exactly as given, and on SQLite
-without holding the database's single write lock while the planner works."""
+"""How a plan reaches the warehouse: its rows through the drivers' bulk paths exactly as given, on SQLite
+without holding the database's single write lock while the planner works, and all of it or nothing."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 import pyarrow as pa
@@ -10,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from export_builder import write_export
 
-from taxdome_qbo.core.planner import PlanOptions
+from taxdome_qbo.core.planner import PlanOptions, PlanRefused
 from taxdome_qbo.core.settings import FirmSettings
 from taxdome_qbo.demo.planning import demo_company
-from taxdome_qbo.services import planning, staging, warehouse
+from taxdome_qbo.services import company_lease, planning, staging, warehouse
 
 AWKWARD_TEXTS = ["", "plain", 'a "quoted", comma', "two\nlines", "Zoë Müller · 5 €", "\\N", "NULL"]
 
@@ -46,11 +47,14 @@ def test_appended_rows_keep_their_texts_nulls_and_numbers(warehouse_engine):
     )
     run = {"run_id": "run-1", "realm_id": "9130"}
     with warehouse_engine.begin() as conn:
-        warehouse.append_arrow(
-            conn, warehouse.sync_object_status, [statuses.slice(0, 3), statuses.slice(3)], **run
-        )
-        warehouse.append_arrow(conn, warehouse.sync_plan, [operations], **run)
-        warehouse.append_arrow(conn, warehouse.sync_plan, [])  # nothing to append: nothing written
+        appending = functools.partial(warehouse.appending_arrow, warehouse_engine, conn=conn, **run)
+        with appending(warehouse.sync_object_status, statuses.column_names) as write:
+            write(statuses.slice(0, 3))
+            write(statuses.slice(3))
+        with appending(warehouse.sync_plan, operations.column_names) as write:
+            write(operations)
+        with appending(warehouse.sync_plan, operations.column_names):
+            pass  # nothing to append: nothing written
 
     status, plan = warehouse.sync_object_status, warehouse.sync_plan
     with warehouse_engine.connect() as conn:
@@ -69,10 +73,11 @@ def test_appended_rows_keep_their_texts_nulls_and_numbers(warehouse_engine):
 
 def test_appending_refuses_columns_it_would_write_without_their_type(sqlite_engine):
     warehouse.create_schema(sqlite_engine)
-    with sqlite_engine.begin() as conn, pytest.raises(TypeError, match="planned_at"):
-        warehouse.append_arrow(
-            conn, warehouse.sync_plan_runs, [pa.table({"planned_at": ["2026-01-01"]})], run_id="r"
-        )
+    with (
+        pytest.raises(TypeError, match="planned_at"),
+        warehouse.appending_arrow(sqlite_engine, warehouse.sync_plan_runs, ["planned_at"], run_id="r"),
+    ):
+        pass
 
 
 def test_the_warehouse_takes_other_writes_while_a_plan_is_made(sqlite_engine, tmp_path, monkeypatch):
@@ -84,7 +89,8 @@ def test_the_warehouse_takes_other_writes_while_a_plan_is_made(sqlite_engine, tm
 
     def plan_while_another_writer_writes(*args, **kwargs):
         plan = planned(*args, **kwargs)
-        other = sqlite3.connect(sqlite_engine.url.database, timeout=0)  # no waiting for the lock
+        # Waiting at most for one batch of operations (a short transaction), not for the plan.
+        other = sqlite3.connect(sqlite_engine.url.database, timeout=5)
         with other:
             other.execute("UPDATE qbo_company_leases SET holder = holder")
         other.close()
@@ -100,3 +106,71 @@ def test_the_warehouse_takes_other_writes_while_a_plan_is_made(sqlite_engine, tm
     with sqlite_engine.connect() as conn:
         recorded = conn.execute(sa.select(sa.func.count()).select_from(warehouse.sync_plan)).scalar_one()
     assert recorded == receipt.operations
+
+
+PLAN_TABLES = (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs)
+
+
+def runs_in(engine) -> dict[str, list[str]]:
+    """The runs each plan table holds rows of."""
+    with engine.connect() as conn:
+        return {
+            table.name: conn.execute(sa.select(table.c.run_id).distinct()).scalars().all()
+            for table in PLAN_TABLES
+        }
+
+
+def plan_run(engine, run_id: str) -> planning.PlanReceipt:
+    return planning.plan_sync(engine, demo_company(), FirmSettings(), PlanOptions(), run_id, dry_run=True)
+
+
+def test_a_plan_failing_after_its_operations_were_written_leaves_nothing(
+    warehouse_engine, tmp_path, monkeypatch
+):
+    staging.stage_export(warehouse_engine, write_export(tmp_path / "export"))
+    assert plan_run(warehouse_engine, "earlier").operations > 0
+    planned = planning.build_plan
+
+    def refused_once_planned(*args, **kwargs):
+        planned(*args, **kwargs)  # every operation handed to the writer
+        raise PlanRefused("refused at the very end")
+
+    monkeypatch.setattr(planning, "build_plan", refused_once_planned)
+    with pytest.raises(PlanRefused, match="at the very end"):
+        plan_run(warehouse_engine, "refused")
+
+    assert runs_in(warehouse_engine) == {table.name: ["earlier"] for table in PLAN_TABLES}
+
+
+def test_a_plan_whose_lease_is_taken_over_writes_nothing_more(warehouse_engine, tmp_path, monkeypatch):
+    staging.stage_export(warehouse_engine, write_export(tmp_path / "export"))
+    planned = planning.build_plan
+
+    def taken_over_while_planning(*args, **kwargs):
+        # What another writer does once this plan's lease has expired unrenewed (a stalled heartbeat).
+        with warehouse_engine.begin() as conn:
+            conn.execute(warehouse.qbo_company_leases.update().values(token="f" * 32, holder="another plan"))
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "build_plan", taken_over_while_planning)
+    with pytest.raises(company_lease.LeaseLost, match="taken over by another plan"):
+        plan_run(warehouse_engine, "fenced")
+
+    assert runs_in(warehouse_engine) == {table.name: [] for table in PLAN_TABLES}
+
+
+def test_a_plan_retried_replaces_the_operations_its_first_attempt_left(sqlite_engine, tmp_path):
+    """A plan task killed while it wrote leaves operations of a run not planned; its retry starts afresh."""
+    staging.stage_export(sqlite_engine, write_export(tmp_path / "export"))
+    first = plan_run(sqlite_engine, "retried")
+    with sqlite_engine.begin() as conn:  # what a kill before the last transaction leaves
+        for table in (warehouse.sync_object_status, warehouse.sync_plan_runs):
+            conn.execute(table.delete())
+        conn.execute(warehouse.sync_plan.update().values(reason="left by the killed attempt"))
+
+    again = plan_run(sqlite_engine, "retried")
+
+    assert again.operations == first.operations
+    with sqlite_engine.connect() as conn:
+        reasons = conn.execute(sa.select(warehouse.sync_plan.c.reason)).scalars().all()
+    assert len(reasons) == again.operations and "left by the killed attempt" not in reasons

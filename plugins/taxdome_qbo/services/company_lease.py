@@ -150,6 +150,15 @@ class CompanyLease:
                 "before its next write; what it sent is recorded, and a new attempt resumes from there."
             )
 
+    def still_held(self) -> sa.Select:
+        """A query selecting a row while this lease holds the company: for a writer that cannot call verify(),
+        to run after its own writes, before it commits (then on SQLite no one can take the lease over before
+        the commit)."""
+        leases = qbo_company_leases
+        return sa.select(leases.c.token).where(
+            leases.c.realm_id == self.realm_id, leases.c.token == self.token
+        )
+
     def _renew(self) -> bool:
         with self.engine.begin() as conn:
             now = _database_now(conn)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import tempfile
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from taxdome_qbo.core.escaping import markdown_code, write_csv
 from taxdome_qbo.core.kinds import READ_COLUMNS
 from taxdome_qbo.core.money import format_cents
+from taxdome_qbo.core.operation_log import phase_seqs
 from taxdome_qbo.core.planner import PlanOptions, build_plan
 from taxdome_qbo.core.qbo_reference import QboReference
 from taxdome_qbo.core.settings import FirmSettings
@@ -100,10 +102,10 @@ def plan_sync(
     dry_run: bool,
     lease_wait_seconds: float = company_lease.TASK_WAIT_SECONDS,
 ) -> PlanReceipt:
-    """Plan the run against the company in `reference` and record it: its operations and statuses, in one
-    transaction that replaces the run's earlier plan; a refused plan (PlanRefused) records nothing. On
-    PostgreSQL the operations are copied in as the planner decides them; on SQLite they wait in a temporary
-    file until the plan is made (the transaction is then short: SQLite has one write lock).
+    """Plan the run against the company in `reference` and record it: its operations and statuses, replacing
+    the run's earlier plan; a plan refused (PlanRefused) or failed leaves nothing of it. The operations are
+    written as the planner decides them, by a thread of their own (`_OperationWriter`); the run is recorded
+    as planned (`sync_plan_runs`) only once all of it is written.
     Accounts and payments synced or unsynced by hand (sync_overrides) are planned as decided, not as exported.
     With `options.period` (a backfill run), the whole firm is planned and only the operations of that period
     are recorded (core/sync_period.py); every object still gets its verdict.
@@ -118,18 +120,11 @@ def plan_sync(
         state = read_sync_state(engine, reference.realm_id)
         run = {"run_id": run_id, "realm_id": reference.realm_id}
         counted = run_counts.PlanCounter()
-        # PostgreSQL takes other writers while a transaction is open: its plan's transaction begins now, and
-        # the operations are copied in as the planner decides them, the server writing them while the
-        # planner goes on. SQLite has one write lock, which a transaction open while a million-invoice firm
-        # is planned would hold for minutes (the lease's heartbeat could not renew it, nor any other writer
-        # of the warehouse write): its operations wait in a temporary file, and are written after the plan
-        # in one short transaction.
-        streamed = engine.dialect.name == "postgresql"
-        with contextlib.ExitStack() as recording:
-            if streamed:
-                conn = recording.enter_context(engine.begin())
-                _forget_plan(conn, run_id)
-            with _CopiedOperations(conn, run) if streamed else _OperationSpool() as operations:
+        with _plan_recording(engine, lease, run) as recording:
+            with (
+                recording.rows(warehouse.sync_plan, list(OPERATION_COLUMNS)) as write,
+                _OperationWriter(write) as operations,
+            ):
 
                 def record(ops: pd.DataFrame) -> None:
                     counted.add(ops)
@@ -145,19 +140,17 @@ def plan_sync(
                     statuses = selection.statuses(plan.statuses)
                     log.info("run %s syncs the period %s only", run_id, options.period)
                 statuses = sync_issues.explain_overrides(statuses, overrides)
-                if not streamed:
-                    conn = recording.enter_context(engine.begin())
-                    _forget_plan(conn, run_id)
-                    warehouse.append_arrow(conn, warehouse.sync_plan, operations.in_execution_order(), **run)
-            lease.verify()  # a plan made on a state another writer has changed since is not recorded
-            warehouse.append_arrow(conn, warehouse.sync_object_status, _in_key_order(statuses), **run)
-            run_counts.record_plan(conn, run_id, counted, statuses)
-            recorded = counted.operations.total()
-            conn.execute(
-                warehouse.sync_plan_runs.insert().values(
-                    **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+            with recording.rows(warehouse.sync_object_status, list(STATUS_COLUMNS)) as write:
+                for batch in _in_key_order(statuses):
+                    write(batch)
+            with recording.final() as conn:
+                run_counts.record_plan(conn, run_id, counted, statuses)
+                recorded = counted.operations.total()
+                conn.execute(
+                    warehouse.sync_plan_runs.insert().values(
+                        **run, planned_at=datetime.now(UTC), dry_run=dry_run, operations=recorded
+                    )
                 )
-            )
         # A plan adds millions of rows at once; the Sync issues page's queries of the run must not be planned
         # on statistics that have not seen them (a scan of the run, seconds, until autovacuum gets to it).
         warehouse.refresh_statistics(engine, (warehouse.sync_plan, warehouse.sync_object_status))
@@ -172,6 +165,76 @@ def plan_sync(
         )
 
 
+_WriteBatch = Callable[[pa.Table], None]
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """Where a plan is recorded: `rows(table, columns)` is open while the planner sends the table's rows and
+    gives the function writing a batch of them; `final()` is the transaction the run's counts and its
+    `sync_plan_runs` row are written in, fenced by the company's lease (verified before it commits)."""
+
+    rows: Callable[[sa.Table, list[str]], contextlib.AbstractContextManager[_WriteBatch]]
+    final: Callable[[], contextlib.AbstractContextManager[Connection]]
+
+
+@contextlib.contextmanager
+def _plan_recording(
+    engine: Engine, lease: company_lease.CompanyLease, run: dict[str, str]
+) -> Iterator[_Recording]:
+    """How the plan of `run` is recorded, replacing the run's earlier plan.
+
+    PostgreSQL takes other writers while a transaction is open: the whole plan is one transaction, begun
+    now, its rows copied in as they come, which the server writes while the planner goes on.
+    SQLite has one write lock, which a transaction open while a million-invoice firm is planned would hold
+    for minutes (the lease's heartbeat could not renew it, nor any other writer of the warehouse write): its
+    rows are written by a process of their own (on another core), each batch in a short transaction that
+    commits only while this plan holds the company's lease, and the run's row comes last, in a transaction of
+    its own. Until that one commits the run has rows but is not planned; a plan that fails or is refused
+    deletes them, and one killed meanwhile leaves them to its run's next attempt, which deletes them first.
+    """
+    run_id = run["run_id"]
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            _forget_plan(conn, run_id)
+            yield _Recording(
+                rows=lambda table, columns: warehouse.appending_arrow(
+                    engine, table, columns, conn=conn, **run
+                ),
+                final=lambda: _verified_before_commit(conn, lease),
+            )
+        return
+
+    @contextlib.contextmanager
+    def own_transaction() -> Iterator[Connection]:
+        with engine.begin() as conn:
+            yield conn
+            # SQLite's write lock is held since the transaction's first write: no one takes the lease over
+            # between this check and the commit.
+            lease.verify()
+
+    def rows(table: sa.Table, columns: list[str]) -> contextlib.AbstractContextManager[_WriteBatch]:
+        return warehouse.appending_arrow(
+            engine, table, columns, fence=lease.still_held(), fenced=lease.verify, **run
+        )
+
+    with own_transaction() as conn:
+        _forget_plan(conn, run_id)
+    try:
+        yield _Recording(rows=rows, final=own_transaction)
+    except BaseException:
+        # A lease lost is a lease another writer holds: what this plan wrote is that writer's to delete.
+        with contextlib.suppress(company_lease.LeaseLost), own_transaction() as conn:
+            _forget_plan(conn, run_id)
+        raise
+
+
+@contextlib.contextmanager
+def _verified_before_commit(conn: Connection, lease: company_lease.CompanyLease) -> Iterator[Connection]:
+    yield conn
+    lease.verify()  # a plan made on a state another writer has changed since is not recorded
+
+
 def _forget_plan(conn: Connection, run_id: str) -> None:
     """The run's earlier plan, if any, goes in the transaction that records its new one."""
     for table in (warehouse.sync_plan, warehouse.sync_object_status, warehouse.sync_plan_runs):
@@ -184,57 +247,52 @@ _OPERATIONS = pa.schema(
 _STATUSES = pa.schema([(c, pa.string()) for c in STATUS_COLUMNS])
 
 
-class _OperationSpool:
-    """The operations the planner sends, held until the plan is made in a temporary Arrow file (LZ4, the
-    owner's only, gone when closed): a firm's payloads are more than a gigabyte, which memory has no room for
-    beside the planner's. Read back a batch at a time, in seq order."""
+class _OperationWriter:
+    """Hands the operations the planner sends to the warehouse from a thread of its own, a batch of
+    WRITE_CHUNK_ROWS at a time, so the planner goes on while a batch is encoded and sent (as an Arrow stream to
+    SQLite's writer process, as CSV to PostgreSQL's COPY), both of which free Python's lock meanwhile. At most QUEUED_BATCHES wait: a firm's payloads would not fit in memory beside the
+    planner's. A failed write stops the planner at its next batch, with the writer's error."""
 
-    def __enter__(self) -> _OperationSpool:
-        self._file = tempfile.TemporaryFile()
-        self._writer = pa.ipc.new_file(
-            pa.PythonFile(self._file, mode="w"),
-            _OPERATIONS,
-            options=pa.ipc.IpcWriteOptions(compression="lz4"),
-        )
-        self._first_seqs: list[int] = []
+    QUEUED_BATCHES = 4
+
+    def __init__(self, write: _WriteBatch) -> None:
+        self._write = write
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(self.QUEUED_BATCHES)
+        self._failure: BaseException | None = None
+        self._abandoned = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plan operation writer", daemon=True)
+
+    def __enter__(self) -> _OperationWriter:
+        self._thread.start()
         return self
 
-    def __exit__(self, *_exc) -> None:
-        self._file.close()
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None:
+            self._abandoned.set()  # the plan failed: what is queued is not written
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=0.5)
+                break
+        self._thread.join()
+        if self._failure is not None and exc_type is None:
+            raise self._failure
 
     def add(self, operations: pd.DataFrame) -> None:
         for table in _as_arrow(operations):
-            for batch in table.to_batches():
-                self._writer.write_batch(batch)
-                self._first_seqs.append(batch.column(0)[0].as_py())
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                with contextlib.suppress(queue.Full):
+                    self._queue.put(table, timeout=0.5)
+                    break
 
-    def in_execution_order(self) -> Iterator[pa.Table]:
-        """The batches by their first seq: each holds increasing seqs of one phase, so the primary key's
-        index of sync_plan is written in order."""
-        self._writer.close()
-        self._file.seek(0)
-        reader = pa.ipc.open_file(pa.PythonFile(self._file, mode="r"))
-        for index in sorted(range(len(self._first_seqs)), key=self._first_seqs.__getitem__):
-            yield pa.Table.from_batches([reader.get_batch(index)])
-
-
-class _CopiedOperations:
-    """The operations the planner sends, copied into sync_plan at once (PostgreSQL's COPY, open in the plan's
-    transaction until the plan is made)."""
-
-    def __init__(self, conn: Connection, run: dict[str, str]) -> None:
-        self._copy = warehouse.copying_arrow(conn, warehouse.sync_plan, list(OPERATION_COLUMNS), **run)
-
-    def __enter__(self) -> _CopiedOperations:
-        self._write = self._copy.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._copy.__exit__(*exc)
-
-    def add(self, operations: pd.DataFrame) -> None:
-        for table in _as_arrow(operations):
-            self._write(table)
+    def _run(self) -> None:
+        try:
+            while (batch := self._queue.get()) is not None:
+                if not self._abandoned.is_set():
+                    self._write(batch)
+        except BaseException as error:  # handed to the planner's thread, which raises it
+            self._failure = error
 
 
 def _as_arrow(operations: pd.DataFrame) -> Iterator[pa.Table]:
@@ -285,10 +343,14 @@ def preview_markdown(engine: Engine, run_id: str, *, title: str, examples: int =
         lines += ["", "## Examples", ""]
         for row in counts:
             lines.append(f"### {row.taxdome_kind} · {row.action}")
+            # Within its phase's seqs, the key's index finds the first at once; from the run's first seq,
+            # the examples of a phase planned late were a scan of most of a million-operation run.
+            seqs = phase_seqs(row.taxdome_kind, row.action)
             first = conn.execute(
                 sa.select(plan.c.taxdome_id, plan.c.qbo_entity, plan.c.reason, plan.c.payload)
                 .where(
                     plan.c.run_id == run_id,
+                    plan.c.seq.between(seqs.start, seqs.stop - 1),
                     plan.c.taxdome_kind == row.taxdome_kind,
                     plan.c.action == row.action,
                 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import decimal
 import io
-import itertools
 import json
 import re
 import sqlite3
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 import pyarrow as pa
@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from taxdome_qbo.core.export_contract import EXPORT_FILES, ExportFile, Kind
 from taxdome_qbo.core.kinds import READ_BACK
+from taxdome_qbo.services import sqlite_arrow
 from taxdome_qbo.services.local_files import create_private_file
 
 
@@ -675,28 +676,101 @@ def insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None
 _LITERAL_TYPES = (sa.String, sa.Integer)
 
 
-def append_arrow(conn: Connection, table: sa.Table, batches: Iterable[pa.Table], **constants: str) -> None:
-    """Append rows to `table` through the driver's bulk path, in `conn`'s transaction: PostgreSQL's COPY,
-    SQLite's executemany of one prepared INSERT; millions of rows without SQLAlchemy's work per row. Every
-    batch has the same columns, named as the table's; `constants` are text columns with one value for every
-    row (a run id). Text and integer columns only: their values need no type processing."""
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None:
+@contextmanager
+def appending_arrow(
+    engine: Engine,
+    table: sa.Table,
+    columns: list[str],
+    *,
+    conn: Connection | None = None,
+    fence: sa.Select | None = None,
+    fenced: Callable[[], None] = lambda: None,
+    **constants: str,
+) -> Iterator[Callable[[pa.Table], None]]:
+    """Append rows to `table` through the database's bulk path: each call of what it yields sends a batch of
+    Arrow columns `columns` (text and integer only: their values need no type processing), plus `constants`,
+    text columns with one value for every row (a run id). Millions of rows without a Python object per value.
+
+    PostgreSQL: COPY in `conn`'s transaction (one is needed), open until the block ends; the server writes
+    while the caller goes on. SQLite: a process of its own writes through the ADBC driver
+    (services/sqlite_arrow.py), each batch in a transaction of its own, so SQLite's single write lock is
+    held a moment at a time; with `fence`, a query selecting a row while the writer may still write, a batch
+    is committed only if it does, else nothing more is written and `fenced()` is called, which should raise
+    (a RuntimeError follows if it does not). The block ends once every batch is written.
+    """
+    named = _literal_columns(table, [*columns, *constants])
+    if engine.dialect.name == "postgresql":
+        if conn is None:
+            raise ValueError("PostgreSQL's bulk path copies in a transaction: pass its connection")
+        with _copying_arrow(conn, table, named, constants) as write:
+            yield write
         return
-    if conn.dialect.name == "postgresql":
-        with copying_arrow(conn, table, first.column_names, **constants) as write:
-            for batch in itertools.chain([first], batches):
-                write(batch)
-        return
-    columns = _literal_columns(table, [*first.column_names, *constants])
-    insert = table.insert().compile(dialect=conn.dialect, column_keys=columns)
-    positions = [columns.index(name) for name in insert.positiontup]
-    with raw_cursor(conn) as cursor:
-        for batch in itertools.chain([first], batches):
-            values = [column.to_pylist() for column in batch.columns]
-            values += [itertools.repeat(value, batch.num_rows) for value in constants.values()]
-            cursor.executemany(str(insert), zip(*(values[p] for p in positions), strict=True))
+    fence_query = None
+    if fence is not None:
+        compiled = fence.compile(dialect=engine.dialect)
+        fence_query = {"sql": str(compiled), "parameters": [compiled.params[n] for n in compiled.positiontup]}
+    request = {
+        "database": _sqlite_file(engine),
+        "table": table.name,
+        "busy_timeout_ms": SQLITE_BUSY_TIMEOUT_SECONDS * 1000,
+        "fence": fence_query,
+    }
+    with tempfile.TemporaryFile() as errors:
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow", "append"],
+            stdin=subprocess.PIPE,
+            stderr=errors,
+        )
+        stream = None
+
+        def write(batch: pa.Table) -> None:
+            nonlocal stream
+            batch = _with_constants(batch.select(columns), constants)
+            if stream is None:
+                stream = pa.ipc.new_stream(writer.stdin, batch.schema)
+            try:
+                stream.write_table(batch)
+            except BrokenPipeError:  # the writer stopped: its exit status says why
+                _finished(writer, errors, fenced)
+                raise
+
+        try:
+            writer.stdin.write(json.dumps(request).encode() + b"\n")
+            yield write
+        except BaseException:
+            writer.kill()  # a batch it had begun is rolled back by SQLite
+            writer.wait()
+            raise
+        try:
+            if stream is not None:
+                stream.close()
+            writer.stdin.close()
+        except BrokenPipeError:
+            pass
+        _finished(writer, errors, fenced)
+
+
+def _sqlite_file(engine: Engine) -> str:
+    if engine.url.database in (None, "", ":memory:"):
+        raise ValueError("an in-memory SQLite warehouse is private to its process: this needs a file")
+    return engine.url.database
+
+
+def _finished(writer: subprocess.Popen, errors: IO[bytes], fenced: Callable[[], None]) -> None:
+    """Wait for the SQLite writer's end; raise what stopped it, if anything did."""
+    status = writer.wait()
+    if status == sqlite_arrow.FENCED:
+        fenced()
+        raise RuntimeError("the SQLite writer was fenced off: it no longer holds the right to write")
+    if status:
+        errors.seek(0)
+        raise RuntimeError(f"appending to the SQLite warehouse failed: {errors.read().decode()[-4000:]}")
+
+
+def _with_constants(batch: pa.Table, constants: dict[str, str]) -> pa.Table:
+    for name, value in constants.items():
+        batch = batch.append_column(name, pa.repeat(pa.scalar(value, pa.string()), batch.num_rows))
+    return batch
 
 
 def _literal_columns(table: sa.Table, columns: list[str]) -> list[str]:
@@ -707,23 +781,23 @@ def _literal_columns(table: sa.Table, columns: list[str]) -> list[str]:
 
 
 @contextmanager
-def copying_arrow(
-    conn: Connection, table: sa.Table, columns: list[str], **constants: str
+def _copying_arrow(
+    conn: Connection, table: sa.Table, named: list[str], constants: dict[str, str]
 ) -> Iterator[Callable[[pa.Table], None]]:
-    """PostgreSQL's COPY into `table`, open in `conn`'s transaction until the block ends: each call of what it
-    yields sends a batch (columns `columns`, text and integer only, as append_arrow) as CSV, which the server
-    writes while the caller goes on. Arrow's CSV writer writes a null as an empty field and an empty text as
-    a quoted one, as COPY reads them."""
+    """PostgreSQL's COPY: each batch as CSV. Arrow's CSV writer writes a null as an empty field and an empty
+    text as a quoted one, as COPY reads them."""
     preparer = conn.dialect.identifier_preparer
-    named = _literal_columns(table, [*columns, *constants])
     target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in named)})"
+    columns = [name for name in named if name not in constants]
     with raw_cursor(conn) as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
 
         def write(batch: pa.Table) -> None:
-            for name, value in constants.items():
-                batch = batch.append_column(name, pa.repeat(pa.scalar(value, pa.string()), batch.num_rows))
             buffer = io.BytesIO()
-            pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
+            pa_csv.write_csv(
+                _with_constants(batch.select(columns), constants),
+                buffer,
+                pa_csv.WriteOptions(include_header=False),
+            )
             copy.write(buffer.getvalue())
 
         yield write
@@ -745,11 +819,9 @@ def read_arrow(engine: Engine, selects: dict[str, sa.Select]) -> dict[str, pa.Ta
     schemas = {name: _arrow_schema(select) for name, select in selects.items()}
     if engine.dialect.name == "postgresql":
         return _read_postgres(engine, selects, schemas)
-    if engine.url.database in (None, "", ":memory:"):
-        raise ValueError("an in-memory SQLite warehouse is private to its process: read_arrow needs a file")
     with tempfile.TemporaryDirectory(prefix="taxdome-qbo-read-") as folder:
         request = {
-            "database": engine.url.database,
+            "database": _sqlite_file(engine),
             "queries": {
                 name: str(select.compile(dialect=engine.dialect)) for name, select in selects.items()
             },
@@ -757,7 +829,7 @@ def read_arrow(engine: Engine, selects: dict[str, sa.Select]) -> dict[str, pa.Ta
             "busy_timeout_ms": SQLITE_BUSY_TIMEOUT_SECONDS * 1000,
         }
         reader = subprocess.run(
-            [sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow"],
+            [sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow", "read"],
             input=json.dumps(request),
             capture_output=True,
             text=True,
