@@ -19,6 +19,7 @@ from taxdome_qbo.core.vocabulary import OPERATION_COLUMNS
 
 PHASE_SEQ_SPAN = 100_000_000  # 13 phases stay below 2**31: seq fits a 32-bit column
 
+
 def phase_seqs(kind: str, action: str) -> range:
     """The seqs the operations of `kind` with `action` can have: their phase's."""
     first = PHASES.index((kind, action == "delete")) * PHASE_SEQ_SPAN
