@@ -28,6 +28,11 @@ class Throttle:
         self._batches: dict[str, SlidingWindow] = defaultdict(SlidingWindow)
         self.in_flight: dict[str, int] = defaultdict(int)
 
+    def restart_windows(self) -> None:
+        """Forget the requests counted so far: new limits count from now."""
+        self._requests.clear()
+        self._batches.clear()
+
     def admit(self, config: EmulatorConfig, realm_id: str, is_batch: bool) -> bool:
         if self.in_flight[realm_id] >= config.max_concurrent_requests:
             return False

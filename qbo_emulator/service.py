@@ -26,6 +26,7 @@ CDC_LOOKBACK = timedelta(days=30)
 CDC_MAX_OBJECTS = 1000
 WRITE_OPERATIONS = ("create", "update", "delete", "void", "batch")
 SERVER_SEND_KEY = "qbo_emulator.server_send"
+_RATE_LIMITS = frozenset({"requests_per_minute", "batch_requests_per_minute", "time_scale"})
 THROTTLE_MESSAGE = "message=ThrottleExceeded; errorCode=003001; statusCode=429"
 THROTTLE_DETAIL = "The request limit was reached.  Try again later"
 
@@ -250,6 +251,10 @@ class Emulator:
         self.config = self.config.updated(changes)
         if any(key.startswith("fault_") for key in changes):
             self.faults.reseed(self.config)
+        # Requests admitted under limits now changed (a company seeded unthrottled) would otherwise count
+        # against the new ones for a whole window.
+        if any(key in _RATE_LIMITS for key in changes):
+            self.throttle.restart_windows()
 
     def state_json(self, realm_id: str) -> str:
         company = self.companies[realm_id]

@@ -43,6 +43,19 @@ def test_requests_beyond_the_per_minute_limit_get_a_json_429(tuned_emulator, qb)
     assert Customer.count(qb=qb) == 0
 
 
+def test_new_limits_count_requests_from_when_they_are_set(tuned_emulator, qb):
+    """A company seeded unthrottled is then read under QBO's limits, not refused for the seeding's window."""
+    tuned_emulator.configure(requests_per_minute=10**9)
+    for _ in range(8):
+        Customer.count(qb=qb)
+    tuned_emulator.configure(requests_per_minute=5)
+
+    for _ in range(5):
+        assert Customer.count(qb=qb) == 0
+    with pytest.raises(ValidationException, match="ThrottleExceeded"):
+        Customer.count(qb=qb)
+
+
 def test_non_json_429_reaches_python_quickbooks_as_error_10000(tuned_emulator, qb):
     tuned_emulator.configure(requests_per_minute=1, throttle_body="text", **FAST_MINUTE)
     Customer.count(qb=qb)
