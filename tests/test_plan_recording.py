@@ -71,6 +71,30 @@ def test_appended_rows_keep_their_texts_nulls_and_numbers(warehouse_engine):
     assert [tuple(row) for row in read] == [(text, "run-1") for _, text in by_id]
 
 
+def test_a_failed_append_says_why_and_keeps_whole_batches_only(sqlite_engine):
+    warehouse.create_schema(sqlite_engine)
+    run = {"run_id": "run-1", "realm_id": "9130"}
+    statuses = pa.table(
+        {
+            "taxdome_kind": ["account"] * 3,
+            "taxdome_id": ["A1", "A2", "A1"],  # the third is the first again: the key refuses it
+            "status": ["synced"] * 3,
+            "reason": ["r"] * 3,
+        }
+    )
+    with (
+        pytest.raises(RuntimeError, match="UNIQUE constraint failed"),
+        warehouse.appending_arrow(
+            sqlite_engine, warehouse.sync_object_status, statuses.column_names, **run
+        ) as write,
+    ):
+        write(statuses.slice(0, 1))
+        write(statuses.slice(1))  # the writer's error comes from a later write or the block's end
+    with sqlite_engine.connect() as conn:
+        kept = conn.execute(sa.select(warehouse.sync_object_status.c.taxdome_id)).scalars().all()
+    assert kept == ["A1"]
+
+
 def test_appending_refuses_columns_it_would_write_without_their_type(sqlite_engine):
     warehouse.create_schema(sqlite_engine)
     with (

@@ -764,7 +764,10 @@ def _finished(writer: subprocess.Popen, errors: IO[bytes], fenced: Callable[[], 
         raise RuntimeError("the SQLite writer was fenced off: it no longer holds the right to write")
     if status:
         errors.seek(0)
-        raise RuntimeError(f"appending to the SQLite warehouse failed: {errors.read().decode()[-4000:]}")
+        said = errors.read().decode(errors="replace").strip()[-4000:]
+        raise RuntimeError(
+            f"appending to the SQLite warehouse failed (its writer's exit status {status}): {said or 'nothing said'}"
+        )
 
 
 def _with_constants(batch: pa.Table, constants: dict[str, str]) -> pa.Table:
