@@ -3,8 +3,12 @@ without holding the database's single write lock while the planner works, and al
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import multiprocessing
 import sqlite3
+import time
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -198,3 +202,58 @@ def test_a_plan_retried_replaces_the_operations_its_first_attempt_left(sqlite_en
     with sqlite_engine.connect() as conn:
         reasons = conn.execute(sa.select(warehouse.sync_plan.c.reason)).scalars().all()
     assert len(reasons) == again.operations and "left by the killed attempt" not in reasons
+
+
+def plan_and_hang(database: str) -> None:
+    """A plan task that has handed every operation to its writer, then hangs until killed."""
+    planned = planning.build_plan
+
+    def hang_once_planned(*args, **kwargs):
+        planned(*args, **kwargs)
+        time.sleep(3600)
+
+    planning.build_plan = hang_once_planned
+    plan_run(warehouse.sqlite_engine(database), "killed")
+
+
+def sqlite_writers() -> list[str]:
+    """The SQLite writer processes running on this machine (their pids)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if b"taxdome_qbo.services.sqlite_arrow\0append" in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+    return found
+
+
+def test_a_plan_killed_while_it_writes_is_not_planned_and_its_retry_starts_afresh(sqlite_engine, tmp_path):
+    staging.stage_export(sqlite_engine, write_export(tmp_path / "export"))
+    plan = warehouse.sync_plan
+    child = multiprocessing.get_context("spawn").Process(
+        target=plan_and_hang, args=(sqlite_engine.url.database,)
+    )
+    child.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with sqlite_engine.connect() as conn:
+                written = conn.execute(sa.select(sa.func.count()).select_from(plan)).scalar_one()
+            if written:
+                break
+            time.sleep(0.2)
+        assert written, "the plan wrote no operation"
+    finally:
+        child.kill()
+        child.join()
+    deadline = time.monotonic() + 30
+    while sqlite_writers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sqlite_writers(), "the killed plan's writer went on"
+    assert runs_in(sqlite_engine)["sync_plan_runs"] == []  # written, but not planned
+
+    again = plan_run(sqlite_engine, "killed")  # the lease of a process gone from this machine is taken over
+
+    with sqlite_engine.connect() as conn:
+        recorded = conn.execute(sa.select(sa.func.count()).select_from(plan)).scalar_one()
+    assert recorded == again.operations
+    assert runs_in(sqlite_engine) == {table.name: ["killed"] for table in PLAN_TABLES}
