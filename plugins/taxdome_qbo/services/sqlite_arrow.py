@@ -41,7 +41,7 @@ _APPEND = {"adbc.ingest.mode": "adbc.ingest.mode.append"}
 def _connection(database: str, busy_timeout_ms: int):
     """The driver manager's own objects, not its DB-API module, which imports pandas (1.5 s). Waits up to
     `busy_timeout_ms` where SQLite makes a connection wait (another's write lock, a checkpoint resetting the
-    WAL), as the warehouse's own connections do. Yields the connection, in a transaction, and a statement."""
+    WAL), as the warehouse's own connections do. Yields the connection and a statement."""
     with (
         adbc_driver_sqlite.connect(database) as adbc_database,
         adbc_driver_manager.AdbcConnection(adbc_database) as conn,
@@ -49,12 +49,12 @@ def _connection(database: str, busy_timeout_ms: int):
     ):
         statement.set_sql_query(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")  # a PRAGMA binds nothing
         statement.execute_query()
-        conn.set_autocommit(False)
         yield conn, statement
 
 
 def write_arrow_files(database: str, queries: dict[str, str], folder: Path, *, busy_timeout_ms: int) -> None:
     with _connection(database, busy_timeout_ms) as (conn, statement):
+        conn.set_autocommit(False)  # every query in one read transaction
         statement.set_options(**{"adbc.sqlite.query.batch_rows": str(TYPING_ROWS)})
         for name, query in queries.items():
             statement.set_sql_query(query)
@@ -68,11 +68,17 @@ def write_arrow_files(database: str, queries: dict[str, str], folder: Path, *, b
         conn.rollback()  # ends the read transaction; nothing was written
 
 
+def _run(statement: adbc_driver_manager.AdbcStatement, sql: str) -> None:
+    statement.set_sql_query(sql)
+    statement.execute_update()
+
+
 def append_stream(
     database: str, table: str, source: BufferedReader, *, fence: dict | None, busy_timeout_ms: int
 ) -> bool:
     """Append each batch of the Arrow stream `source` to `table`, a transaction each; False when the fence
-    stopped it (the batch that found it not rolled back, none after it read)."""
+    stopped it (the batch that found it rolled back, none after it read). The connection stays in autocommit
+    mode: the driver's own transactions begin deferred."""
     with (
         _connection(database, busy_timeout_ms) as (conn, statement),
         adbc_driver_manager.AdbcStatement(conn) as fence_statement,
@@ -86,6 +92,9 @@ def append_stream(
         if not source.peek(1):
             return True  # no batch: the asker had nothing to append
         for batch in pa.ipc.open_stream(source):
+            # IMMEDIATE: the write lock from the start (waited for as long as the busy timeout allows), so the
+            # fence is read under it, and no other writer's commit can come between a read and the write.
+            _run(statement, "BEGIN IMMEDIATE")
             statement.set_options(**{"adbc.ingest.target_table": table, **_APPEND})
             statement.bind(batch)
             statement.execute_update()
@@ -93,9 +102,9 @@ def append_stream(
                 fence_statement.bind(parameters)
                 stream, _ = fence_statement.execute_query()
                 if pa.RecordBatchReader._import_from_c(stream.address).read_all().num_rows == 0:
-                    conn.rollback()
+                    _run(statement, "ROLLBACK")
                     return False
-            conn.commit()
+            _run(statement, "COMMIT")
     return True
 
 
