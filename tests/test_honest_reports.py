@@ -33,6 +33,7 @@ from quickbooks.objects import Vendor
 
 from taxdome_qbo import dag_tasks
 from taxdome_qbo.core import escaping, report_html
+from taxdome_qbo.core.operation_log import phase_seqs
 from taxdome_qbo.core.planner import build_plan
 from taxdome_qbo.core.reconciliation import QboSide, ReconciliationSettings, TaxDomeSide, reconcile
 from taxdome_qbo.core.settings import FirmSettings
@@ -328,12 +329,15 @@ def _plan_rows(engine, run_id: str) -> None:
             "taxdome_id": taxdome_id,
             "qbo_entity": "Invoice",
             "action": "create",
-            "amount_cents": -1_234 if seq == 1 else 5_000,
+            "amount_cents": -1_234 if taxdome_id == HOSTILE_ID else 5_000,
             "payload": '{"DocNumber": "</code><script>alert(2)</script>"}',
             "payload_hash": "0" * 64,
             "reason": HOSTILE_REASON,
         }
-        for seq, taxdome_id in enumerate([HOSTILE_ID, *FORMULAS], start=1)
+        # Numbered as the planner numbers them: within the phase of invoice creations.
+        for seq, taxdome_id in enumerate(
+            [HOSTILE_ID, *FORMULAS], start=phase_seqs("invoice", "create").start + 1
+        )
     ]
     verdict = {
         "run_id": run_id,
