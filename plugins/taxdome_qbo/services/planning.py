@@ -249,9 +249,10 @@ _STATUSES = pa.schema([(c, pa.string()) for c in STATUS_COLUMNS])
 
 class _OperationWriter:
     """Hands the operations the planner sends to the warehouse from a thread of its own, a batch of
-    WRITE_CHUNK_ROWS at a time, so the planner goes on while a batch is encoded and sent (as an Arrow stream to
-    SQLite's writer process, as CSV to PostgreSQL's COPY), both of which free Python's lock meanwhile. At most QUEUED_BATCHES wait: a firm's payloads would not fit in memory beside the
-    planner's. A failed write stops the planner at its next batch, with the writer's error."""
+    WRITE_CHUNK_ROWS at a time, so the planner goes on while a batch is sent (as an Arrow stream to SQLite's
+    writer process, as CSV to PostgreSQL's COPY) and waits on the database, which works on the other core.
+    At most QUEUED_BATCHES wait: a firm's payloads would not fit in memory beside the planner's. A failed
+    write stops the planner at its next batch, with the writer's error."""
 
     QUEUED_BATCHES = 4
 
