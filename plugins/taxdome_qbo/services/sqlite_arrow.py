@@ -58,14 +58,18 @@ def write_arrow_files(database: str, queries: dict[str, str], folder: Path, *, b
         statement.set_options(**{"adbc.sqlite.query.batch_rows": str(TYPING_ROWS)})
         for name, query in queries.items():
             statement.set_sql_query(query)
-            stream, _ = statement.execute_query()
-            table = pa.RecordBatchReader._import_from_c(stream.address).read_all()
+            table = _query_result(statement)
             with (
                 pa.OSFile(str(folder / f"{name}.arrow"), "wb") as sink,
                 pa.ipc.new_file(sink, table.schema) as writer,
             ):
                 writer.write_table(table)
         conn.rollback()  # ends the read transaction; nothing was written
+
+
+def _query_result(statement: adbc_driver_manager.AdbcStatement) -> pa.Table:
+    stream, _ = statement.execute_query()
+    return pa.RecordBatchReader._import_from_c(stream.address).read_all()
 
 
 def _run(statement: adbc_driver_manager.AdbcStatement, sql: str) -> None:
@@ -100,8 +104,7 @@ def append_stream(
             statement.execute_update()
             if fence is not None:
                 fence_statement.bind(parameters)
-                stream, _ = fence_statement.execute_query()
-                if pa.RecordBatchReader._import_from_c(stream.address).read_all().num_rows == 0:
+                if _query_result(fence_statement).num_rows == 0:
                     _run(statement, "ROLLBACK")
                     return False
             _run(statement, "COMMIT")

@@ -702,9 +702,22 @@ def appending_arrow(
     if engine.dialect.name == "postgresql":
         if conn is None:
             raise ValueError("PostgreSQL's bulk path copies in a transaction: pass its connection")
-        with _copying_arrow(conn, table, named, constants) as write:
-            yield write
-        return
+        bulk_path = _copying_arrow(conn, table, named)
+    else:
+        bulk_path = _sqlite_writer(engine, table, fence, fenced)
+    with bulk_path as write_rows:
+        yield lambda batch: write_rows(_with_constants(batch.select(columns), constants))
+
+
+# The SQLite writer and reader process (services/sqlite_arrow.py), given its mode.
+_SQLITE_ARROW = (sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow")
+
+
+@contextmanager
+def _sqlite_writer(
+    engine: Engine, table: sa.Table, fence: sa.Select | None, fenced: Callable[[], None]
+) -> Iterator[Callable[[pa.Table], None]]:
+    """SQLite's bulk path (appending_arrow): batches of whole rows streamed to a writer process."""
     fence_query = None
     if fence is not None:
         compiled = fence.compile(dialect=engine.dialect)
@@ -716,16 +729,11 @@ def appending_arrow(
         "fence": fence_query,
     }
     with tempfile.TemporaryFile() as errors:
-        writer = subprocess.Popen(
-            [sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow", "append"],
-            stdin=subprocess.PIPE,
-            stderr=errors,
-        )
+        writer = subprocess.Popen([*_SQLITE_ARROW, "append"], stdin=subprocess.PIPE, stderr=errors)
         stream = None
 
         def write(batch: pa.Table) -> None:
             nonlocal stream
-            batch = _with_constants(batch.select(columns), constants)
             if stream is None:
                 stream = pa.ipc.new_stream(writer.stdin, batch.schema)
             try:
@@ -785,22 +793,18 @@ def _literal_columns(table: sa.Table, columns: list[str]) -> list[str]:
 
 @contextmanager
 def _copying_arrow(
-    conn: Connection, table: sa.Table, named: list[str], constants: dict[str, str]
+    conn: Connection, table: sa.Table, named: list[str]
 ) -> Iterator[Callable[[pa.Table], None]]:
-    """PostgreSQL's COPY: each batch as CSV. Arrow's CSV writer writes a null as an empty field and an empty
-    text as a quoted one, as COPY reads them."""
+    """PostgreSQL's bulk path (appending_arrow): one COPY, each batch of whole rows (columns `named`) sent as
+    CSV. Arrow's CSV writer writes a null as an empty field and an empty text as a quoted one, as COPY reads
+    them."""
     preparer = conn.dialect.identifier_preparer
     target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in named)})"
-    columns = [name for name in named if name not in constants]
     with raw_cursor(conn) as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
 
         def write(batch: pa.Table) -> None:
             buffer = io.BytesIO()
-            pa_csv.write_csv(
-                _with_constants(batch.select(columns), constants),
-                buffer,
-                pa_csv.WriteOptions(include_header=False),
-            )
+            pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
             copy.write(buffer.getvalue())
 
         yield write
@@ -832,7 +836,7 @@ def read_arrow(engine: Engine, selects: dict[str, sa.Select]) -> dict[str, pa.Ta
             "busy_timeout_ms": SQLITE_BUSY_TIMEOUT_SECONDS * 1000,
         }
         reader = subprocess.run(
-            [sys.executable, "-m", "taxdome_qbo.services.sqlite_arrow", "read"],
+            [*_SQLITE_ARROW, "read"],
             input=json.dumps(request),
             capture_output=True,
             text=True,
